@@ -1,0 +1,62 @@
+"""orjson encoding and decoding shared by every record (one place for the wire format)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_OMIT_MICROSECONDS
+
+
+def _omit_none(obj: Any) -> Any:
+    """Recursively drop None values and empty containers for a compact wire form."""
+    if isinstance(obj, dict):
+        return {k: _omit_none(v) for k, v in obj.items() if v is not None and v != {}}
+    if isinstance(obj, list | tuple):
+        return [_omit_none(v) for v in obj]
+    return obj
+
+
+def to_plain(record: Any) -> dict[str, Any]:
+    """A record as a JSON-ready dict (datetimes as ISO 8601 strings, None omitted)."""
+    data: dict[str, Any] = orjson.loads(orjson.dumps(record, option=_OPTIONS))
+    return _omit_none(data)  # type: ignore[no-any-return]
+
+
+def dumps(record: Any) -> bytes:
+    """Serialize a record (dataclass, dict) to compact JSON bytes."""
+    return orjson.dumps(to_plain(record) if not isinstance(record, dict) else record, option=_OPTIONS)
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON bytes."""
+    return orjson.loads(data)
+
+
+def opt_datetime(value: Any) -> datetime | None:
+    """Parse an ISO 8601 datetime with offset; None stays None.
+
+    A naive datetime is refused: every timestamp on the wire carries its offset.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise ValueError(f"datetime {value!r} has no UTC offset")
+    return parsed
+
+
+def opt_float(value: Any) -> float | None:
+    """A number or None; booleans and strings are refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)

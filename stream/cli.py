@@ -1,0 +1,46 @@
+"""The ``corridor`` command. Subcommands load lazily, so offline tools never import the broker."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# name -> "module:attribute" of a click command; each group of commands lives in its own module.
+COMMANDS: dict[str, str] = {
+    "services": "stream.commands.services:services",
+    "worker": "stream.commands.worker:worker",
+    "gateway": "stream.commands.gateway:gateway",
+    "demo": "stream.commands.demo:demo",
+    "parse": "stream.commands.parse:parse",
+    "match": "stream.commands.match:match",
+    "bench": "stream.commands.bench:bench",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return None
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="corridor")
+def main(**_: Any) -> None:
+    """Corridor: live traffic events matched against truck routes, alerts pushed to drivers."""
