@@ -1,0 +1,54 @@
+"""``corridor bench``: benchmarks that print a table (or JSON) measured in one run."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# subcommand -> "module:attribute"; each benchmark lives in its own module under stream/bench/.
+BENCHES: dict[str, str] = {
+    "match": "stream.bench.match:match",
+    "parse": "stream.bench.parse:parse",
+    "gateway": "stream.bench.gateway:gateway",
+}
+
+
+class _LazyBenches(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*sorted(BENCHES), "all"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "all":
+            return run_all
+        target = BENCHES.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return None
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=_LazyBenches)
+def bench() -> None:
+    """Benchmarks: medians of repeated runs, with the peers measured in the same run."""
+
+
+@click.command("all")
+@click.pass_context
+def run_all(ctx: click.Context) -> None:
+    """Run every available benchmark with its default sizes."""
+    group = ctx.parent.command if ctx.parent else bench
+    assert isinstance(group, click.Group)  # noqa: S101
+    for name in sorted(BENCHES):
+        command = group.get_command(ctx, name)
+        if command is None:
+            continue
+        click.echo(f"== bench {name}", err=True)
+        ctx.invoke(command)
