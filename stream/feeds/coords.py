@@ -1,0 +1,142 @@
+"""Coordinates and GeoJSON geometries: validated, 2D, lon/lat, swapped axes caught."""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+from typing import Any
+
+from stream.feeds.base import RecordError
+
+MAX_POSITIONS = 100_000
+EARTH_RADIUS_KM = 6371.0088
+FAR_KM = 1000.0
+"""A record this far from the feed's median position, as given, is suspect..."""
+NEAR_KM = 300.0
+"""...and is called swapped when exchanging its axes brings it this close."""
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(f"coordinate {value!r} is not a number", "invalid_coordinates")
+    number = float(value)
+    if not math.isfinite(number):
+        raise RecordError(f"coordinate {value!r} is not finite", "invalid_coordinates")
+    return number
+
+
+def lonlat(lon: float, lat: float) -> list[float]:
+    """A validated [lon, lat] position; swapped or impossible values raise RecordError."""
+    if -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0:
+        return [lon, lat]
+    if -180.0 <= lat <= 180.0 and -90.0 <= lon <= 90.0:
+        raise RecordError(
+            f"position lon={lon} lat={lat} is impossible, but valid with the axes swapped: "
+            "send longitude/latitude in the order the format defines",
+            "swapped_coordinates",
+        )
+    raise RecordError(f"position lon={lon} lat={lat} is outside WGS84", "invalid_coordinates")
+
+
+def _position(value: Any) -> list[float]:
+    if not isinstance(value, list | tuple) or not 2 <= len(value) <= 3:
+        raise RecordError(f"position {value!r} is not [lon, lat] or [lon, lat, z]", "schema")
+    return lonlat(_number(value[0]), _number(value[1]))
+
+
+def _line(value: Any, minimum: int, what: str) -> list[list[float]]:
+    if not isinstance(value, list) or len(value) < minimum:
+        raise RecordError(f"a {what} needs at least {minimum} positions", "invalid_geometry")
+    if len(value) > MAX_POSITIONS:
+        raise RecordError(f"a {what} has over {MAX_POSITIONS} positions", "invalid_geometry")
+    return [_position(p) for p in value]
+
+
+def _many(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise RecordError(f"{what} coordinates must be a non-empty array", "invalid_geometry")
+    return value
+
+
+def _coordinates(kind: str, coords: Any) -> Any:
+    if kind == "Point":
+        return _position(coords)
+    if kind == "LineString":
+        return _line(coords, 2, "LineString")
+    if kind == "MultiLineString":
+        return [_line(c, 2, "LineString") for c in _many(coords, kind)]
+    if kind == "Polygon":
+        return [_line(r, 4, "polygon ring") for r in _many(coords, kind)]
+    if kind == "MultiPolygon":
+        return [[_line(r, 4, "polygon ring") for r in _many(p, kind)] for p in _many(coords, kind)]
+    raise RecordError(f"geometry type {kind!r} is not supported", "unsupported_geometry")
+
+
+_MULTI = {"LineString": "MultiLineString", "Polygon": "MultiPolygon"}
+
+
+def _collection(parts: Any) -> dict[str, Any]:
+    """A GeometryCollection of lines (or of polygons) as one Multi* geometry."""
+    if not isinstance(parts, list) or not parts:
+        raise RecordError("GeometryCollection has no geometries", "missing_geometry")
+    members = [geometry(p) for p in parts]
+    single = {m["type"].removeprefix("Multi") for m in members}
+    if len(single) != 1 or (kind := single.pop()) not in _MULTI:
+        raise RecordError(
+            "GeometryCollection mixes geometry types; send lines or polygons only",
+            "unsupported_geometry",
+        )
+    coords: list[Any] = []
+    for m in members:
+        coords.extend(m["coordinates"] if m["type"].startswith("Multi") else [m["coordinates"]])
+    return {"type": _MULTI[kind], "coordinates": coords}
+
+
+def geometry(value: Any) -> dict[str, Any]:
+    """A GeoJSON geometry validated and flattened to 2D lon/lat (RecordError when unusable)."""
+    if value is None:
+        raise RecordError("record has no geometry", "missing_geometry")
+    if not isinstance(value, dict):
+        raise RecordError("geometry must be a GeoJSON object", "invalid_geometry")
+    kind = value.get("type")
+    if kind == "GeometryCollection":
+        return _collection(value.get("geometries"))
+    if not isinstance(kind, str):
+        raise RecordError("geometry has no type", "invalid_geometry")
+    return {"type": kind, "coordinates": _coordinates(kind, value.get("coordinates"))}
+
+
+def first_position(geom: dict[str, Any]) -> tuple[float, float]:
+    """A representative (lon, lat) of a validated geometry: its first position."""
+    coords: Any = geom["coordinates"]
+    while isinstance(coords[0], list):
+        coords = coords[0]
+    return float(coords[0]), float(coords[1])
+
+
+def haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def swapped_outliers(points: list[tuple[float, float]]) -> set[int]:
+    """Indices of (lon, lat) points far from the feed's median that swapping brings back."""
+    if len(points) < 3:
+        return set()
+    mlon = median(p[0] for p in points)
+    mlat = median(p[1] for p in points)
+    found = set()
+    for index, (lon, lat) in enumerate(points):
+        if haversine_km(lon, lat, mlon, mlat) > FAR_KM and -90.0 <= lon <= 90.0:
+            if haversine_km(lat, lon, mlon, mlat) < NEAR_KM:
+                found.add(index)
+    return found
+
+
+SWAPPED_FEED_ERROR = (
+    "its position is {far:.0f} km from the feed's other records but lies among them with "
+    "latitude and longitude exchanged: the axes look swapped; send the order the format defines"
+)

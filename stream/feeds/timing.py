@@ -1,0 +1,89 @@
+"""Timestamps and weekly schedules as feeds write them, read into the event's forms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+
+from schemas.event import WEEKDAYS
+from stream.feeds.base import RecordError
+
+_SLOT = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::\d{2})?\s*-\s*(\d{1,2}):(\d{2})(?::\d{2})?\s*$")
+DAYS = ("everyday", *WEEKDAYS)
+MAX_SLOTS = 24
+
+
+def instant(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 timestamp with offset (None when absent); naive or bad values raise."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordError(f"{field} {value[:64]!r} is not an ISO 8601 time", "bad_time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise RecordError(f"{field} {value[:64]!r} has no UTC offset", "bad_time")
+    return parsed
+
+
+def window(start: datetime | None, end: datetime | None) -> None:
+    """Refuse a validity window whose end is before its start."""
+    if start is not None and end is not None and end < start:
+        raise RecordError(f"end {end.isoformat()} is before start {start.isoformat()}", "bad_time")
+
+
+def _hhmm(hour: int, minute: int, text: str) -> int:
+    if hour > 24 or minute > 59 or (hour == 24 and minute):
+        raise RecordError(f"time slot {text!r} has an impossible time", "bad_schedule")
+    return hour * 60 + minute
+
+
+def _fmt(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def slots(text: str) -> list[tuple[int, int]]:
+    """'12:00-14:00,19:00-21:00' as (start, end) minute pairs; end may be before start."""
+    found = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        match = _SLOT.match(part)
+        if match is None:
+            raise RecordError(f"time slot {part.strip()[:32]!r} is not HH:MM-HH:MM", "bad_schedule")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        found.append((_hhmm(h1, m1, part), _hhmm(h2, m2, part)))
+    if not found or len(found) > MAX_SLOTS:
+        raise RecordError(f"schedule {text[:64]!r} has no usable time slot", "bad_schedule")
+    return found
+
+
+def schedule(
+    days: Iterable[tuple[str, list[tuple[int, int]]]],
+) -> dict[str, tuple[str, ...]] | None:
+    """Day -> slots as the event's schedule; overnight slots continue on the next day."""
+    table: dict[str, list[str]] = {}
+
+    def add(day: str, start: int, end: int) -> None:
+        entry = table.setdefault(day, [])
+        slot = f"{_fmt(start)}-{_fmt(end)}"
+        if slot not in entry and len(entry) < MAX_SLOTS:
+            entry.append(slot)
+
+    for day, pairs in days:
+        if day not in DAYS:
+            raise RecordError(
+                f"schedule day {day[:32]!r} is not a weekday or everyday", "bad_schedule"
+            )
+        for start, end in pairs:
+            if start == end or start >= 24 * 60:
+                raise RecordError(f"time slot {_fmt(start)}-{_fmt(end)} is empty", "bad_schedule")
+            if start < end:
+                add(day, start, end)
+                continue
+            add(day, start, 24 * 60)
+            if end:
+                nxt = day if day == "everyday" else WEEKDAYS[(WEEKDAYS.index(day) + 1) % 7]
+                add(nxt, 0, end)
+    return {day: tuple(sorted(v)) for day, v in table.items()} or None
