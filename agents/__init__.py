@@ -1,0 +1,1 @@
+"""Faust agents: thin wiring from a topic through the pure core to a topic or a sink."""

@@ -27,7 +27,9 @@ def to_plain(record: Any) -> dict[str, Any]:
 
 def dumps(record: Any) -> bytes:
     """Serialize a record (dataclass, dict) to compact JSON bytes."""
-    return orjson.dumps(to_plain(record) if not isinstance(record, dict) else record, option=_OPTIONS)
+    return orjson.dumps(
+        to_plain(record) if not isinstance(record, dict) else record, option=_OPTIONS
+    )
 
 
 def loads(data: bytes | str) -> Any:

@@ -98,9 +98,7 @@ class Event:
             valid_until=opt_datetime(data.get("valid_until")),
             status=data.get("status", "active"),
             direction=data.get("direction", "both"),
-            schedule=(
-                {day: tuple(slots) for day, slots in schedule.items()} if schedule else None
-            ),
+            schedule=({day: tuple(slots) for day, slots in schedule.items()} if schedule else None),
             timezone=data.get("timezone") or "Europe/Paris",
             vehicles=VehicleConditions.from_dict(vehicles) if vehicles else None,
             title=data.get("title"),

@@ -13,6 +13,8 @@ COMMANDS: dict[str, str] = {
     "worker": "stream.commands.worker:worker",
     "gateway": "stream.commands.gateway:gateway",
     "demo": "stream.commands.demo:demo",
+    "publish": "stream.commands.publish:publish",
+    "token": "stream.commands.token:token",
     "parse": "stream.commands.parse:parse",
     "match": "stream.commands.match:match",
     "bench": "stream.commands.bench:bench",

@@ -1,0 +1,26 @@
+"""notify_drivers: alert transitions into each driver's Redis stream (deduplicated)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from schemas import Alert
+from stream.runtime import metrics
+from stream.runtime.app import alerts_topic, app, runtime
+
+log = logging.getLogger("corridor.agents.notify")
+
+
+@app.agent(alerts_topic)
+async def notify_drivers(stream: Any) -> None:
+    """Append alerts to driver streams in batches; replays are absorbed by the outbox."""
+    async for batch in stream.take(1000, within=0.02):
+        alerts = [Alert.from_dict(orjson.loads(raw)) for raw in batch]
+        for alert, stream_id in await runtime.outbox.append(alerts):
+            if stream_id is None:
+                metrics.alerts_deduplicated.inc()
+            else:
+                metrics.alerts_stored.labels(alert.state).inc()

@@ -1,0 +1,57 @@
+"""``corridor gateway``: the websocket server where drivers receive their alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import click
+import redis.asyncio as aioredis
+
+from stream.runtime import metrics
+from stream.runtime.gateway import run_gateway
+from stream.runtime.keys import load_keyring
+from stream.runtime.logs import setup_logging
+from stream.runtime.settings import ConfigError, Settings
+
+
+@click.command()
+@click.option(
+    "--host", default=None, help="Interface (default CORRIDOR_GATEWAY_HOST or 127.0.0.1)."
+)
+@click.option(
+    "--port", type=int, default=None, help="Port (default CORRIDOR_GATEWAY_PORT or 8765)."
+)
+def gateway(host: str | None, port: int | None) -> None:
+    """Serve drivers' websockets at /drivers/{driver_id}/alerts until SIGTERM or Ctrl-C."""
+    setup_logging()
+    settings = Settings.from_env()
+    try:
+        client = aioredis.Redis.from_url(settings.resolved_redis_url())
+        keyring = load_keyring(settings)
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    metrics.serve(settings.metrics_port)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_gateway(
+                client,
+                settings.redis_prefix,
+                keyring,
+                host or settings.gateway_host,
+                port or settings.gateway_port,
+                stop=stop,
+            )
+        finally:
+            await client.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    logging.getLogger("corridor.gateway").info("gateway stopped")

@@ -1,0 +1,113 @@
+"""Runtime configuration, read once from ``CORRIDOR_*`` environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """Configuration is missing or wrong; the message says what to do."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the services are, how topics are named, and the knobs of each process."""
+
+    state_dir: Path = field(default_factory=lambda: Path(".state"))
+    kafka_url: str | None = None
+    redis_url: str | None = None
+    topic_prefix: str = "corridor"
+    app_id: str = "corridor"
+    partitions: int = 8
+    corridor_m: float = 30.0
+    metric_crs: str = "EPSG:2154"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8765
+    metrics_port: int = 0
+    signing_key: str | None = None
+    stream_maxlen: int = 1000
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from the environment (``CORRIDOR_*``), with the defaults of a laptop."""
+        env = os.environ
+        return cls(
+            state_dir=Path(env.get("CORRIDOR_STATE_DIR") or ".state"),
+            kafka_url=env.get("CORRIDOR_KAFKA_URL") or None,
+            redis_url=env.get("CORRIDOR_REDIS_URL") or None,
+            topic_prefix=env.get("CORRIDOR_TOPIC_PREFIX") or "corridor",
+            app_id=env.get("CORRIDOR_APP_ID") or "corridor",
+            partitions=_env_int("CORRIDOR_PARTITIONS", 8),
+            corridor_m=_env_float("CORRIDOR_CORRIDOR_M", 30.0),
+            metric_crs=env.get("CORRIDOR_METRIC_CRS") or "EPSG:2154",
+            gateway_host=env.get("CORRIDOR_GATEWAY_HOST") or "127.0.0.1",
+            gateway_port=_env_int("CORRIDOR_GATEWAY_PORT", 8765),
+            metrics_port=_env_int("CORRIDOR_METRICS_PORT", 0),
+            signing_key=env.get("CORRIDOR_SIGNING_KEY") or None,
+            stream_maxlen=_env_int("CORRIDOR_STREAM_MAXLEN", 1000),
+        )
+
+    def topic(self, name: str) -> str:
+        """Full topic name, e.g. ``topic('events')`` -> ``corridor.events``."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def redis_prefix(self) -> str:
+        """Prefix of every Redis key this deployment writes."""
+        return self.topic_prefix
+
+    def _embedded(self) -> dict[str, str]:
+        path = self.state_dir / "services.json"
+        try:
+            data: dict[str, str] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        return data
+
+    def resolved_kafka_url(self) -> str:
+        """The broker: ``CORRIDOR_KAFKA_URL``, else the embedded one started by ``services up``."""
+        url = self.kafka_url or self._embedded().get("kafka_url")
+        if not url:
+            raise ConfigError(
+                "no broker: set CORRIDOR_KAFKA_URL=kafka://host:9092, "
+                "or start the embedded one with `corridor services up`"
+            )
+        return url
+
+    def resolved_redis_url(self) -> str:
+        """Redis: ``CORRIDOR_REDIS_URL``, else the embedded one started by ``services up``."""
+        url = self.redis_url or self._embedded().get("redis_url")
+        if not url:
+            raise ConfigError(
+                "no Redis: set CORRIDOR_REDIS_URL=redis://host:6379/0, "
+                "or start the embedded one with `corridor services up`"
+            )
+        return url
+
+    def bootstrap_servers(self) -> str:
+        """The broker as aiokafka wants it (``host:port``, comma-separated)."""
+        url = self.resolved_kafka_url()
+        return ",".join(part.split("://", 1)[-1] for part in url.split(","))

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real embedded broker and Redis, started once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import Deployment
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The embedded broker (Tansu) and Redis on free ports, for the whole session."""
+    from stream.runtime.services import EmbeddedServices
+
+    state = tmp_path_factory.mktemp("services")
+    embedded = EmbeddedServices(state)
+    try:
+        yield embedded.up()
+    finally:
+        embedded.down()
+
+
+@pytest.fixture
+def deployment(services: dict[str, str], tmp_path: Path) -> Iterator[Deployment]:
+    """A deployment of its own (topics, consumer group, Redis keys) on the shared services."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "services.json").write_text(json.dumps(services))
+    name = f"t{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "CORRIDOR_STATE_DIR": str(state),
+        "CORRIDOR_TOPIC_PREFIX": name,
+        "CORRIDOR_APP_ID": name,
+        "CORRIDOR_PARTITIONS": "4",
+        "CORRIDOR_SIGNING_KEY": "test:" + uuid.uuid4().hex,
+    }
+    env.pop("CORRIDOR_KAFKA_URL", None)
+    env.pop("CORRIDOR_REDIS_URL", None)
+    with Deployment(env, tmp_path) as dep:
+        yield dep

@@ -1,0 +1,59 @@
+"""Driver tokens: bound to a driver, expiring, signed, rotatable."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.core.tokens import Keyring, TokenError
+
+NOW = 1_800_000_000.0
+RING = Keyring.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")
+
+
+def test_token_round_trip() -> None:
+    """A fresh token verifies and names its driver."""
+    assert RING.verify(RING.issue("driver-7", NOW, 3600), NOW + 10) == "driver-7"
+
+
+@pytest.mark.parametrize(
+    ("case", "token", "reason"),
+    [
+        ("expired", RING.issue("d", NOW, 60), "expired"),
+        ("forged signature", RING.issue("d", NOW, 60)[:-4] + "AAAA", "bad_signature"),
+        ("not a token", "hello", "malformed"),
+        (
+            "unknown key",
+            Keyring.parse("k9:another-secret-012345").issue("d", NOW, 60),
+            "unknown_key",
+        ),
+    ],
+)
+def test_refused_tokens(case: str, token: str, reason: str) -> None:
+    """Expired, forged, malformed and foreign-key tokens are refused with their reason."""
+    at = NOW + 120 if case == "expired" else NOW
+    with pytest.raises(TokenError) as caught:
+        RING.verify(token, at)
+    assert caught.value.reason == reason
+
+
+def test_driver_id_cannot_be_swapped() -> None:
+    """Replacing the driver part of a valid token breaks its signature."""
+    mine = RING.issue("alice", NOW, 60).split(".")
+    other = RING.issue("bob", NOW, 60).split(".")
+    forged = ".".join([mine[0], other[1], *mine[2:]])
+    with pytest.raises(TokenError, match="signature"):
+        RING.verify(forged, NOW)
+
+
+def test_rotation_keeps_old_tokens_valid() -> None:
+    """After a new key is added in front, tokens of the old key still verify; new ones use it."""
+    old = Keyring.parse("k1:first-secret-0123456789")
+    token = old.issue("d", NOW, 60)
+    assert RING.verify(token, NOW) == "d"
+    assert RING.issue("d", NOW, 60).split(".")[3] == "k2"
+
+
+def test_short_keys_are_refused() -> None:
+    """A signing key under 16 characters is a configuration error."""
+    with pytest.raises(ValueError, match="shorter"):
+        Keyring.parse("tiny")
