@@ -1,0 +1,143 @@
+"""DATEX II v3 TrafficRegulationPublication (and SituationPublication) -> events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from schemas.event import Event
+from schemas.rejected import Rejection
+from stream.feeds import xmldoc
+from stream.feeds.base import FeedFormatError, Item, RecordError, reject, text
+from stream.feeds.datex2_common import (
+    Validity,
+    children,
+    first,
+    location,
+    validity,
+    value,
+    xsi_type,
+)
+from stream.feeds.datex2_situation import situation_items
+from stream.feeds.datex2_vehicles import vehicle_conditions
+
+SOURCE = "datex2"
+CANCELLED_ORDERS = frozenset({"cancelled", "revoked", "withdrawn", "suspended"})
+
+
+def _conditions(element: etree._Element, found: dict[str, list[etree._Element]]) -> None:
+    """Collect the leaf conditions of a (nested) ConditionSet by type."""
+    kind = xsi_type(element)
+    if kind == "ConditionSet":
+        for child in children(element, "conditions"):
+            _conditions(child, found)
+    else:
+        found.setdefault(kind, []).append(element)
+
+
+def _regulation_types(regulation: etree._Element) -> list[str]:
+    names = []
+    for element in children(regulation, "typeOfRegulation"):
+        words = [t.strip() for t in element.itertext() if t.strip()]
+        names.append(":".join([xsi_type(element), " ".join(words)[:80]]).rstrip(":"))
+    return names
+
+
+def _validities(found: dict[str, list[etree._Element]], order: etree._Element) -> list[Validity]:
+    own = [validity(c) for c in found.get("ValidityCondition", [])]
+    if own:
+        return own
+    by_order = children(order, "validityByOrder")
+    return [validity(by_order[0])] if by_order else [Validity(None, None, None, "Europe/Paris")]
+
+
+def regulation_items(order: etree._Element, index: int, regulation: etree._Element) -> list[Item]:
+    """Events for one trafficRegulation: one per (location, validity) it holds."""
+    order_id = order.get("id") or value(order, "regulationId") or f"order-{index}"
+    where = f"trafficRegulationOrder {order_id} regulation {index}"
+    found: dict[str, list[etree._Element]] = {}
+    for condition in children(regulation, "condition"):
+        _conditions(condition, found)
+    validities = _validities(found, order)
+    vehicles, vehicle_notes, restricts = vehicle_conditions(found.get("VehicleCondition", []))
+    types = _regulation_types(regulation)
+    no_entry = any(t.startswith("AccessRestriction:noEntry") for t in types)
+    kind = "closure" if no_entry and not restricts else "restriction"
+    description = first(order, "description")
+    title = (
+        text(" ".join(description.itertext()), "description") if description is not None else None
+    )
+    cancelled = (value(order, "status") or "") in CANCELLED_ORDERS
+    cancelled = cancelled or (text(_status(regulation), "status") == "inactive")
+    details: dict[str, Any] = {
+        "order_id": order_id,
+        "regulation_id": value(order, "regulationId"),
+        "regulations": types,
+        **vehicle_notes,
+    }
+    locations = found.get("LocationCondition", [])
+    if not locations:
+        return [Rejection("regulation has no LocationCondition", where, "missing_geometry")]
+    items: list[Item] = []
+    for n_loc, loc in enumerate(locations):
+        try:
+            geometry, street = location(loc)
+        except RecordError as exc:
+            items.append(reject(f"{where} location {n_loc}", exc))
+            continue
+        for n_val, valid in enumerate(validities):
+            extra = {"schedule_exceptions": list(valid.exceptions)} if valid.exceptions else {}
+            items.append(
+                Event(
+                    id=f"{SOURCE}:{order_id}:r{index}:l{n_loc}:v{n_val}",
+                    source=SOURCE,
+                    kind=kind,
+                    geometry=geometry,
+                    valid_from=valid.start,
+                    valid_until=valid.end,
+                    status="cancelled" if cancelled or valid.suspended else "active",
+                    schedule=valid.schedule,
+                    timezone=valid.timezone,
+                    vehicles=vehicles,
+                    title=title,
+                    street=street,
+                    severity="high" if kind == "closure" else None,
+                    details={**details, **extra},
+                )
+            )
+    return items
+
+
+def _status(regulation: etree._Element) -> str | None:
+    found = children(regulation, "status")
+    return found[0].text if found else None
+
+
+def _regulation_orders(root: etree._Element) -> list[Item]:
+    items: list[Item] = []
+    for order in root.iter("{*}trafficRegulationOrder"):
+        for index, regulation in enumerate(children(order, "trafficRegulation")):
+            try:
+                items.extend(regulation_items(order, index, regulation))
+            except RecordError as exc:
+                where = f"trafficRegulationOrder {order.get('id')} regulation {index}"
+                items.append(reject(where, exc))
+    return items
+
+
+def parse_datex2(data: bytes | str) -> list[Item]:
+    """A DATEX II v3 payload (regulations or situations) as events and rejections."""
+    root = xmldoc.parse(data, "DATEX II")
+    publication = xsi_type(root)
+    if (
+        publication == "TrafficRegulationPublication"
+        or first(root, "trafficRegulationOrder") is not None
+    ):
+        return _regulation_orders(root)
+    if publication == "SituationPublication" or first(root, "situation") is not None:
+        return situation_items(root)
+    raise FeedFormatError(
+        f"<{xmldoc.local(root.tag)}> of type {publication or '(none)'!r} is neither a "
+        "TrafficRegulationPublication nor a SituationPublication"
+    )

@@ -1,0 +1,162 @@
+"""DATEX II v3 building blocks shared by regulations and situations: validity and location."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+import orjson
+from lxml import etree
+
+from schemas.event import WEEKDAYS
+from stream.feeds import coords, timing
+from stream.feeds.base import RecordError, text
+from stream.feeds.xmldoc import local
+
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+FULL_DAY = [(0, 24 * 60)]
+MAX_GEOMETRY_CHARS = 32 * 1024 * 1024
+
+
+def xsi_type(element: etree._Element) -> str:
+    """The element's xsi:type without prefix ('' when absent)."""
+    return str(element.get(XSI_TYPE) or "").rpartition(":")[2]
+
+
+def first(element: etree._Element, name: str) -> etree._Element | None:
+    """The first descendant named ``name`` in any namespace."""
+    for found in element.iter("{*}" + name):
+        return found
+    return None
+
+
+def value(element: etree._Element, name: str, max_len: int = 512) -> str | None:
+    """Stripped text of the first descendant named ``name`` (None when absent or empty)."""
+    found = first(element, name)
+    return text(found.text, name, max_len) if found is not None and found.text else None
+
+
+def children(element: etree._Element, name: str) -> list[etree._Element]:
+    """Direct children named ``name`` in any namespace."""
+    return [c for c in element if local(c.tag) == name]
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """A validity window with its weekly schedule and the schedule's timezone."""
+
+    start: datetime | None
+    end: datetime | None
+    schedule: dict[str, tuple[str, ...]] | None
+    timezone: str
+    exceptions: tuple[str, ...] = ()
+    suspended: bool = False
+
+
+def _time_of_day(raw: str | None, offsets: set[Any]) -> int:
+    try:
+        parsed = time.fromisoformat((raw or "").replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordError(
+            f"time of day {str(raw)[:32]!r} is not HH:MM:SS", "bad_schedule"
+        ) from None
+    offsets.add(parsed.utcoffset())
+    return parsed.hour * 60 + parsed.minute
+
+
+def _zone(offsets: set[Any]) -> str:
+    if offsets == {None} or not offsets:
+        return "Europe/Paris"
+    if len(offsets) > 1:
+        raise RecordError("time periods mix UTC offsets", "bad_schedule")
+    seconds = int(next(iter(offsets)).total_seconds())
+    if seconds % 3600:
+        raise RecordError("time periods use an offset that is not a whole hour", "bad_schedule")
+    hours = seconds // 3600
+    return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
+
+
+def _days(period: etree._Element) -> list[str]:
+    return [d.text.strip() for d in period.iter("{*}applicableDay") if d.text and d.text.strip()]
+
+
+def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, str, list[str]]:
+    offsets: set[Any] = set()
+    table: list[tuple[str, list[tuple[int, int]]]] = []
+    for period in children(spec, "validPeriod"):
+        slots = [
+            (
+                _time_of_day(value(p, "startTimeOfPeriod"), offsets),
+                _time_of_day(value(p, "endTimeOfPeriod"), offsets),
+            )
+            for p in period.iter("{*}recurringTimePeriodOfDay")
+        ]
+        days = _days(period) or ["everyday"]
+        table.extend(
+            (day, [(s, e if e else 24 * 60) for s, e in slots] or FULL_DAY) for day in days
+        )
+    excluded, notes = set(), []
+    for period in children(spec, "exceptionPeriod"):
+        excluded.update(_days(period))
+        notes.extend(f"except {t.text.strip()}" for t in period.iter("{*}specialDayType") if t.text)
+    if excluded:
+        base = table or [("everyday", FULL_DAY)]
+        table = [(d, s) for day, s in base for d in (WEEKDAYS if day == "everyday" else [day])]
+        table = [(d, s) for d, s in table if d not in excluded]
+        if not table:
+            raise RecordError("every day is excluded: the validity never applies", "bad_schedule")
+    schedule = timing.schedule(table)
+    if schedule and len(schedule) == 7 and len(set(schedule.values())) == 1:
+        schedule = {"everyday": schedule["monday"]}
+    if schedule == {"everyday": ("00:00-24:00",)}:
+        schedule = None
+    return schedule, _zone(offsets), notes
+
+
+def validity(element: etree._Element) -> Validity:
+    """A DATEX II validity (validityByOrder / validity) as window, schedule and timezone."""
+    status = value(element, "validityStatus")
+    spec = first(element, "validityTimeSpecification")
+    if spec is None:
+        return Validity(None, None, None, "Europe/Paris", (), status == "suspended")
+    start = timing.instant(value(spec, "overallStartTime"), "overallStartTime")
+    end = timing.instant(value(spec, "overallEndTime"), "overallEndTime")
+    timing.window(start, end)
+    schedule, zone, notes = _weekly(spec)
+    return Validity(start, end, schedule, zone, tuple(notes), status == "suspended")
+
+
+def _pos_list(raw: str) -> dict[str, Any]:
+    try:
+        numbers = [float(n) for n in raw.split()]
+    except ValueError:
+        raise RecordError("posList holds a non-number", "invalid_coordinates") from None
+    if len(numbers) < 4 or len(numbers) % 2:
+        raise RecordError("posList needs an even count of at least 4 numbers", "invalid_geometry")
+    line = [[numbers[i + 1], numbers[i]] for i in range(0, len(numbers), 2)]
+    return coords.geometry({"type": "LineString", "coordinates": line})
+
+
+def location(element: etree._Element) -> tuple[dict[str, Any], str | None]:
+    """(geometry, street) of a DATEX II location: GeoJSON extension, GML line or a point."""
+    street = value(element, "roadName") or value(element, "roadNumber")
+    street = street or value(element, "value")
+    geojson = value(element, "geoJsonGeometry", MAX_GEOMETRY_CHARS)
+    if geojson is not None:
+        try:
+            parsed = orjson.loads(geojson)
+        except orjson.JSONDecodeError:
+            raise RecordError("geoJsonGeometry is not JSON", "invalid_geometry") from None
+        return coords.geometry(parsed), street
+    pos_list = value(element, "posList", MAX_GEOMETRY_CHARS)
+    if pos_list is not None:
+        return _pos_list(pos_list), street
+    lat, lon = value(element, "latitude"), value(element, "longitude")
+    if lat is not None and lon is not None:
+        try:
+            point = coords.lonlat(float(lon), float(lat))
+        except ValueError:
+            raise RecordError("latitude/longitude is not a number", "invalid_coordinates") from None
+        return coords.geometry({"type": "Point", "coordinates": point}), street
+    raise RecordError("location has no GeoJSON, posList or coordinates", "missing_geometry")
