@@ -6,7 +6,7 @@ from typing import Any
 
 from lxml import etree
 
-from schemas.event import Event
+from schemas.event import Event, EventKind
 from schemas.rejected import Rejection
 from stream.feeds import xmldoc
 from stream.feeds.base import FeedFormatError, Item, RecordError, reject, text
@@ -63,7 +63,7 @@ def regulation_items(order: etree._Element, index: int, regulation: etree._Eleme
     vehicles, vehicle_notes, restricts = vehicle_conditions(found.get("VehicleCondition", []))
     types = _regulation_types(regulation)
     no_entry = any(t.startswith("AccessRestriction:noEntry") for t in types)
-    kind = "closure" if no_entry and not restricts else "restriction"
+    kind: EventKind = "closure" if no_entry and not restricts else "restriction"
     description = first(order, "description")
     title = (
         text(" ".join(description.itertext()), "description") if description is not None else None

@@ -96,7 +96,8 @@ def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, st
         table.extend(
             (day, [(s, e if e else 24 * 60) for s, e in slots] or FULL_DAY) for day in days
         )
-    excluded, notes = set(), []
+    excluded: set[str] = set()
+    notes: list[str] = []
     for period in children(spec, "exceptionPeriod"):
         excluded.update(_days(period))
         notes.extend(f"except {t.text.strip()}" for t in period.iter("{*}specialDayType") if t.text)
