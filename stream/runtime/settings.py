@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +13,8 @@ class ConfigError(RuntimeError):
     """Configuration is missing or wrong; the message says what to do."""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -22,8 +23,8 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -51,23 +52,23 @@ class Settings:
     stream_maxlen: int = 1000
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from the environment (``CORRIDOR_*``), with the defaults of a laptop."""
-        env = os.environ
+        env = os.environ if environ is None else environ
         return cls(
             state_dir=Path(env.get("CORRIDOR_STATE_DIR") or ".state"),
             kafka_url=env.get("CORRIDOR_KAFKA_URL") or None,
             redis_url=env.get("CORRIDOR_REDIS_URL") or None,
             topic_prefix=env.get("CORRIDOR_TOPIC_PREFIX") or "corridor",
             app_id=env.get("CORRIDOR_APP_ID") or "corridor",
-            partitions=_env_int("CORRIDOR_PARTITIONS", 8),
-            corridor_m=_env_float("CORRIDOR_CORRIDOR_M", 30.0),
+            partitions=_env_int(env, "CORRIDOR_PARTITIONS", 8),
+            corridor_m=_env_float(env, "CORRIDOR_CORRIDOR_M", 30.0),
             metric_crs=env.get("CORRIDOR_METRIC_CRS") or "EPSG:2154",
             gateway_host=env.get("CORRIDOR_GATEWAY_HOST") or "127.0.0.1",
-            gateway_port=_env_int("CORRIDOR_GATEWAY_PORT", 8765),
-            metrics_port=_env_int("CORRIDOR_METRICS_PORT", 0),
+            gateway_port=_env_int(env, "CORRIDOR_GATEWAY_PORT", 8765),
+            metrics_port=_env_int(env, "CORRIDOR_METRICS_PORT", 0),
             signing_key=env.get("CORRIDOR_SIGNING_KEY") or None,
-            stream_maxlen=_env_int("CORRIDOR_STREAM_MAXLEN", 1000),
+            stream_maxlen=_env_int(env, "CORRIDOR_STREAM_MAXLEN", 1000),
         )
 
     def topic(self, name: str) -> str:

@@ -1,0 +1,1 @@
+"""The demo: trucks, real closures time-shifted to now, and drivers listening on websockets."""
