@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import gc
+import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import orjson
 
@@ -34,6 +37,37 @@ class RecordError(ValueError):
         super().__init__(error)
         self.error = error
         self.reason = reason
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_gc_lock = threading.Lock()
+_gc_state = {"depth": 0, "enabled": 0}
+
+
+def gc_paused(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a bulk parser with the cycle collector paused, restored afterwards.
+
+    Parsers build large acyclic trees of small lists and dicts (freed by reference counting);
+    the cycle collector would traverse them again and again, costing about a third of the time.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _gc_lock:
+            if _gc_state["depth"] == 0:
+                _gc_state["enabled"] = int(gc.isenabled())
+                gc.disable()
+            _gc_state["depth"] += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            with _gc_lock:
+                _gc_state["depth"] -= 1
+                if _gc_state["depth"] == 0 and _gc_state["enabled"]:
+                    gc.enable()
+
+    return wrapper
 
 
 def as_bytes(data: bytes | str, fmt: str) -> bytes:

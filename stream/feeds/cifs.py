@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from schemas.event import Direction, Event, EventKind
 from stream.feeds import coords, timing
-from stream.feeds.base import FeedFormatError, Item, RecordError, as_bytes, load_json, reject, text
+from stream.feeds.base import (
+    FeedFormatError,
+    Item,
+    RecordError,
+    as_bytes,
+    gc_paused,
+    load_json,
+    reject,
+    text,
+)
 from stream.feeds.cifs_xml import xml_records
 
 SOURCE = "cifs"
@@ -44,17 +55,36 @@ def polyline(value: str | None) -> dict[str, Any]:
     if len(parts) > 2 * coords.MAX_POSITIONS:
         raise RecordError("polyline has too many positions", "invalid_geometry")
     try:
-        numbers = [float(p) for p in parts]
+        numbers = list(map(float, parts))
     except ValueError:
-        raise RecordError(
-            "polyline holds a value that is not a number", "invalid_coordinates"
-        ) from None
-    if not all(math.isfinite(n) for n in numbers):
+        raise RecordError("polyline holds a non-number", "invalid_coordinates") from None
+    if not all(map(math.isfinite, numbers)):
         raise RecordError("polyline holds a non-finite number", "invalid_coordinates")
-    points = [coords.lonlat(numbers[i + 1], numbers[i]) for i in range(0, len(numbers), 2)]
+    lats, lons = numbers[0::2], numbers[1::2]
+    if min(lats) < -90.0 or max(lats) > 90.0 or min(lons) < -180.0 or max(lons) > 180.0:
+        for lat, lon in zip(lats, lons, strict=True):
+            coords.lonlat(lon, lat)
+    points = [[lon, lat] for lat, lon in zip(lats, lons, strict=True)]
     if len(points) == 1:
         return {"type": "Point", "coordinates": points[0]}
     return {"type": "LineString", "coordinates": points}
+
+
+def _time(rec: dict[str, Any], field: str) -> datetime | None:
+    value = rec.get(field)
+    if value is not None and not isinstance(value, str):
+        raise RecordError(f"{field} must be an ISO 8601 text", "bad_time")
+    return timing.instant(value, field)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_schedule(days: tuple[tuple[str, str], ...]) -> timing.Schedule | None:
+    return timing.schedule((d, timing.slots(v)) for d, v in days if v.strip())
+
+
+def _schedule(days: tuple[tuple[str, str], ...]) -> timing.Schedule | None:
+    parsed = _parsed_schedule(days)
+    return dict(parsed) if parsed else None
 
 
 def _kind(kind: str | None, subtype: str | None) -> EventKind:
@@ -79,15 +109,13 @@ def incident_event(rec: dict[str, Any]) -> Event:
         raise RecordError(
             f"direction {direction_name[:40]!r} is not ONE_DIRECTION or BOTH_DIRECTIONS", "schema"
         )
-    start = timing.instant(text(rec.get("starttime"), "starttime"), "starttime")
-    end = timing.instant(text(rec.get("endtime"), "endtime"), "endtime")
+    start, end = _time(rec, "starttime"), _time(rec, "endtime")
     timing.window(start, end)
-    updated = timing.instant(text(rec.get("updatetime"), "updatetime"), "updatetime")
-    created = timing.instant(text(rec.get("creationtime"), "creationtime"), "creationtime")
+    updated = _time(rec, "updatetime") or _time(rec, "creationtime")
     days = rec.get("schedule") or {}
     if not isinstance(days, dict) or not all(isinstance(v, str) for v in days.values()):
         raise RecordError("schedule must map days to 'HH:MM-HH:MM,…' text", "bad_schedule")
-    schedule = timing.schedule((d, timing.slots(v)) for d, v in days.items() if v.strip())
+    schedule = _schedule(tuple(days.items())) if days else None
     reference = text(rec.get("reference"), "source/reference", 256)
     details = {"cifs_type": kind_name, "cifs_subtype": subtype, "reference": reference}
     details["location_description"] = text(rec.get("location_description"), "location")
@@ -103,7 +131,7 @@ def incident_event(rec: dict[str, Any]) -> Event:
         title=text(rec.get("description"), "description"),
         street=text(rec.get("street"), "street", 256),
         severity=SEVERITY.get(subtype or "") or SEVERITY.get(kind_name or ""),
-        updated_at=updated or created,
+        updated_at=updated,
         details={k: v for k, v in details.items() if v},
     )
 
@@ -167,6 +195,7 @@ def _json_fields(raw: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+@gc_paused
 def parse_cifs(data: bytes | str) -> list[Item]:
     """A CIFS feed, XML or JSON (told apart by its first character), as events and rejections."""
     raw = as_bytes(data, "CIFS")

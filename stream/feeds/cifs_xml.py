@@ -26,7 +26,11 @@ _FIELDS = frozenset(
 
 def _fields(element: Any, rec: dict[str, Any]) -> None:
     for child in element:
-        tag = xmldoc.local(child.tag)
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        if tag[0] == "{":
+            tag = tag.rpartition("}")[2]
         if tag in _FIELDS:
             rec[tag] = child.text or ""
         elif tag == "schedule":

@@ -9,7 +9,7 @@ from lxml import etree
 from schemas.event import Event, EventKind
 from schemas.rejected import Rejection
 from stream.feeds import xmldoc
-from stream.feeds.base import FeedFormatError, Item, RecordError, reject, text
+from stream.feeds.base import FeedFormatError, Item, RecordError, gc_paused, reject, text
 from stream.feeds.datex2_common import (
     Validity,
     children,
@@ -126,6 +126,7 @@ def _regulation_orders(root: etree._Element) -> list[Item]:
     return items
 
 
+@gc_paused
 def parse_datex2(data: bytes | str) -> list[Item]:
     """A DATEX II v3 payload (regulations or situations) as events and rejections."""
     root = xmldoc.parse(data, "DATEX II")

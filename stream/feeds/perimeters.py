@@ -15,6 +15,7 @@ from stream.feeds.base import (
     FeedFormatError,
     Item,
     RecordError,
+    gc_paused,
     load_json,
     reject,
     text,
@@ -95,6 +96,7 @@ def _ident(feature: Any, seen: dict[str, int]) -> str:
     return base if seen[base] == 1 else f"{base}-{seen[base]}"
 
 
+@gc_paused
 def parse_perimeters(data: bytes | str) -> list[Item]:
     """A GeoJSON FeatureCollection of perimeters as events; features without geometry rejected."""
     doc = load_json(data, "perimeters GeoJSON")

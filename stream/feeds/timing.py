@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 
 from schemas.event import WEEKDAYS
 from stream.feeds.base import RecordError
@@ -18,6 +19,11 @@ def instant(value: str | None, field: str) -> datetime | None:
     """An ISO 8601 timestamp with offset (None when absent); naive or bad values raise."""
     if value is None or not value.strip():
         return None
+    return _instant(value, field)
+
+
+@lru_cache(maxsize=4096)
+def _instant(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -59,9 +65,10 @@ def slots(text: str) -> list[tuple[int, int]]:
     return found
 
 
-def schedule(
-    days: Iterable[tuple[str, list[tuple[int, int]]]],
-) -> dict[str, tuple[str, ...]] | None:
+Schedule = dict[str, tuple[str, ...]]
+
+
+def schedule(days: Iterable[tuple[str, list[tuple[int, int]]]]) -> Schedule | None:
     """Day -> slots as the event's schedule; overnight slots continue on the next day."""
     table: dict[str, list[str]] = {}
 
