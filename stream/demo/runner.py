@@ -74,7 +74,9 @@ async def play(console: Console, settings: Settings, port: int, keyring: Keyring
     fleet = trucks()
     views = [
         DriverView(
-            console, truck, f"ws://127.0.0.1:{port}/drivers/{truck.route.driver_id}/alerts",
+            console,
+            truck,
+            f"ws://127.0.0.1:{port}/drivers/{truck.route.driver_id}/alerts",
             keyring.issue(truck.route.driver_id, time.time(), 3600),
         )
         for truck in fleet
@@ -83,7 +85,9 @@ async def play(console: Console, settings: Settings, port: int, keyring: Keyring
     async with Publisher(settings) as publisher:
         await publisher.register_routes([t.route for t in fleet])
         for truck in fleet:
-            console.print(f"[dim]route[/] {truck.route.route_id} [cyan]{truck.route.driver_id}[/] {truck.label}")
+            console.print(
+                f"[dim]route[/] {truck.route.route_id} [cyan]{truck.route.driver_id}[/] {truck.label}"
+            )
         events = closures(datetime.now(UTC))
         for event in events:
             if time.monotonic() > until:
@@ -130,7 +134,9 @@ def run_demo(duration: float | None, console: Console) -> int:
             with console.status("starting the worker and the gateway…"):
                 supervisor.start_worker()
                 _, port = supervisor.start_gateway()
-            console.print(f"[green]✓[/] worker and gateway up (logs in {workdir / 'logs'}), drivers on ws://127.0.0.1:{port}")
+            console.print(
+                f"[green]✓[/] worker and gateway up (logs in {workdir / 'logs'}), drivers on ws://127.0.0.1:{port}"
+            )
             until = started + duration if duration else float("inf")
             try:
                 delivered = asyncio.run(play(console, settings, port, keyring, until))

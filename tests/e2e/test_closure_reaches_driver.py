@@ -55,9 +55,7 @@ def _event(event_id: str, geometry: dict[str, object]) -> str:
     )
 
 
-async def test_closure_on_route_reaches_driver_within_10s(
-    deployment: Deployment, tmp_path: Path
-) -> None:
+async def test_closure_on_route_reaches_driver_within_10s(deployment: Deployment, tmp_path: Path) -> None:
     """Driver A gets the closure on its route within 10 s, none 2 km away; driver B gets nothing."""
     deployment.start_worker()
     _, port = deployment.start_gateway()

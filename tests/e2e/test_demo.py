@@ -47,7 +47,12 @@ def test_demo_delivers_alerts_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """The demo prints alerts delivered: N with every expected alert, exits 0, no process remains."""
     marker = f"CORRIDOR_TEST_MARK={uuid.uuid4().hex}"
     key, value = marker.split("=")
-    env = {**os.environ, key: value, "CORRIDOR_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        key: value,
+        "CORRIDOR_STATE_DIR": str(tmp_path / "state"),
+        "COLUMNS": "200",
+    }
     env.pop("CORRIDOR_KAFKA_URL", None)
     env.pop("CORRIDOR_REDIS_URL", None)
     result = subprocess.run(

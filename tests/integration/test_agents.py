@@ -1,0 +1,115 @@
+"""The worker's agents against the real broker and Redis: both join directions, clearing, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import orjson
+import redis.asyncio as aioredis
+
+from schemas import Event, Route, Vehicle
+from stream.runtime.producer import Publisher
+from stream.runtime.redis_outbox import driver_stream_key
+from tests.support.geometry import line, lonlat, point
+from tests.support.processes import Deployment
+
+
+def _route(route_id: str, driver_id: str, y_m: float) -> Route:
+    coords = tuple((a, b) for a, b in lonlat([(0, y_m), (1000, y_m)]))
+    return Route(route_id, driver_id, coords, Vehicle(weight_t=19))
+
+
+def _closure(event_id: str, x_m: float, y_m: float) -> Event:
+    return Event(id=event_id, source="it", kind="closure", geometry=point(x_m, y_m), title=event_id)
+
+
+async def _stream(client: aioredis.Redis, prefix: str, driver: str) -> list[tuple[str, str]]:
+    entries = await client.xrange(driver_stream_key(prefix, driver))
+    alerts = [orjson.loads(fields[b"a"]) for _, fields in entries]
+    return [(a["event_id"], a["state"]) for a in alerts]
+
+
+async def _wait_stream(
+    client: aioredis.Redis,
+    prefix: str,
+    driver: str,
+    expected: list[tuple[str, str]],
+    timeout: float = 15,
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    got: list[tuple[str, str]] = []
+    while loop.time() < deadline:
+        got = await _stream(client, prefix, driver)
+        if len(got) >= len(expected):
+            break
+        await asyncio.sleep(0.05)
+    assert got == expected
+
+
+async def test_both_join_directions(deployment: Deployment, redis_client: aioredis.Redis) -> None:
+    """An event on a registered route alerts; a route registered over an active event alerts too."""
+    deployment.start_worker()
+    prefix = deployment.settings.topic_prefix
+    async with Publisher(deployment.settings) as pub:
+        await pub.register_routes([_route("ra", "da", 0)])
+        await asyncio.sleep(0.5)
+        await pub.events([_closure("it:on-a", 500, 10), _closure("it:on-b", 500, 3010)])
+        await _wait_stream(redis_client, prefix, "da", [("it:on-a", "raised")])
+        await pub.register_routes([_route("rb", "db", 3000)])
+        await _wait_stream(redis_client, prefix, "db", [("it:on-b", "raised")])
+    await asyncio.sleep(0.5)
+    assert await _stream(redis_client, prefix, "da") == [("it:on-a", "raised")]
+
+
+async def test_cancel_clears_and_replays_do_not_duplicate(
+    deployment: Deployment, redis_client: aioredis.Redis
+) -> None:
+    """The same event published twice raises once; cancelling it clears the alert once."""
+    deployment.start_worker()
+    prefix = deployment.settings.topic_prefix
+    closure = _closure("it:c", 300, 0)
+    async with Publisher(deployment.settings) as pub:
+        await pub.register_routes([_route("r1", "d1", 0)])
+        await asyncio.sleep(0.5)
+        await pub.events([closure])
+        await pub.events([closure])
+        await _wait_stream(redis_client, prefix, "d1", [("it:c", "raised")])
+        await pub.events([replace(closure, status="cancelled")])
+        await _wait_stream(redis_client, prefix, "d1", [("it:c", "raised"), ("it:c", "cleared")])
+
+
+async def test_killed_worker_rebuilds_its_index_from_redis(
+    deployment: Deployment, redis_client: aioredis.Redis
+) -> None:
+    """After kill -9 and a restart, routes are still known and old alerts are not sent again."""
+    worker = deployment.start_worker()
+    prefix = deployment.settings.topic_prefix
+    async with Publisher(deployment.settings) as pub:
+        await pub.register_routes([_route("r1", "d1", 0)])
+        await asyncio.sleep(0.5)
+        await pub.events([_closure("it:before", 200, 0)])
+        await _wait_stream(redis_client, prefix, "d1", [("it:before", "raised")])
+        worker.stop(signal.SIGKILL)
+        deployment.start_worker("worker-2")
+        await pub.events(
+            [
+                Event(
+                    id="it:after",
+                    source="it",
+                    kind="closure",
+                    title="after",
+                    geometry=line([(700, -40), (700, 40)]),
+                    valid_until=datetime(2100, 1, 1, tzinfo=UTC),
+                ),
+            ]
+        )
+        await _wait_stream(redis_client, prefix, "d1", [("it:before", "raised"), ("it:after", "raised")])
+    await asyncio.sleep(1.0)
+    assert await _stream(redis_client, prefix, "d1") == [
+        ("it:before", "raised"),
+        ("it:after", "raised"),
+    ]
