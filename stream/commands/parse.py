@@ -10,7 +10,7 @@ import orjson
 
 from schemas.codec import dumps
 from schemas.event import Event
-from stream.feeds.base import MAX_DOCUMENT_BYTES, FeedFormatError
+from stream.feeds.base import MAX_DOCUMENT_BYTES, FeedFormatError, event_json
 from stream.feeds.registry import FORMATS
 from stream.feeds.registry import parse as parse_feed
 
@@ -39,9 +39,7 @@ def _fail(message: str) -> None:
 
 
 @click.command("parse")
-@click.option(
-    "--format", "fmt", required=True, type=click.Choice(sorted(FORMATS)), help="Input format."
-)
+@click.option("--format", "fmt", required=True, type=click.Choice(sorted(FORMATS)), help="Input format.")
 @click.argument("path")
 def parse(fmt: str, path: str) -> None:
     """Parse PATH (- for stdin): events as JSON lines on stdout, rejected records on stderr.
@@ -63,7 +61,7 @@ def parse(fmt: str, path: str) -> None:
     rejected = 0
     for item in items:
         if isinstance(item, Event):
-            out.write(dumps(item) + b"\n")
+            out.write(dumps(event_json(item)) + b"\n")
         else:
             rejected += 1
             line = {"error": item.error, "where": item.where, "reason": item.reason}

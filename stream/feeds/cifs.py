@@ -49,9 +49,7 @@ def polyline(value: str | None) -> dict[str, Any]:
         raise RecordError("incident has no polyline", "missing_geometry")
     parts = value.replace(",", " ").split()
     if len(parts) % 2:
-        raise RecordError(
-            f"polyline has an odd number of values ({len(parts)})", "invalid_geometry"
-        )
+        raise RecordError(f"polyline has an odd number of values ({len(parts)})", "invalid_geometry")
     if len(parts) > 2 * coords.MAX_POSITIONS:
         raise RecordError("polyline has too many positions", "invalid_geometry")
     try:
@@ -145,9 +143,7 @@ def build(records: list[tuple[str, dict[str, Any]]]) -> list[Item]:
         try:
             event = incident_event(rec)
             if event.id in seen:
-                raise RecordError(
-                    f"incident id {event.id} appears twice in the feed", "duplicate_id"
-                )
+                raise RecordError(f"incident id {event.id} appears twice in the feed", "duplicate_id")
         except RecordError as exc:
             items.append(reject(where, exc, rec))
             continue

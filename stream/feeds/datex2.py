@@ -65,9 +65,7 @@ def regulation_items(order: etree._Element, index: int, regulation: etree._Eleme
     no_entry = any(t.startswith("AccessRestriction:noEntry") for t in types)
     kind: EventKind = "closure" if no_entry and not restricts else "restriction"
     description = first(order, "description")
-    title = (
-        text(" ".join(description.itertext()), "description") if description is not None else None
-    )
+    title = text(" ".join(description.itertext()), "description") if description is not None else None
     cancelled = (value(order, "status") or "") in CANCELLED_ORDERS
     cancelled = cancelled or (text(_status(regulation), "status") == "inactive")
     details: dict[str, Any] = {
@@ -131,10 +129,7 @@ def parse_datex2(data: bytes | str) -> list[Item]:
     """A DATEX II v3 payload (regulations or situations) as events and rejections."""
     root = xmldoc.parse(data, "DATEX II")
     publication = xsi_type(root)
-    if (
-        publication == "TrafficRegulationPublication"
-        or first(root, "trafficRegulationOrder") is not None
-    ):
+    if publication == "TrafficRegulationPublication" or first(root, "trafficRegulationOrder") is not None:
         return _regulation_orders(root)
     if publication == "SituationPublication" or first(root, "situation") is not None:
         return situation_items(root)

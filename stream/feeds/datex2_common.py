@@ -58,9 +58,7 @@ def _time_of_day(raw: str | None, offsets: set[Any]) -> int:
     try:
         parsed = time.fromisoformat((raw or "").replace("Z", "+00:00"))
     except ValueError:
-        raise RecordError(
-            f"time of day {str(raw)[:32]!r} is not HH:MM:SS", "bad_schedule"
-        ) from None
+        raise RecordError(f"time of day {str(raw)[:32]!r} is not HH:MM:SS", "bad_schedule") from None
     offsets.add(parsed.utcoffset())
     return parsed.hour * 60 + parsed.minute
 
@@ -93,9 +91,7 @@ def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, st
             for p in period.iter("{*}recurringTimePeriodOfDay")
         ]
         days = _days(period) or ["everyday"]
-        table.extend(
-            (day, [(s, e if e else 24 * 60) for s, e in slots] or FULL_DAY) for day in days
-        )
+        table.extend((day, [(s, e if e else 24 * 60) for s, e in slots] or FULL_DAY) for day in days)
     excluded: set[str] = set()
     notes: list[str] = []
     for period in children(spec, "exceptionPeriod"):

@@ -83,9 +83,7 @@ def record_event(situation: etree._Element, record: etree._Element) -> Event:
         severity=SEVERITY.get(severity),
         updated_at=updated,
         details={
-            k: v
-            for k, v in (("record_type", xsi_type(record)), ("version", record.get("version")))
-            if v
+            k: v for k, v in (("record_type", xsi_type(record)), ("version", record.get("version"))) if v
         },
     )
 

@@ -63,9 +63,7 @@ def feature_event(feature: Any, ident: str) -> Event:
         raise RecordError("properties must be an object", "schema")
     geometry = coords.geometry(feature.get("geometry"))
     if geometry["type"] not in POLYGONAL:
-        raise RecordError(
-            f"a perimeter must be a Polygon, not {geometry['type']}", "invalid_geometry"
-        )
+        raise RecordError(f"a perimeter must be a Polygon, not {geometry['type']}", "invalid_geometry")
     start = local_time(props.get("DATE_DEBUT"), "DATE_DEBUT")
     end = local_time(props.get("DATE_FIN"), "DATE_FIN")
     timing.window(start, end)
@@ -89,9 +87,7 @@ def feature_event(feature: Any, ident: str) -> Event:
 def _ident(feature: Any, seen: dict[str, int]) -> str:
     own = feature.get("id") if isinstance(feature, dict) else None
     props = feature.get("properties") if isinstance(feature, dict) else None
-    base = (
-        str(own)[:200] if own is not None else stable_key(props if isinstance(props, dict) else {})
-    )
+    base = str(own)[:200] if own is not None else stable_key(props if isinstance(props, dict) else {})
     seen[base] = seen.get(base, 0) + 1
     return base if seen[base] == 1 else f"{base}-{seen[base]}"
 

@@ -80,9 +80,7 @@ def schedule(days: Iterable[tuple[str, list[tuple[int, int]]]]) -> Schedule | No
 
     for day, pairs in days:
         if day not in DAYS:
-            raise RecordError(
-                f"schedule day {day[:32]!r} is not a weekday or everyday", "bad_schedule"
-            )
+            raise RecordError(f"schedule day {day[:32]!r} is not a weekday or everyday", "bad_schedule")
         for start, end in pairs:
             if start == end or start >= 24 * 60:
                 raise RecordError(f"time slot {_fmt(start)}-{_fmt(end)} is empty", "bad_schedule")
