@@ -9,9 +9,7 @@ from schemas import Alert, Event, RouteMessage
 from stream.core.engine import Engine
 
 
-def apply_route_messages(
-    engine: Engine, messages: Sequence[RouteMessage], at: datetime
-) -> list[Alert]:
+def apply_route_messages(engine: Engine, messages: Sequence[RouteMessage], at: datetime) -> list[Alert]:
     """Registered/updated routes are matched, positions move the vehicle, ended routes clear."""
     alerts: list[Alert] = []
     for msg in messages:

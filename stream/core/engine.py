@@ -1,23 +1,37 @@
-"""The matching engine's interface: routes and events in, alert transitions out.
+"""The matching engine: routes, positions and events in, alert transitions out.
 
-The engine owns the active routes, the active events and the alerts currently raised, so it can
-answer both directions of the join (a new event against the routes, a new route against the
-events) and emit each alert transition exactly once: ``raised`` the first time a (route, event)
-pair matches, ``updated`` when what the driver sees changes, ``cleared`` when it stops mattering.
+The engine owns the active routes (segments in a dynamic grid), the active events (with a coarse
+grid for the other direction) and the alerts raised, so it answers both directions of the join
+and emits each transition once. Batches of events are matched with one grid query; a route
+(registered, moved or re-planned) is matched against the events near it. See
+``stream.core.matching`` for the rules and ``stream.core.lifecycle`` for the states.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-import shapely
-from shapely.geometry.base import BaseGeometry
-from shapely.ops import nearest_points
+import numpy as np
 
-from schemas import Alert, Event, Route, alert_id_for
-from stream.core.geo import DEFAULT_CRS, line_metric, to_metric
+from schemas import Alert, Event, Route
+from stream.core import lifecycle as lc
+from stream.core.eventindex import EventIndex
+from stream.core.geo import DEFAULT_CRS, project_xy
+from stream.core.grid import SegmentGrid, pieces
+from stream.core.lifecycle import AlertBook, Delta
+from stream.core.matching import (
+    Concerned,
+    apply_rules,
+    behind,
+    decide,
+    first_rows,
+    route_rows,
+)
+from stream.core.progress import snap, travel_speed
+from stream.core.rules import epoch, vehicle_values
+from stream.core.tables import RouteState, RouteTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,175 +40,231 @@ class EngineConfig:
 
     corridor_m: float = 30.0
     crs: str = DEFAULT_CRS
-
-
-@dataclass(slots=True)
-class _ActiveRoute:
-    route: Route
-    line: BaseGeometry
-
-
-@dataclass(slots=True)
-class _ActiveEvent:
-    event: Event
-    shape: BaseGeometry
+    speed_kmh: float = 50.0  # when a route has no depart_at/arrive_by to derive its own
+    update_threshold_m: float = 200.0  # distance-ahead change that makes an alert "updated"
+    at_only: bool = False  # evaluate validity at ``at`` instead of the expected time (``--at``)
+    cell_m: float = 40.0  # segment grid cell
+    piece_m: float = 52.0  # longest segment piece filed under one midpoint
 
 
 class Engine:
     """Both sides of the join in memory, and the alerts they raised."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
-        self.config = config or EngineConfig()
-        self._routes: dict[str, _ActiveRoute] = {}
-        self._events: dict[str, _ActiveEvent] = {}
-        self._alerts: dict[str, Alert] = {}
+        self.config = cfg = config or EngineConfig()
+        self.grid = SegmentGrid(cfg.cell_m, cfg.piece_m)
+        self.margin_m = cfg.corridor_m + self.grid.reach_m
+        self.index = EventIndex(cfg.corridor_m, self.margin_m)
+        self.table = RouteTable()
+        self._routes: list[RouteState | None] = []
+        self._slot_of: dict[str, int] = {}
+        self._by_destination: dict[str, set[int]] = {}
+        self.book = AlertBook(cfg.update_threshold_m)
+        self._graveyard: list[tuple[str, int]] = []
+        self.rejected: list[tuple[str, str]] = []  # (event id, why) of events that cannot match
 
     @property
     def route_count(self) -> int:
         """Number of active routes."""
-        return len(self._routes)
+        return len(self._slot_of)
 
     @property
     def event_count(self) -> int:
         """Number of active events."""
-        return len(self._events)
+        return len(self.index)
 
     @property
     def alert_count(self) -> int:
         """Number of alerts currently raised."""
-        return len(self._alerts)
-
-    def upsert_route(self, route: Route, at: datetime) -> list[Alert]:
-        """Register or replace a route and match it against every active event."""
-        active = _ActiveRoute(route, line_metric(route.coordinates, self.config.crs))
-        self._routes[route.route_id] = active
-        matched = {
-            ev.event.id: ev for ev in self._events.values() if self._concerns(active, ev, at)
-        }
-        return self._reconcile_route(active, matched, at)
-
-    def end_route(self, route_id: str, at: datetime) -> list[Alert]:
-        """Forget a route; its raised alerts are cleared."""
-        active = self._routes.pop(route_id, None)
-        if active is None:
-            return []
-        return self._reconcile_route(active, {}, at, reason="route ended")
-
-    def apply_events(self, events: Sequence[Event], at: datetime) -> list[Alert]:
-        """Add, update or cancel events and match them against every active route."""
-        out: list[Alert] = []
-        for event in events:
-            if event.status == "cancelled" or _expired(event, at):
-                gone = self._events.pop(event.id, None)
-                if gone is not None:
-                    out.extend(self._clear_event(event.id, at, "event cancelled or expired"))
-                continue
-            active = _ActiveEvent(event, to_metric(event.geometry, self.config.crs))
-            self._events[event.id] = active
-            for route in self._routes.values():
-                key = alert_id_for(route.route.route_id, event.id)
-                if self._concerns(route, active, at):
-                    out.extend(self._transition(route, active, at))
-                elif key in self._alerts:
-                    out.append(self._clear(key, at, "no longer on the route"))
-        return out
-
-    def expire(self, at: datetime) -> list[Alert]:
-        """Drop events whose validity ended before ``at``; their alerts are cleared."""
-        expired = [ev.event.id for ev in self._events.values() if _expired(ev.event, at)]
-        out: list[Alert] = []
-        for event_id in expired:
-            del self._events[event_id]
-            out.extend(self._clear_event(event_id, at, "event expired"))
-        return out
+        return self.book.count
 
     def routes(self) -> Iterable[Route]:
-        """The active routes."""
-        return (r.route for r in self._routes.values())
+        """The active routes, as received."""
+        return (s.full() for s in self._routes if s is not None and s.route.route_id in self._slot_of)
 
     def events(self) -> Iterable[Event]:
         """The active events."""
-        return (e.event for e in self._events.values())
+        return (self.index.states[slot].event for slot in self.index.slot_of.values())  # type: ignore[union-attr]
 
-    def _concerns(self, route: _ActiveRoute, event: _ActiveEvent, at: datetime) -> bool:
-        if event.event.valid_from is not None and event.event.valid_from > at and (
-            route.route.arrive_by is None or event.event.valid_from > route.route.arrive_by
-        ):
-            return False
-        return bool(shapely.dwithin(route.line, event.shape, self.config.corridor_m))
+    def alerts(self, delta: Delta) -> list[Alert]:
+        """A delta's transitions as alert records (call before the engine's next change)."""
+        return delta.alerts(lambda r: self._routes[r].route, lambda e: self.index.states[e].event)  # type: ignore[union-attr]
 
-    def _reconcile_route(
-        self,
-        route: _ActiveRoute,
-        matched: dict[str, _ActiveEvent],
-        at: datetime,
-        reason: str = "no longer on the route",
-    ) -> list[Alert]:
-        out: list[Alert] = []
-        for event in matched.values():
-            out.extend(self._transition(route, event, at))
-        stale = [
-            key
-            for key, alert in self._alerts.items()
-            if alert.route_id == route.route.route_id and alert.event_id not in matched
-        ]
-        out.extend(self._clear(key, at, reason) for key in stale)
-        return out
+    # -- routes ------------------------------------------------------------------------------
+    def upsert_route(self, route: Route, at: datetime) -> list[Alert]:
+        """Register or replace a route and match it against the active events."""
+        return self.alerts(self.upsert_route_delta(route, at))
 
-    def _transition(self, route: _ActiveRoute, event: _ActiveEvent, at: datetime) -> list[Alert]:
-        key = alert_id_for(route.route.route_id, event.event.id)
-        ev = event.event
-        ahead_point = nearest_points(route.line, event.shape)[0]
-        distance = round(float(route.line.project(ahead_point)), 1)
-        fresh = Alert(
-            alert_id=key,
-            route_id=route.route.route_id,
-            driver_id=route.route.driver_id,
-            event_id=ev.id,
-            kind=ev.kind,
-            state="raised",
-            distance_ahead_m=distance,
-            valid_from=ev.valid_from,
-            valid_until=ev.valid_until,
-            title=ev.title,
-            street=ev.street,
-            severity=ev.severity,
-            created_at=at,
+    def upsert_route_delta(self, route: Route, at: datetime) -> Delta:
+        """``upsert_route``, with the transitions as columns."""
+        self._bury()
+        delta = Delta(at)
+        lonlat = np.asarray(route.coordinates, dtype=float)[:, :2]
+        x, y = project_xy(lonlat[:, 0], lonlat[:, 1], self.config.crs)
+        slot = self._slot_of.get(route.route_id)
+        old_scope: set[int] = set()
+        position = None
+        if slot is None:
+            slot = self.table.allocate()
+            self._slot_of[route.route_id] = slot
+            self._routes.extend([None] * (slot + 1 - len(self._routes)))
+        else:
+            old = self._routes[slot]
+            assert old is not None  # noqa: S101
+            old_scope = self._scope(old)
+            position = old.position
+            self.grid.remove(int(self.table.start[slot]), old.n)
+            self._by_destination.get(old.route.destination or "", set()).discard(slot)
+        lengths = np.hypot(np.diff(x), np.diff(y))
+        start = self.grid.insert(slot, x, y)
+        _, mx, my = pieces(x, y, lengths, self.config.piece_m)
+        cells = tuple(self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my))).tolist())
+        light = Route(
+            route.route_id,
+            route.driver_id,
+            (),
+            route.vehicle,
+            route.depart_at,
+            route.arrive_by,
+            route.destination,
         )
-        previous = self._alerts.get(key)
-        if previous is None:
-            self._alerts[key] = fresh
-            return [fresh]
-        if _same_view(previous, fresh):
+        state = RouteState(light, slot, lonlat, len(x), float(lengths.sum()), cells)
+        self._routes[slot] = state
+        t = self.table
+        t.w[slot], t.h[slot], t.wd[slot], t.ln[slot], t.crit[slot], t.hazmat[slot] = vehicle_values(
+            route.vehicle
+        )
+        t.speed[slot] = travel_speed(route, state.length_m, self.config.speed_kmh)
+        t.start[slot] = t.cur_p[slot] = start
+        t.has_pos[slot], t.base_s[slot] = False, 0.0
+        t.base_t[slot] = epoch(route.depart_at) if route.depart_at is not None else epoch(at)
+        if route.destination:
+            self._by_destination.setdefault(route.destination, set()).add(slot)
+        if position is not None:
+            self._move(slot, *position)
+        reason = lc.ROUTE_CHANGED if old_scope else lc.NO_LONGER
+        self._rematch(slot, at, delta, old_scope, reason)
+        return delta
+
+    def route_position(self, route_id: str, position: tuple[float, float], at: datetime) -> list[Alert]:
+        """Record the vehicle's progress; distances are updated, events now behind are cleared."""
+        return self.alerts(self.route_position_delta(route_id, position, at))
+
+    def route_position_delta(self, route_id: str, position: tuple[float, float], at: datetime) -> Delta:
+        """``route_position``, with the transitions as columns."""
+        self._bury()
+        delta = Delta(at)
+        slot = self._slot_of.get(route_id)
+        if slot is None:
+            return delta
+        self._move(slot, float(position[0]), float(position[1]), epoch(at))
+        self._rematch(slot, at, delta, set(), lc.NO_LONGER)
+        return delta
+
+    def _move(self, slot: int, lon: float, lat: float, when: float) -> None:
+        state = self._routes[slot]
+        assert state is not None  # noqa: S101
+        state.position = (lon, lat, when)
+        x, y = project_xy(np.array([lon]), np.array([lat]), self.config.crs)
+        snap(self.grid, self.table, slot, state.n, float(x[0]), float(y[0]), when)
+
+    def end_route(self, route_id: str, at: datetime) -> list[Alert]:
+        """Forget a route; its raised alerts are cleared."""
+        self._bury()
+        delta = Delta(at)
+        slot = self._slot_of.pop(route_id, None)
+        if slot is None:
             return []
-        updated = replace(fresh, state="updated")
-        self._alerts[key] = updated
-        return [updated]
+        state = self._routes[slot]
+        assert state is not None  # noqa: S101
+        self.book.set_route(slot, self._scope(state), {}, delta, lc.ROUTE_ENDED, set())
+        self.grid.remove(int(self.table.start[slot]), state.n)
+        self._by_destination.get(state.route.destination or "", set()).discard(slot)
+        self._graveyard.append(("route", slot))
+        return self.alerts(delta)
 
-    def _clear_event(self, event_id: str, at: datetime, reason: str) -> list[Alert]:
-        keys = [k for k, a in self._alerts.items() if a.event_id == event_id]
-        return [self._clear(k, at, reason) for k in keys]
+    def _scope(self, state: RouteState) -> set[int]:
+        scope = self.index.near(state.cells)
+        if state.route.destination:
+            scope |= self.index.port_calls.get(state.route.destination, set())
+        return scope
 
-    def _clear(self, key: str, at: datetime, reason: str) -> Alert:
-        alert = self._alerts.pop(key)
-        return replace(alert, state="cleared", created_at=at, reason=reason)
+    def _rematch(self, slot: int, at: datetime, delta: Delta, extra: set[int], reason: int) -> None:
+        state = self._routes[slot]
+        assert state is not None  # noqa: S101
+        scope = self._scope(state)
+        states = self.index.states
+        nearby = [s for e in scope if (s := states[e]) is not None and len(s.prims)]
+        rows = first_rows(route_rows(self.grid, self.table, self.index.table, slot, state.n, nearby))
+        when = (epoch(at), self.config.at_only)
+        prims = np.concatenate([s.prims for s in nearby]) if nearby else np.zeros((0, 4))
+        found = decide(self.grid, self.table, self.index.table, states, rows, prims, when)
+        ports = self._port_calls_of(slot, scope, when)
+        now = {
+            int(e): (float(a), float(x))
+            for c in (found, ports)
+            for e, a, x in zip(c.ev.tolist(), c.ahead.tolist(), c.expected.tolist(), strict=True)
+        }
+        ahead_geo = set(rows.ev[~behind(self.table, rows)].tolist())
+        passed = scope - ahead_geo if reason == lc.NO_LONGER else set()
+        self.book.set_route(slot, scope | extra, now, delta, reason, passed)
 
+    def _port_calls_of(self, slot: int, scope: set[int], when: tuple[float, bool]) -> Concerned:
+        state = self._routes[slot]
+        assert state is not None  # noqa: S101
+        ports = self.index.port_calls.get(state.route.destination or "", set()) & scope
+        ev = np.fromiter(ports, dtype=np.int64, count=len(ports))
+        r = np.full(len(ev), slot)
+        ahead = np.full(len(ev), self.remaining_m(slot))
+        ok = np.ones(len(ev), dtype=bool)
+        return apply_rules(
+            self.table, self.index.table, self.index.states, Concerned(ev, r, ahead, ahead), ok, when
+        )
 
-def _expired(event: Event, at: datetime) -> bool:
-    return event.valid_until is not None and event.valid_until <= at
+    # -- events ------------------------------------------------------------------------------
+    def apply_events(self, events: Sequence[Event], at: datetime) -> list[Alert]:
+        """Add, update or cancel a batch of events and match them against the active routes."""
+        return self.alerts(self.apply_events_delta(events, at))
 
+    def apply_events_delta(self, events: Sequence[Event], at: datetime) -> Delta:
+        """``apply_events``, with the transitions as columns (what throughput is measured on)."""
+        from stream.core.batch import apply_batch
 
-def _same_view(a: Alert, b: Alert) -> bool:
-    """What the driver sees is unchanged (distance moves under 200 m are not news)."""
-    close = (
-        a.distance_ahead_m is not None
-        and b.distance_ahead_m is not None
-        and abs(a.distance_ahead_m - b.distance_ahead_m) < 200.0
-    )
-    return close and (a.valid_from, a.valid_until, a.title, a.street, a.severity) == (
-        b.valid_from,
-        b.valid_until,
-        b.title,
-        b.street,
-        b.severity,
-    )
+        self._bury()
+        return apply_batch(self, events, at)
+
+    def expire(self, at: datetime) -> list[Alert]:
+        """Drop events whose validity ended by ``at``; their alerts are cleared."""
+        self._bury()
+        delta = Delta(at)
+        now = epoch(at)
+        vu = self.index.table.vu
+        for slot in list(self.index.slot_of.values()):
+            if vu[slot] <= now:
+                self.drop_event(slot, delta, lc.EXPIRED)
+        return self.alerts(delta)
+
+    def drop_event(self, slot: int, delta: Delta, reason: int) -> None:
+        """Clear an event's alerts and forget it (its slot is reused after the next call)."""
+        self.book.drop_event(slot, delta, reason)
+        self.index.remove(slot)
+        self._graveyard.append(("event", slot))
+
+    def remaining_m(self, slot: int) -> float:
+        """Metres of a route still ahead of its vehicle."""
+        state = self._routes[slot]
+        assert state is not None  # noqa: S101
+        return max(0.0, state.length_m - float(self.table.base_s[slot]))
+
+    def route_slots(self, destination: str) -> set[int]:
+        """Slots of the active routes heading to a destination."""
+        return self._by_destination.get(destination, set())
+
+    def _bury(self) -> None:
+        for kind, slot in self._graveyard:
+            if kind == "event":
+                self.index.release(slot)
+            else:
+                self._routes[slot] = None
+                self.table.release(slot)
+        self._graveyard.clear()

@@ -50,9 +50,7 @@ def to_metric(geometry: dict[str, Any] | BaseGeometry, crs: str = DEFAULT_CRS) -
     shape = geometry if isinstance(geometry, BaseGeometry) else shapely.geometry.shape(geometry)
     shape = shapely.force_2d(shape)
     transformer = _transformer(crs)
-    return shapely.transform(
-        shape, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-    )
+    return shapely.transform(shape, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 def line_metric(coordinates: Sequence[Sequence[float]], crs: str = DEFAULT_CRS) -> BaseGeometry:

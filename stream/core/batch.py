@@ -1,0 +1,108 @@
+"""The event side of the join: a batch of new, changed or cancelled events in one grid query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from schemas import Event
+from stream.core import lifecycle as lc
+from stream.core.lifecycle import Delta, EventAlerts
+from stream.core.matching import Concerned, apply_rules, batch_rows, decide, first_rows
+from stream.core.rules import epoch
+from stream.core.shapes import ShapeBatch, shapes_for
+
+if TYPE_CHECKING:
+    from stream.core.engine import Engine
+
+Array = np.ndarray[Any, Any]
+
+
+def _shapes(engine: Engine, events: list[Event]) -> tuple[list[Event], ShapeBatch]:
+    """Shapes of the batch; events whose geometry cannot be read are set aside as rejected."""
+    crs, margin = engine.config.crs, engine.margin_m
+    try:
+        return events, shapes_for([e.geometry for e in events], crs, margin)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        good: list[Event] = []
+        for event in events:
+            try:
+                shapes_for([event.geometry], crs, margin)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                engine.rejected.append((event.id, f"unreadable geometry: {exc}"))
+            else:
+                good.append(event)
+        return good, shapes_for([e.geometry for e in good], crs, margin)
+
+
+def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
+    """Store, match and reconcile a batch of events; returns the alert transitions."""
+    delta = Delta(at)
+    now = epoch(at)
+    index, book = engine.index, engine.book
+    latest = {e.id: e for e in events if e.kind != "vessel"}
+    geo: list[Event] = []
+    ports: list[Event] = []
+    changed: set[str] = set()
+    for event in latest.values():
+        slot = index.slot_of.get(event.id)
+        if event.status == "cancelled" or epoch(event.valid_until) <= now:
+            if slot is not None:
+                why = lc.CANCELLED if event.status == "cancelled" else lc.EXPIRED
+                engine.drop_event(slot, delta, why)
+            continue
+        if slot is not None:
+            state = index.states[slot]
+            if state is not None and state.event == event:
+                continue
+            changed.add(event.id)
+        (ports if event.kind == "port_call" else geo).append(event)
+    when = (now, engine.config.at_only)
+    if geo:
+        geo, shapes = _shapes(engine, geo)
+    if geo:
+        slots = index.store(geo, shapes, at)
+        rows = first_rows(batch_rows(engine.grid, engine.table, index.table, shapes, slots))
+        found = decide(engine.grid, engine.table, index.table, index.states, rows, shapes.prims, when)
+        _reconcile(book, geo, slots, found, changed, delta)
+    if ports:
+        slots = index.store(ports, None, at)
+        for event, slot in zip(ports, slots.tolist(), strict=True):
+            r = np.fromiter(engine.route_slots(event.terminal or ""), dtype=np.int64)
+            ahead = np.array([engine.remaining_m(int(x)) for x in r.tolist()])
+            pairs = Concerned(np.full(len(r), slot), r, ahead, ahead)
+            ok = np.ones(len(r), dtype=bool)
+            found = apply_rules(engine.table, index.table, index.states, pairs, ok, when)
+            book.set_event(slot, found.r, found.ahead, found.expected, event.id in changed, delta)
+    return delta
+
+
+def _reconcile(
+    book: lc.AlertBook,
+    events: list[Event],
+    slots: Array,
+    found: Concerned,
+    changed: set[str],
+    delta: Delta,
+) -> None:
+    """New events raise all their pairs at once; events seen before are diffed one by one."""
+    lo = np.searchsorted(found.ev, slots)
+    hi = np.searchsorted(found.ev, slots, side="right")
+    fresh = np.fromiter((s not in book.by_event for s in slots.tolist()), dtype=bool, count=len(slots))
+    mask = np.isin(found.ev, slots[fresh])
+    delta.add(lc.RAISED, found.ev[mask], found.r[mask], found.ahead[mask], found.expected[mask])
+    book.count += int(mask.sum())
+    by_event = book.by_event
+    for event, slot, a, b, new in zip(
+        events, slots.tolist(), lo.tolist(), hi.tolist(), fresh.tolist(), strict=True
+    ):
+        if new:
+            if b > a:
+                by_event[slot] = EventAlerts(found.r[a:b], found.ahead[a:b], found.expected[a:b])
+        else:
+            book.set_event(
+                slot, found.r[a:b], found.ahead[a:b], found.expected[a:b], event.id in changed, delta
+            )

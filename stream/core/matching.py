@@ -1,0 +1,237 @@
+"""The join, vectorized: candidate (route segment, event primitive) pairs to concerned pairs.
+
+Both directions end in the same steps: exact distances on the candidates, the first segment of
+each (event, route) pair that comes within the event's corridor (``first_rows``), then the rules
+(``decide``): not already passed, valid when the vehicle gets there, vehicle conditions,
+direction. Only segments ahead of the vehicle take part; the one it is on starts at its position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+
+from stream.core.distance import heading_dot, point_segment, segment_segment
+from stream.core.grid import SegmentGrid
+from stream.core.rules import applies_to, in_schedule, valid_at
+from stream.core.shapes import ShapeBatch
+from stream.core.tables import EventState, EventTable, RouteTable
+
+Array = np.ndarray[Any, Any]
+PASSED_TOLERANCE_M = 0.5  # an event nearest to the vehicle itself, further than this, is behind
+
+
+@dataclass(slots=True)
+class Rows:
+    """Matching (event slot, route slot) rows with the segment and closest point found."""
+
+    ev: Array
+    r: Array
+    p: Array
+    dist: Array
+    t: Array
+    q: Array  # primitive index (in the primitive array of this query)
+
+    def take(self, sel: Array) -> Rows:
+        """The rows selected by a mask or an index array."""
+        return Rows(self.ev[sel], self.r[sel], self.p[sel], self.dist[sel], self.t[sel], self.q[sel])
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        """Rows of several queries, one after the other."""
+        if not parts:
+            i, f = np.zeros(0, dtype=np.int64), np.zeros(0)
+            return Rows(i, i, i, f, f, i)
+        cols = [np.concatenate([getattr(x, f) for x in parts]) for f in Rows.__slots__]
+        return Rows(*cols)
+
+
+def segment_starts(grid: SegmentGrid, routes: RouteTable, p: Array, r: Array) -> tuple[Array, ...]:
+    """Start x, y and distance along of segments ``p``, clipped at the vehicle on its segment."""
+    clip = routes.has_pos[r] & (p == routes.cur_p[r])
+    ax = np.where(clip, routes.px[r], grid.vx[p])
+    ay = np.where(clip, routes.py[r], grid.vy[p])
+    s0 = np.where(clip, routes.base_s[r], grid.vs[p])
+    return ax, ay, s0
+
+
+def _distances(ax: Array, ay: Array, bx: Array, by: Array, prims: Array) -> tuple[Array, Array]:
+    x0, y0, x1, y1 = prims[:, 0], prims[:, 1], prims[:, 2], prims[:, 3]
+    point = (x0 == x1) & (y0 == y1)
+    if point.all():
+        return point_segment(x0, y0, ax, ay, bx, by)
+    if not point.any():
+        return segment_segment(ax, ay, bx, by, x0, y0, x1, y1)
+    dist, t = np.empty(len(ax)), np.empty(len(ax))
+    for sel, fn in ((point, None), (~point, segment_segment)):
+        i = np.nonzero(sel)[0]
+        if fn is None:
+            dist[i], t[i] = point_segment(x0[i], y0[i], ax[i], ay[i], bx[i], by[i])
+        else:
+            dist[i], t[i] = fn(ax[i], ay[i], bx[i], by[i], x0[i], y0[i], x1[i], y1[i])
+    return dist, t
+
+
+def exact_rows(
+    grid: SegmentGrid, routes: RouteTable, thr: Array, ev_of_q: Array, prims: Array, p: Array, q: Array
+) -> Rows:
+    """Keep the candidate pairs (segment p, primitive q) within the primitive's event corridor."""
+    r = grid.vroute[p]
+    live = (r >= 0) & (p >= routes.cur_p[np.maximum(r, 0)])
+    p, q, r = p[live], q[live], r[live]
+    ax, ay, _ = segment_starts(grid, routes, p, r)
+    dist, t = _distances(ax, ay, grid.vx[p + 1], grid.vy[p + 1], prims[q])
+    ev = ev_of_q[q]
+    keep = dist <= thr[ev]
+    return Rows(ev[keep], r[keep], p[keep], dist[keep], t[keep], q[keep])
+
+
+def inside_rows(grid: SegmentGrid, routes: RouteTable, slot: int, polygon: Any, q: int, p: Array) -> Rows:
+    """Segments (ahead of the vehicle) that start inside an areal event: distance 0."""
+    r = grid.vroute[p]
+    live = (r >= 0) & (p >= routes.cur_p[np.maximum(r, 0)])
+    p, r = p[live], r[live]
+    ax, ay, _ = segment_starts(grid, routes, p, r)
+    inside = shapely.contains_xy(polygon, ax, ay)
+    n = int(inside.sum())
+    zeros = np.zeros(n)
+    return Rows(np.full(n, slot), r[inside], p[inside], zeros, zeros, np.full(n, q))
+
+
+def batch_rows(
+    grid: SegmentGrid, routes: RouteTable, events: EventTable, batch: ShapeBatch, slots: Array
+) -> Rows:
+    """Candidates of a batch of events from the grid, checked exactly."""
+    box, p = grid.query(batch.boxes)
+    width = batch.box_hi - batch.box_lo
+    if (width == 1).all():
+        q = batch.box_lo[box]
+    else:
+        n = width[box]
+        q = np.repeat(batch.box_lo[box] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+        p = np.repeat(p, n)
+    ev_of_q = slots[batch.prim_event]
+    parts = [exact_rows(grid, routes, events.thr, ev_of_q, batch.prims, p, q)]
+    areal = [i for i, poly in enumerate(batch.polygons) if poly is not None]
+    if areal:
+        box, p = grid.query(batch.bbox[areal])
+        for k, i in enumerate(areal):
+            poly, lo = batch.polygons[i], int(batch.prim_lo[i])
+            parts.append(inside_rows(grid, routes, int(slots[i]), poly, lo, p[box == k]))
+    return Rows.concat(parts)
+
+
+def route_rows(
+    grid: SegmentGrid,
+    routes: RouteTable,
+    events: EventTable,
+    r: int,
+    n: int,
+    nearby: list[EventState],
+) -> Rows:
+    """One route's segments (``n`` vertices) ahead of its vehicle against nearby events."""
+    p = np.arange(int(routes.cur_p[r]), int(routes.start[r]) + n - 1)
+    if len(p) == 0 or not nearby:
+        return Rows.concat([])
+    prims = np.concatenate([e.prims for e in nearby])
+    ev_of_q = np.repeat([e.slot for e in nearby], [len(e.prims) for e in nearby])
+    ax, ay, _ = segment_starts(grid, routes, p, np.full(len(p), r))
+    bx, by = grid.vx[p + 1], grid.vy[p + 1]
+    grow = events.thr[ev_of_q]
+    qlo = np.minimum(prims[:, :2], prims[:, 2:]) - grow[:, None]
+    qhi = np.maximum(prims[:, :2], prims[:, 2:]) + grow[:, None]
+    near = (
+        (np.minimum(ax, bx)[:, None] <= qhi[None, :, 0])
+        & (np.maximum(ax, bx)[:, None] >= qlo[None, :, 0])
+        & (np.minimum(ay, by)[:, None] <= qhi[None, :, 1])
+        & (np.maximum(ay, by)[:, None] >= qlo[None, :, 1])
+    )
+    si, qi = np.nonzero(near)
+    parts = [exact_rows(grid, routes, events.thr, ev_of_q, prims, p[si], qi)]
+    offset = 0
+    for e in nearby:
+        if e.polygon is not None:
+            parts.append(inside_rows(grid, routes, e.slot, e.polygon, offset, p))
+        offset += len(e.prims)
+    return Rows.concat(parts)
+
+
+def first_rows(rows: Rows) -> Rows:
+    """Per (event, route), the first segment ahead within the corridor, at its closest point."""
+    if len(rows.ev) == 0:
+        return rows
+    qd = np.minimum(4095, (rows.dist * 16).astype(np.int64))
+    order = np.argsort((rows.ev << 42) | (rows.p << 12) | qd)
+    ev, r = rows.ev[order], rows.r[order]
+    first = np.ones(len(ev), dtype=bool)
+    first[1:] = (ev[1:] != ev[:-1]) | (r[1:] != r[:-1])
+    return rows.take(order[first])
+
+
+def behind(routes: RouteTable, rows: Rows) -> Array:
+    """Rows whose nearest point ahead is the vehicle itself: the vehicle is past the event."""
+    clipped = routes.has_pos[rows.r] & (rows.p == routes.cur_p[rows.r])
+    out: Array = clipped & (rows.t == 0.0) & (rows.dist > PASSED_TOLERANCE_M)
+    return out
+
+
+@dataclass(slots=True)
+class Concerned:
+    """(event, route) pairs that concern the driver, with distance ahead and expected time."""
+
+    ev: Array
+    r: Array
+    ahead: Array
+    expected: Array
+
+
+def decide(
+    grid: SegmentGrid,
+    routes: RouteTable,
+    events: EventTable,
+    states: list[EventState | None],
+    rows: Rows,
+    prims: Array,
+    when: tuple[float, bool],
+) -> Concerned:
+    """Apply progress, direction, time and vehicle rules to the first rows of each pair."""
+    ev, r, p, t = rows.ev, rows.r, rows.p, rows.t
+    ax, ay, s0 = segment_starts(grid, routes, p, r)
+    bx, by = grid.vx[p + 1], grid.vy[p + 1]
+    ok = ~behind(routes, rows)
+    ahead = np.maximum(0.0, s0 + t * np.hypot(bx - ax, by - ay) - routes.base_s[r])
+    fwd = np.nonzero(events.forward[ev] & ok)[0]
+    if len(fwd):
+        c = prims[rows.q[fwd]]
+        dot = heading_dot(ax[fwd], ay[fwd], bx[fwd], by[fwd], c[:, 0], c[:, 1], c[:, 2], c[:, 3])
+        ok[fwd] = (dot > 0) | ((c[:, 0] == c[:, 2]) & (c[:, 1] == c[:, 3]))
+    return apply_rules(routes, events, states, Concerned(ev, r, ahead, ahead), ok, when)
+
+
+def apply_rules(
+    routes: RouteTable,
+    events: EventTable,
+    states: list[EventState | None],
+    pairs: Concerned,
+    ok: Array,
+    when: tuple[float, bool],
+) -> Concerned:
+    """Keep the pairs valid when the vehicle gets there (or at ``at``) and whose vehicle applies.
+
+    ``when`` is ``(at, at_only)``; ``pairs.expected`` is ignored and recomputed from the speed
+    model: the vehicle reaches ``ahead`` metres further at ``base_t + ahead / speed``.
+    """
+    at, at_only = when
+    ev, r, ahead = pairs.ev, pairs.r, pairs.ahead
+    expected = np.maximum(at, routes.base_t[r] + ahead / routes.speed[r])
+    moment = np.full(len(ev), at) if at_only else expected
+    ok = ok & valid_at(moment, events.vf[ev], events.vu[ev])
+    ok &= applies_to(ev, r, events, routes)
+    for i in np.nonzero(events.has_sched[ev] & ok)[0].tolist():
+        state = states[int(ev[i])]
+        assert state is not None and state.schedule is not None  # noqa: S101
+        ok[i] = in_schedule(state.schedule, state.event.timezone, float(moment[i]))
+    return Concerned(ev[ok], r[ok], ahead[ok], expected[ok])

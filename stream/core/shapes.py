@@ -1,0 +1,162 @@
+"""Event geometries as metric primitives: points and segments, projected once per batch.
+
+A point is a degenerate segment; lines give their segments; polygons give their rings' segments
+and keep a shapely polygon for the inside test (a route segment that starts inside is at
+distance 0). Each event gets query boxes: one around the whole event when that is compact, one
+per primitive otherwise (a long diagonal closure should not scan its whole bounding box).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from stream.core.geo import project_xy
+
+Array = np.ndarray[Any, Any]
+_POINT, _LINE, _RING = 0, 1, 2
+
+
+@dataclass(slots=True)
+class ShapeBatch:
+    """The primitives of a batch of events (all arrays in metres)."""
+
+    prims: Array  # (P, 4): x0, y0, x1, y1
+    prim_event: Array  # (P,) index of the event in the batch
+    prim_lo: Array  # (E,) first primitive of each event
+    prim_hi: Array  # (E,) one past its last primitive
+    bbox: Array  # (E, 4): xmin, ymin, xmax, ymax of each event
+    polygons: list[BaseGeometry | None]  # areal events only
+    boxes: Array  # (B, 4) query boxes, already grown by the margin
+    box_event: Array  # (B,)
+    box_lo: Array  # (B,) primitives a box's candidates are paired with
+    box_hi: Array  # (B,)
+
+
+def _walk(geom: dict[str, Any], out: list[tuple[int, list[Any]]]) -> bool:
+    """Collect (kind, coordinates) parts; True when the geometry has an area."""
+    kind = geom.get("type")
+    coords = geom.get("coordinates")
+    if kind == "Point":
+        out.append((_POINT, [coords]))
+    elif kind == "MultiPoint":
+        out.extend((_POINT, [c]) for c in coords or ())
+    elif kind == "LineString":
+        out.append((_LINE, list(coords or ())))
+    elif kind == "MultiLineString":
+        out.extend((_LINE, list(c)) for c in coords or ())
+    elif kind == "Polygon":
+        out.extend((_RING, list(r)) for r in coords or ())
+        return True
+    elif kind == "MultiPolygon":
+        out.extend((_RING, list(r)) for poly in coords or () for r in poly)
+        return True
+    elif kind == "GeometryCollection":
+        return any([_walk(g, out) for g in geom.get("geometries") or ()])
+    else:
+        raise ValueError(f"unsupported geometry type {kind!r}")
+    return False
+
+
+def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) -> ShapeBatch:
+    """Project a batch of GeoJSON geometries and cut them into primitives and query boxes."""
+    lon: list[float] = []
+    lat: list[float] = []
+    vkind: list[int] = []
+    vevent: list[int] = []
+    areal: list[bool] = []
+    for i, geometry in enumerate(geometries):
+        parts: list[tuple[int, list[Any]]] = []
+        areal.append(_walk(geometry, parts))
+        for kind, coords in parts:
+            if not coords:
+                continue
+            if kind != _POINT and len(coords) == 1:
+                kind = _POINT
+            for c in coords:
+                lon.append(float(c[0]))
+                lat.append(float(c[1]))
+            vkind.extend([kind] * (len(coords) - 1))
+            vkind.append(-1 - kind)  # last vertex of its part
+            vevent.extend([i] * len(coords))
+    x, y = project_xy(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), crs)
+    kinds = np.asarray(vkind, dtype=np.int64)
+    start = np.nonzero((kinds >= _LINE) | (kinds == -1 - _POINT))[0]
+    end = np.where(kinds[start] >= _LINE, start + 1, start)
+    prims = np.column_stack((x[start], y[start], x[end], y[end]))
+    prim_event = np.asarray(vevent, dtype=np.int64)[start]
+    n = len(geometries)
+    if len(prim_event) and np.unique(prim_event).size < n or not len(prim_event) and n:
+        raise ValueError("a geometry without coordinates")
+    prim_lo = np.searchsorted(prim_event, np.arange(n))
+    prim_hi = np.searchsorted(prim_event, np.arange(n), side="right")
+    lo_xy = np.minimum(prims[:, :2], prims[:, 2:])
+    hi_xy = np.maximum(prims[:, :2], prims[:, 2:])
+    bbox = np.column_stack(
+        (
+            np.minimum.reduceat(lo_xy, prim_lo)[:, 0],
+            np.minimum.reduceat(lo_xy, prim_lo)[:, 1],
+            np.maximum.reduceat(hi_xy, prim_lo)[:, 0],
+            np.maximum.reduceat(hi_xy, prim_lo)[:, 1],
+        )
+    )
+    polygons = _polygons(geometries, areal, x, y, vevent)
+    return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, margin)
+
+
+def _polygons(
+    geometries: Sequence[dict[str, Any]],
+    areal: list[bool],
+    x: Array,
+    y: Array,
+    vevent: list[int],
+) -> list[BaseGeometry | None]:
+    """Metric shapely polygons of the areal events (rebuilt from the projected rings)."""
+    out: list[BaseGeometry | None] = [None] * len(geometries)
+    if not any(areal):
+        return out
+    events = np.asarray(vevent, dtype=np.int64)
+    for i in np.nonzero(np.asarray(areal, dtype=bool))[0].tolist():
+        sel = events == i
+        geom = shapely.transform(
+            shapely.geometry.shape(geometries[i]), lambda _xy, s=sel: np.column_stack((x[s], y[s]))
+        )
+        polys = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"]
+        shape = shapely.make_valid(shapely.union_all(polys))
+        shapely.prepare(shape)
+        out[i] = shape
+    return out
+
+
+def _with_boxes(
+    prims: Array,
+    prim_event: Array,
+    prim_lo: Array,
+    prim_hi: Array,
+    bbox: Array,
+    polygons: list[BaseGeometry | None],
+    areal: list[bool],
+    margin: float,
+) -> ShapeBatch:
+    """Pick one box per compact event, one per primitive for spread-out ones."""
+    grow = np.array([-margin, -margin, margin, margin])
+    pw = np.abs(prims[:, 2] - prims[:, 0]) + 2 * margin
+    ph = np.abs(prims[:, 3] - prims[:, 1]) + 2 * margin
+    prim_area = np.add.reduceat(pw * ph, prim_lo)
+    whole = (bbox[:, 2] - bbox[:, 0] + 2 * margin) * (bbox[:, 3] - bbox[:, 1] + 2 * margin)
+    single = (whole <= 1.5 * prim_area) | np.asarray(areal, dtype=bool)
+    ev_single = np.nonzero(single)[0]
+    split = np.isin(prim_event, ev_single, invert=True)
+    split_prims = np.nonzero(split)[0]
+    lo_xy = np.minimum(prims[split, :2], prims[split, 2:])
+    hi_xy = np.maximum(prims[split, :2], prims[split, 2:])
+    boxes = np.concatenate((bbox[ev_single], np.column_stack((lo_xy, hi_xy)))) + grow
+    box_event = np.concatenate((ev_single, prim_event[split]))
+    box_lo = np.concatenate((prim_lo[ev_single], split_prims))
+    box_hi = np.concatenate((prim_hi[ev_single], split_prims + 1))
+    return ShapeBatch(prims, prim_event, prim_lo, prim_hi, bbox, polygons, boxes, box_event, box_lo, box_hi)

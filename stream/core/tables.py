@@ -1,0 +1,159 @@
+"""Columnar tables of the active routes and events, indexed by slot (slots are reused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+from schemas import Event, Route
+from stream.core.rules import Slots
+
+Array = np.ndarray[Any, Any]
+
+
+class Table:
+    """Numpy columns that grow by doubling; a slot is a row, freed slots are reused."""
+
+    columns: dict[str, tuple[Any, Any]] = {}
+
+    def __init__(self) -> None:
+        self._size = 64
+        for name, (dtype, fill) in self.columns.items():
+            setattr(self, name, np.full(self._size, fill, dtype=dtype))
+        self._next = 0
+        self._free: list[int] = []
+
+    def allocate(self) -> int:
+        """A free slot, its columns reset to their defaults."""
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = self._next
+            self._next += 1
+            if slot >= self._size:
+                self._grow()
+        for name, (_, fill) in self.columns.items():
+            getattr(self, name)[slot] = fill
+        return slot
+
+    def release(self, slot: int) -> None:
+        """Give a slot back."""
+        self._free.append(slot)
+
+    def _grow(self) -> None:
+        new = self._size * 2
+        for name, (dtype, fill) in self.columns.items():
+            arr = np.full(new, fill, dtype=dtype)
+            arr[: self._size] = getattr(self, name)
+            setattr(self, name, arr)
+        self._size = new
+
+
+class EventTable(Table):
+    """Per-event rule inputs."""
+
+    thr: Array
+    vf: Array
+    vu: Array
+    has_sched: Array
+    max_w: Array
+    max_h: Array
+    max_wd: Array
+    max_l: Array
+    crit_mask: Array
+    hazmat: Array
+    has_cond: Array
+    forward: Array
+
+    columns = {
+        "thr": (np.float64, 0.0),  # corridor in metres (0 for a perimeter: the route must enter)
+        "vf": (np.float64, np.nan),
+        "vu": (np.float64, np.nan),
+        "has_sched": (np.bool_, False),
+        "max_w": (np.float64, np.nan),
+        "max_h": (np.float64, np.nan),
+        "max_wd": (np.float64, np.nan),
+        "max_l": (np.float64, np.nan),
+        "crit_mask": (np.int64, 0),
+        "hazmat": (np.bool_, False),
+        "has_cond": (np.bool_, False),
+        "forward": (np.bool_, False),
+    }
+
+
+class RouteTable(Table):
+    """Per-route vehicle, timing and progress."""
+
+    w: Array
+    h: Array
+    wd: Array
+    ln: Array
+    crit: Array
+    hazmat: Array
+    speed: Array
+    base_t: Array
+    base_s: Array
+    start: Array
+    cur_p: Array
+    has_pos: Array
+    px: Array
+    py: Array
+
+    columns = {
+        "w": (np.float64, np.nan),
+        "h": (np.float64, np.nan),
+        "wd": (np.float64, np.nan),
+        "ln": (np.float64, np.nan),
+        "crit": (np.int64, -1),
+        "hazmat": (np.bool_, False),
+        "speed": (np.float64, 1.0),  # metres per second
+        "base_t": (np.float64, 0.0),  # when the vehicle is at base_s
+        "base_s": (np.float64, 0.0),  # distance along the route of the vehicle
+        "start": (np.int64, -1),  # first vertex in the segment pool
+        "cur_p": (np.int64, -1),  # segment the vehicle is on (the first one before a position)
+        "has_pos": (np.bool_, False),
+        "px": (np.float64, np.nan),  # the vehicle's position snapped to the route
+        "py": (np.float64, np.nan),
+    }
+
+
+@dataclass(slots=True)
+class EventState:
+    """An active event and its metric shape."""
+
+    event: Event
+    slot: int
+    prims: Array  # (n, 4) segments, points as zero-length segments
+    polygon: BaseGeometry | None
+    bbox: Array
+    schedule: Slots | None
+    cells: tuple[int, ...]  # cells of the event grid it is filed in
+
+
+@dataclass(slots=True)
+class RouteState:
+    """An active route: its record without coordinates (kept compactly in ``lonlat``)."""
+
+    route: Route
+    slot: int
+    lonlat: Array  # (n, 2) float64, exactly as received
+    n: int
+    length_m: float
+    cells: tuple[int, ...]  # event-grid cells its segments pass through
+    position: tuple[float, float, float] | None = None  # last lon, lat, POSIX time
+
+    def full(self) -> Route:
+        """The route as received."""
+        coords = tuple(map(tuple, self.lonlat.tolist()))
+        return Route(
+            route_id=self.route.route_id,
+            driver_id=self.route.driver_id,
+            coordinates=coords,
+            vehicle=self.route.vehicle,
+            depart_at=self.route.depart_at,
+            arrive_by=self.route.arrive_by,
+            destination=self.route.destination,
+        )
