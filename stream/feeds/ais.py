@@ -78,7 +78,8 @@ class AisDecoder:
         except RecordError as exc:
             return [reject(where, exc, line)]
         if sentence.frag_cnt == 1:
-            return self._message(where, sentence.payload, sentence.fill_bits, line, received_at)
+            stamp = received_at or sentence.received_at
+            return self._message(where, sentence.payload, sentence.fill_bits, line, stamp)
         return self._fragment(where, sentence, line, received_at)
 
     def _fragment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,7 +43,7 @@ def local_time(value: Any, field: str) -> datetime | None:
     except ValueError:
         raise RecordError(f"{field} {raw!r} is not a real date", "bad_time") from None
     aware = naive.replace(tzinfo=_PARIS)
-    if aware.astimezone(_PARIS).replace(tzinfo=None) != naive:
+    if aware.astimezone(UTC).astimezone(_PARIS).replace(tzinfo=None) != naive:
         raise RecordError(f"{field} {raw!r} does not exist in {LOCAL_ZONE} (DST gap)", "bad_time")
     return aware
 
