@@ -59,10 +59,15 @@ def wake_channel(prefix: str) -> str:
     return f"{prefix}:wake"
 
 
+# Fields that change on every recomputation without telling the driver anything new: a replay or an
+# index rebuild that differs only in these is the same alert. (The engine decides what is news.)
+_NOT_NEWS = frozenset({"state", "created_at", "event_received_at", "expected_at"})
+
+
 def _mark(alert: dict[str, Any]) -> str:
     if alert["state"] == "cleared":
         return "C"
-    view = {k: v for k, v in alert.items() if k not in ("state", "created_at", "event_received_at")}
+    view = {k: v for k, v in alert.items() if k not in _NOT_NEWS}
     return (
         "A"
         + hashlib.blake2b(
