@@ -1,50 +1,75 @@
-"""match_events: new, updated and cancelled events matched against the active routes."""
+"""Events in: ``fan_out_events`` stamps, stores and copies them; ``match_events`` matches them."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from schemas import Event
-from stream.core.apply import latest_events
+from stream.core.partition import StampedEvent
 from stream.runtime import metrics
-from stream.runtime.app import app, events_topic, publish_alerts, runtime
+from stream.runtime.app import app, events_topic, fanout_topic, publish_alerts, runtime, settings
+from stream.runtime.redis_state import decode_stamped, encode_stamped
 
 log = logging.getLogger("corridor.agents.match")
 
 EXPIRE_EVERY_S = 15.0
+PRUNE_EVERY_S = 300.0
 
 
 @app.agent(events_topic)
-async def match_events(stream: Any) -> None:
-    """Decode events in batches, persist them, match the batch at once, emit alerts."""
-    async for batch in stream.take(1000, within=0.05):
-        events: list[Event] = []
+async def fan_out_events(stream: Any) -> None:
+    """Stamp each event with its receipt time, store it, and copy it to every partition."""
+    async for batch in stream.take(1000, within=0.02):
+        stamped: list[StampedEvent] = []
         for raw in batch:
             try:
-                events.append(Event.from_dict(orjson.loads(raw)))
+                event = Event.from_dict(orjson.loads(raw))
             except (ValueError, KeyError, TypeError) as exc:
                 metrics.events_rejected.labels("stream", "invalid_event").inc()
                 log.warning("event refused: %s", exc)
-        events = latest_events(events)
-        started = time.perf_counter()
-        await runtime.state.save_events(events)
-        alerts = runtime.engine.apply_events(events, datetime.now(UTC))
-        metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
+                continue
+            stamped.append(StampedEvent(time.time_ns(), event))
+            metrics.events_in.labels(event.source, event.kind).inc()
+        await runtime.state.save_events(stamped)
+        for item in stamped:
+            payload = encode_stamped(item)
+            for partition in range(settings.partitions):
+                await fanout_topic.send(key=item.event.id.encode(), value=payload, partition=partition)
+
+
+@app.agent(fanout_topic)
+async def match_events(stream: Any) -> None:
+    """Match each partition's batch of events against that partition's routes at once."""
+    async for batch in stream.take_events(1000, within=0.02):
+        by_partition: dict[int, list[StampedEvent]] = defaultdict(list)
+        for event in batch:
+            by_partition[event.message.partition].append(decode_stamped(event.value))
+        for partition, stamped in by_partition.items():
+            started = time.perf_counter()
+            alerts = runtime.index(partition).apply_events(stamped, datetime.now(UTC))
+            metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
+            await publish_alerts(alerts)
         runtime.refresh_gauges()
-        await publish_alerts(alerts)
 
 
 @app.timer(EXPIRE_EVERY_S)
 async def expire_events() -> None:
     """Clear the alerts of events whose validity has ended."""
-    before = {e.id for e in runtime.engine.events()}
-    alerts = runtime.engine.expire(datetime.now(UTC))
-    gone = before - {e.id for e in runtime.engine.events()}
-    await runtime.state.forget_events(sorted(gone))
+    now = datetime.now(UTC)
+    for index in list(runtime.indexes.values()):
+        await publish_alerts(index.expire(now))
     runtime.refresh_gauges()
-    await publish_alerts(alerts)
+
+
+@app.timer(PRUNE_EVERY_S)
+async def prune_state() -> None:
+    """Forget tombstones and expired events whose retention has passed."""
+    pruned = await runtime.state.prune()
+    if pruned:
+        log.info("pruned %d stored tombstones and expired events", pruned)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from schemas import RouteMessage
-from stream.core.apply import apply_route_messages
 from stream.runtime import metrics
 from stream.runtime.app import app, publish_alerts, routes_topic, runtime
 
@@ -19,18 +19,21 @@ log = logging.getLogger("corridor.agents.routes")
 
 @app.agent(routes_topic)
 async def keep_routes(stream: Any) -> None:
-    """Decode route messages in batches, persist them, and emit the alerts they cause."""
-    async for batch in stream.take(500, within=0.05):
-        messages: list[RouteMessage] = []
-        for raw in batch:
+    """Decode route messages in batches, persist them per partition, emit the alerts they cause."""
+    async for batch in stream.take_events(500, within=0.05):
+        by_partition: dict[int, list[RouteMessage]] = defaultdict(list)
+        for event in batch:
             try:
-                messages.append(RouteMessage.from_dict(orjson.loads(raw)))
+                message = RouteMessage.from_dict(orjson.loads(event.value))
             except (ValueError, KeyError, TypeError) as exc:
                 metrics.events_rejected.labels("routes", "invalid_route").inc()
                 log.warning("route message refused: %s", exc)
-        started = time.perf_counter()
-        await runtime.state.save_routes(messages)
-        alerts = apply_route_messages(runtime.engine, messages, datetime.now(UTC))
-        metrics.match_batch_seconds.labels("routes").observe(time.perf_counter() - started)
+                continue
+            by_partition[event.message.partition].append(message)
+        for partition, messages in by_partition.items():
+            started = time.perf_counter()
+            await runtime.state.save_routes(partition, messages)
+            alerts = runtime.index(partition).apply_routes(messages, datetime.now(UTC))
+            metrics.match_batch_seconds.labels("routes").observe(time.perf_counter() - started)
+            await publish_alerts(alerts)
         runtime.refresh_gauges()
-        await publish_alerts(alerts)

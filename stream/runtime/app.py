@@ -1,8 +1,17 @@
-"""The Faust application, its topics, and the per-worker runtime (engine, Redis)."""
+"""The Faust application, its topics, and the per-worker runtime (partition indexes, Redis).
+
+Scale-out: ``corridor.routes`` is keyed by route id, so each route (and every alert of it) belongs
+to exactly one partition; each event is copied by ``fan_out_events`` to every partition of
+``corridor.events.fanout``, which is co-partitioned with the routes topic (same partition count:
+Faust assigns the same partition numbers of both to the same worker). A worker therefore holds only
+its share of the routes, matches each event against them once per partition, and no pair is ever
+decided in two places.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +20,8 @@ import redis.asyncio as aioredis
 
 from schemas import Alert
 from schemas.codec import dumps
-from stream.core.apply import apply_route_messages
 from stream.core.engine import Engine, EngineConfig
+from stream.core.partition import PartitionIndex, StampedEvent
 from stream.runtime import metrics
 from stream.runtime.redis_outbox import RedisOutbox
 from stream.runtime.redis_state import RedisState
@@ -44,43 +53,61 @@ app = faust.App(
 
 
 def _topic(name: str) -> faust.TopicT:
-    return app.topic(
-        settings.topic(name), key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
+    return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
 
 routes_topic = _topic("routes")
 events_topic = _topic("events")
+fanout_topic = _topic("events.fanout")
 alerts_topic = _topic("alerts")
 rejected_topic = _topic("events.rejected")
 
 
 class Runtime:
-    """What the agents of one worker share: the engine and the Redis adapters."""
+    """What the agents of one worker share: one index per assigned partition, and Redis."""
 
     def __init__(self, config: Settings) -> None:
         self.settings = config
-        self.engine = Engine(EngineConfig(corridor_m=config.corridor_m, crs=config.metric_crs))
+        self.engine_config = EngineConfig(corridor_m=config.corridor_m, crs=config.metric_crs)
+        self.indexes: dict[int, PartitionIndex] = {}
         self.redis = aioredis.Redis.from_url(config.resolved_redis_url())
         self.state = RedisState(self.redis, config.redis_prefix)
         self.outbox = RedisOutbox(self.redis, config.redis_prefix, config.stream_maxlen)
 
-    def refresh_gauges(self) -> None:
-        """Publish the index sizes."""
-        metrics.active_routes.set(self.engine.route_count)
-        metrics.active_events.set(self.engine.event_count)
+    def index(self, partition: int) -> PartitionIndex:
+        """The index of a partition (an empty one if a message outruns the rebalance)."""
+        found = self.indexes.get(partition)
+        if found is None:
+            log.warning("message for partition %d before its index was built", partition)
+            found = self.indexes[partition] = PartitionIndex(Engine(self.engine_config))
+        return found
 
-    async def reload(self) -> None:
-        """Rebuild the index from Redis (on start and after every rebalance)."""
-        routes, positions, events = await self.state.load()
-        self.engine = Engine(self.engine.config)
-        now = datetime.now(UTC)
-        alerts = apply_route_messages(self.engine, [*routes, *positions], now)
-        alerts += self.engine.apply_events(events, now)
+    def refresh_gauges(self) -> None:
+        """Publish the index sizes (routes are disjoint across partitions; events are shared)."""
+        metrics.active_routes.set(sum(i.engine.route_count for i in self.indexes.values()))
+        metrics.active_events.set(max((i.engine.event_count for i in self.indexes.values()), default=0))
+
+    async def rebuild(self, partitions: Iterable[int]) -> None:
+        """Build the index of each newly assigned partition from Redis; drop revoked ones."""
+        wanted = set(partitions)
+        for gone in set(self.indexes) - wanted:
+            del self.indexes[gone]
+        missing = sorted(wanted - set(self.indexes))
+        alerts: list[Alert] = []
+        if missing:
+            now = datetime.now(UTC)
+            events: list[StampedEvent] = await self.state.load_events()
+            for partition in missing:
+                snapshot = await self.state.load_partition(partition)
+                index = PartitionIndex(Engine(self.engine_config))
+                alerts += index.apply_routes([*snapshot.routes, *snapshot.positions], now)
+                alerts += index.apply_events(events, now)
+                self.indexes[partition] = index
         log.info(
-            "index rebuilt from redis: routes=%d events=%d alerts=%d",
-            self.engine.route_count,
-            self.engine.event_count,
+            "index rebuilt from redis: partitions=%s routes=%d events=%d alerts=%d",
+            sorted(self.indexes),
+            sum(i.engine.route_count for i in self.indexes.values()),
+            max((i.engine.event_count for i in self.indexes.values()), default=0),
             len(alerts),
         )
         self.refresh_gauges()
@@ -98,5 +125,5 @@ async def publish_alerts(alerts: list[Alert]) -> None:
 
 
 @app.on_partitions_assigned.connect
-async def _rebuild_index(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    await runtime.reload()
+async def _rebuild_indexes(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    await runtime.rebuild(tp.partition for tp in assigned if tp.topic == routes_topic.get_topic_name())

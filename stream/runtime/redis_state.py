@@ -1,69 +1,129 @@
-"""Durable state of the active routes and events, kept in Redis hashes.
+"""Durable state of the active routes (per partition) and events (shared), kept in Redis.
 
-The in-memory index of a worker is rebuilt from here on start and on every rebalance: it does
-not rely on the broker's table recovery (see the design notes on the embedded broker).
+A worker rebuilds the index of each partition it is assigned from here, on start and after every
+rebalance: it does not rely on the broker's table recovery (see the design notes on the embedded
+broker). Ended routes and cancelled events are kept as tombstones for a retention period so that a
+replayed older message cannot bring them back; expired entries are pruned by ``prune``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
 
 from schemas import Event, RouteMessage
-from schemas.codec import dumps
+from schemas.codec import to_plain
+from stream.core.partition import StampedEvent
+
+TOMBSTONE_RETENTION_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class PartitionSnapshot:
+    """What one partition's index is rebuilt from."""
+
+    routes: list[RouteMessage]
+    positions: list[RouteMessage]
+
+
+def encode_stamped(item: StampedEvent) -> bytes:
+    """The wire and storage form of a stamped event."""
+    return orjson.dumps({"seq": item.seq, "event": to_plain(item.event)})
+
+
+def decode_stamped(raw: bytes | str) -> StampedEvent:
+    """Inverse of encode_stamped."""
+    data = orjson.loads(raw)
+    return StampedEvent(int(data["seq"]), Event.from_dict(data["event"]))
 
 
 class RedisState:
-    """Routes (their latest message) and events by id."""
+    """Routes by partition, their last positions, and events with their receipt sequence."""
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
-        self._routes = f"{prefix}:state:routes"
+        self._prefix = prefix
         self._events = f"{prefix}:state:events"
+        self._expiry = f"{prefix}:state:expiry"
 
-    async def save_routes(self, messages: Sequence[RouteMessage]) -> None:
-        """Keep the latest state of each route; an ``ended`` route is forgotten."""
+    def _routes(self, partition: int) -> str:
+        return f"{self._prefix}:state:routes:{partition}"
+
+    def _positions(self, partition: int) -> str:
+        return f"{self._prefix}:state:positions:{partition}"
+
+    async def save_routes(self, partition: int, messages: Sequence[RouteMessage]) -> None:
+        """Keep each route's latest registration (or its end) and its last position."""
         if not messages:
             return
+        removable_at = time.time() + TOMBSTONE_RETENTION_S
         async with self._client.pipeline(transaction=False) as pipe:
             for msg in messages:
+                member = f"r:{partition}:{msg.route_id}"
+                payload = orjson.dumps(to_plain(msg))
+                if msg.op == "position":
+                    pipe.hset(self._positions(partition), msg.route_id, payload)
+                    continue
+                pipe.hset(self._routes(partition), msg.route_id, payload)
                 if msg.op == "ended":
-                    pipe.hdel(self._routes, msg.route_id)
-                    pipe.hdel(self._routes + ":pos", msg.route_id)
-                elif msg.op == "position":
-                    pipe.hset(self._routes + ":pos", msg.route_id, dumps(msg))
+                    pipe.hdel(self._positions(partition), msg.route_id)
+                    pipe.zadd(self._expiry, {member: removable_at})
                 else:
-                    pipe.hset(self._routes, msg.route_id, dumps(msg))
-                    pipe.hdel(self._routes + ":pos", msg.route_id)
+                    pipe.zrem(self._expiry, member)
             await pipe.execute()
 
-    async def save_events(self, events: Sequence[Event]) -> None:
-        """Keep active events; cancelled ones are forgotten."""
-        if not events:
+    async def save_events(self, stamped: Sequence[StampedEvent]) -> None:
+        """Keep each event's latest version; schedule cancelled and bounded ones for pruning."""
+        if not stamped:
             return
+        now = time.time()
         async with self._client.pipeline(transaction=False) as pipe:
-            for event in events:
+            for item in stamped:
+                event = item.event
+                pipe.hset(self._events, event.id, encode_stamped(item))
+                member = f"e:{event.id}"
                 if event.status == "cancelled":
-                    pipe.hdel(self._events, event.id)
+                    pipe.zadd(self._expiry, {member: now + TOMBSTONE_RETENTION_S})
+                elif event.valid_until is not None:
+                    pipe.zadd(self._expiry, {member: event.valid_until.timestamp() + TOMBSTONE_RETENTION_S})
                 else:
-                    pipe.hset(self._events, event.id, dumps(event))
+                    pipe.zrem(self._expiry, member)
             await pipe.execute()
 
-    async def forget_events(self, event_ids: Sequence[str]) -> None:
-        """Drop expired events."""
-        if event_ids:
-            await self._client.hdel(self._events, *event_ids)
+    async def load_events(self) -> list[StampedEvent]:
+        """Every stored event version (tombstones included)."""
+        raw = await self._client.hgetall(self._events)
+        return [decode_stamped(v) for v in raw.values()]
 
-    async def load(self) -> tuple[list[RouteMessage], list[RouteMessage], list[Event]]:
-        """Every saved route registration, last position, and event."""
-        routes_raw = await self._client.hgetall(self._routes)
-        positions_raw = await self._client.hgetall(self._routes + ":pos")
-        events_raw = await self._client.hgetall(self._events)
+    async def load_partition(self, partition: int) -> PartitionSnapshot:
+        """The routes and positions of one partition."""
+        routes_raw = await self._client.hgetall(self._routes(partition))
+        positions_raw = await self._client.hgetall(self._positions(partition))
         routes = [RouteMessage.from_dict(orjson.loads(v)) for v in routes_raw.values()]
-        known = {r.route_id for r in routes}
+        live = {r.route_id for r in routes if r.op != "ended"}
         positions = [RouteMessage.from_dict(orjson.loads(v)) for v in positions_raw.values()]
-        positions = [p for p in positions if p.route_id in known]
-        events = [Event.from_dict(orjson.loads(v)) for v in events_raw.values()]
-        return routes, positions, events
+        return PartitionSnapshot(routes, [p for p in positions if p.route_id in live])
+
+    async def prune(self, now: float | None = None) -> int:
+        """Forget tombstones and expired events past their retention; returns how many."""
+        due: Iterable[bytes] = await self._client.zrangebyscore(
+            self._expiry, "-inf", now or time.time(), start=0, num=10_000
+        )
+        members = [m.decode() for m in due]
+        if not members:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            for member in members:
+                kind, _, rest = member.partition(":")
+                if kind == "e":
+                    pipe.hdel(self._events, rest)
+                else:
+                    partition, _, route_id = rest.partition(":")
+                    pipe.hdel(self._routes(int(partition)), route_id)
+            pipe.zrem(self._expiry, *members)
+            await pipe.execute()
+        return len(members)

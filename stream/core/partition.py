@@ -1,0 +1,73 @@
+"""One partition's share of the join: its routes, every active event, and the versions seen.
+
+Routes are partitioned by route id (all of a route's messages, and so all of its alerts, live in
+one partition: their transitions are totally ordered). Events are copied to every partition, each
+stamped with a sequence number when Corridor received it. Because messages are delivered at least
+once and the index is rebuilt from a snapshot before the log is replayed, a message older than what
+the partition already holds is skipped: a replay never moves an alert back to an older state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas import Alert, Event, RouteMessage
+from stream.core.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class StampedEvent:
+    """An event with the sequence (ns since the epoch) at which Corridor received this version."""
+
+    seq: int
+    event: Event
+
+
+@dataclass
+class PartitionIndex:
+    """The engine of one partition, guarded against replays of older versions."""
+
+    engine: Engine
+    _event_seq: dict[str, int] = field(default_factory=dict)
+    _route_at: dict[str, datetime] = field(default_factory=dict)
+    _position_at: dict[str, datetime] = field(default_factory=dict)
+
+    def apply_routes(self, messages: Sequence[RouteMessage], now: datetime) -> list[Alert]:
+        """Registered/updated routes are matched, positions move vehicles, ended routes clear."""
+        alerts: list[Alert] = []
+        for msg in messages:
+            last = self._route_at.get(msg.route_id)
+            if msg.op == "position":
+                seen = self._position_at.get(msg.route_id)
+                if msg.position is None or (seen and msg.at <= seen) or (last and msg.at < last):
+                    continue
+                self._position_at[msg.route_id] = msg.at
+                alerts.extend(self.engine.route_position(msg.route_id, msg.position, msg.at))
+                continue
+            if last is not None and msg.at < last:
+                continue
+            self._route_at[msg.route_id] = msg.at
+            if msg.op == "ended":
+                self._position_at.pop(msg.route_id, None)
+                alerts.extend(self.engine.end_route(msg.route_id, now))
+            elif msg.route is not None:
+                alerts.extend(self.engine.upsert_route(msg.route, now))
+        return alerts
+
+    def apply_events(self, stamped: Sequence[StampedEvent], now: datetime) -> list[Alert]:
+        """The newest version of each event in the batch, unless this partition has a newer one."""
+        latest: dict[str, StampedEvent] = {}
+        for item in stamped:
+            held = latest.get(item.event.id)
+            if held is None or item.seq > held.seq:
+                latest[item.event.id] = item
+        fresh = [item for item in latest.values() if item.seq > self._event_seq.get(item.event.id, -1)]
+        for item in fresh:
+            self._event_seq[item.event.id] = item.seq
+        return self.engine.apply_events([item.event for item in fresh], now) if fresh else []
+
+    def expire(self, now: datetime) -> list[Alert]:
+        """Clear the alerts of events whose validity has ended."""
+        return self.engine.expire(now)
