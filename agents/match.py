@@ -13,7 +13,15 @@ import orjson
 from schemas import Event
 from stream.core.partition import StampedEvent
 from stream.runtime import metrics
-from stream.runtime.app import app, events_topic, fanout_topic, publish_alerts, runtime, settings
+from stream.runtime.app import (
+    app,
+    dead_letter,
+    events_topic,
+    fanout_topic,
+    publish_alerts,
+    runtime,
+    settings,
+)
 from stream.runtime.redis_state import decode_stamped, encode_stamped
 
 log = logging.getLogger("corridor.agents.match")
@@ -25,14 +33,14 @@ PRUNE_EVERY_S = 300.0
 @app.agent(events_topic)
 async def fan_out_events(stream: Any) -> None:
     """Stamp each event with its receipt time, store it, and copy it to every partition."""
-    async for batch in stream.take(1000, within=0.02):
+    async for batch in stream.take_events(1000, within=0.02):
         stamped: list[StampedEvent] = []
-        for raw in batch:
+        for message in batch:
             try:
-                event = Event.from_dict(orjson.loads(raw))
+                event = Event.from_dict(orjson.loads(message.value))
             except (ValueError, KeyError, TypeError) as exc:
-                metrics.events_rejected.labels("stream", "invalid_event").inc()
-                log.warning("event refused: %s", exc)
+                where = f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
+                await dead_letter("stream", "event", where, f"not a normalized event: {exc!r}", message.value)
                 continue
             stamped.append(StampedEvent(time.time_ns(), event))
             metrics.events_in.labels(event.source, event.kind).inc()

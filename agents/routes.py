@@ -12,7 +12,7 @@ import orjson
 
 from schemas import RouteMessage
 from stream.runtime import metrics
-from stream.runtime.app import app, publish_alerts, routes_topic, runtime
+from stream.runtime.app import app, dead_letter, publish_alerts, routes_topic, runtime
 
 log = logging.getLogger("corridor.agents.routes")
 
@@ -26,8 +26,8 @@ async def keep_routes(stream: Any) -> None:
             try:
                 message = RouteMessage.from_dict(orjson.loads(event.value))
             except (ValueError, KeyError, TypeError) as exc:
-                metrics.events_rejected.labels("routes", "invalid_route").inc()
-                log.warning("route message refused: %s", exc)
+                where = f"{event.message.topic}/{event.message.partition}@{event.message.offset}"
+                await dead_letter("routes", "route", where, f"not a route message: {exc!r}", event.value)
                 continue
             by_partition[event.message.partition].append(message)
         for partition, messages in by_partition.items():

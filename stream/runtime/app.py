@@ -18,7 +18,7 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 
-from schemas import Alert
+from schemas import Alert, RejectedRecord
 from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
 from stream.core.partition import PartitionIndex, StampedEvent
@@ -115,6 +115,23 @@ class Runtime:
 
 
 runtime = Runtime(settings)
+
+
+async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes) -> None:
+    """Send a refused message to the dead-letter topic with its reason, and count it."""
+    reason = f"invalid_{fmt}"
+    metrics.events_rejected.labels(source, reason).inc()
+    log.warning("refused %s message at %s: %s", fmt, where, error)
+    record = RejectedRecord(
+        source=source,
+        format=fmt,
+        error=error,
+        where=where,
+        reason=reason,
+        raw=raw.decode("utf-8", "replace"),
+        received_at=datetime.now(UTC),
+    )
+    await rejected_topic.send(key=source.encode(), value=dumps(record))
 
 
 async def publish_alerts(alerts: list[Alert]) -> None:

@@ -113,3 +113,46 @@ async def test_killed_worker_rebuilds_its_index_from_redis(
         ("it:before", "raised"),
         ("it:after", "raised"),
     ]
+
+
+async def test_malformed_messages_go_to_the_dead_letter_topic(
+    deployment: Deployment, redis_client: aioredis.Redis
+) -> None:
+    """Garbage on the events and routes topics is dead-lettered with its reason; good records flow."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    deployment.start_worker()
+    settings = deployment.settings
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic("events"), b"{not json", key=b"junk")
+        await producer.send_and_wait(settings.topic("routes"), b'{"op": "teleported"}', key=b"r9")
+    finally:
+        await producer.stop()
+    async with Publisher(settings) as pub:
+        await pub.register_routes([_route("r1", "d1", 0)])
+        await asyncio.sleep(0.5)
+        await pub.events([_closure("it:good", 400, 0)])
+    await _wait_stream(redis_client, settings.topic_prefix, "d1", [("it:good", "raised")])
+    consumer = AIOKafkaConsumer(
+        settings.topic("events.rejected"),
+        bootstrap_servers=settings.bootstrap_servers(),
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        records = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while len(records) < 2 and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            records += [orjson.loads(m.value) for msgs in batch.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    by_source = {r["source"]: r for r in records}
+    assert set(by_source) == {"stream", "routes"}
+    assert by_source["stream"]["raw"] == "{not json" and by_source["stream"]["reason"] == "invalid_event"
+    assert "teleported" in by_source["routes"]["error"] and by_source["routes"]["where"].startswith(
+        settings.topic("routes")
+    )
