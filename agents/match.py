@@ -23,6 +23,7 @@ from stream.runtime.app import (
     settings,
 )
 from stream.runtime.redis_state import decode_stamped, encode_stamped
+from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.match")
 
@@ -44,7 +45,7 @@ async def fan_out_events(stream: Any) -> None:
                 continue
             stamped.append(StampedEvent(time.time_ns(), event))
             metrics.events_in.labels(event.source, event.kind).inc()
-        await runtime.state.save_events(stamped)
+        await until_done("saving events", runtime.state.save_events, stamped)
         for item in stamped:
             payload = encode_stamped(item)
             for partition in range(settings.partitions):
@@ -78,6 +79,6 @@ async def expire_events() -> None:
 @app.timer(PRUNE_EVERY_S)
 async def prune_state() -> None:
     """Forget tombstones and expired events whose retention has passed."""
-    pruned = await runtime.state.prune()
+    pruned = await until_done("pruning state", runtime.state.prune)
     if pruned:
         log.info("pruned %d stored tombstones and expired events", pruned)

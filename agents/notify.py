@@ -10,6 +10,7 @@ import orjson
 from schemas import Alert
 from stream.runtime import metrics
 from stream.runtime.app import alerts_topic, app, runtime
+from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.notify")
 
@@ -19,7 +20,8 @@ async def notify_drivers(stream: Any) -> None:
     """Append alerts to driver streams in batches; replays are absorbed by the outbox."""
     async for batch in stream.take(1000, within=0.02):
         alerts = [Alert.from_dict(orjson.loads(raw)) for raw in batch]
-        for alert, stream_id in await runtime.outbox.append(alerts):
+        stored = await until_done("storing alerts", runtime.outbox.append, alerts)
+        for alert, stream_id in stored:
             if stream_id is None:
                 metrics.alerts_deduplicated.inc()
             else:

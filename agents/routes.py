@@ -13,6 +13,7 @@ import orjson
 from schemas import RouteMessage
 from stream.runtime import metrics
 from stream.runtime.app import app, dead_letter, publish_alerts, routes_topic, runtime
+from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.routes")
 
@@ -32,7 +33,7 @@ async def keep_routes(stream: Any) -> None:
             by_partition[event.message.partition].append(message)
         for partition, messages in by_partition.items():
             started = time.perf_counter()
-            await runtime.state.save_routes(partition, messages)
+            await until_done("saving routes", runtime.state.save_routes, partition, messages)
             alerts = runtime.index(partition).apply_routes(messages, datetime.now(UTC))
             metrics.match_batch_seconds.labels("routes").observe(time.perf_counter() - started)
             await publish_alerts(alerts)

@@ -10,26 +10,18 @@ import orjson
 _OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_OMIT_MICROSECONDS
 
 
-def _omit_none(obj: Any) -> Any:
-    """Recursively drop None values and empty containers for a compact wire form."""
-    if isinstance(obj, dict):
-        return {k: _omit_none(v) for k, v in obj.items() if v is not None and v != {}}
-    if isinstance(obj, list | tuple):
-        return [_omit_none(v) for v in obj]
-    return obj
-
-
 def to_plain(record: Any) -> dict[str, Any]:
-    """A record as a JSON-ready dict (datetimes as ISO 8601 strings, None omitted)."""
+    """A record as a JSON-ready dict: datetimes as ISO 8601 strings, absent values as null.
+
+    Nulls are kept: the contracts require keys such as ``valid_from`` even when they are unknown.
+    """
     data: dict[str, Any] = orjson.loads(orjson.dumps(record, option=_OPTIONS))
-    return _omit_none(data)  # type: ignore[no-any-return]
+    return data
 
 
 def dumps(record: Any) -> bytes:
     """Serialize a record (dataclass, dict) to compact JSON bytes."""
-    return orjson.dumps(
-        to_plain(record) if not isinstance(record, dict) else record, option=_OPTIONS
-    )
+    return orjson.dumps(to_plain(record) if not isinstance(record, dict) else record, option=_OPTIONS)
 
 
 def loads(data: bytes | str) -> Any:

@@ -10,20 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from stream.runtime.services import EmbeddedServices
 from tests.support.processes import Deployment
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def embedded_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
     """The embedded broker (Tansu) and Redis on free ports, for the whole session."""
-    from stream.runtime.services import EmbeddedServices
-
-    state = tmp_path_factory.mktemp("services")
-    embedded = EmbeddedServices(state)
+    embedded = EmbeddedServices(tmp_path_factory.mktemp("services"))
     try:
-        yield embedded.up()
+        embedded.up()
+        yield embedded
     finally:
         embedded.down()
+
+
+@pytest.fixture(scope="session")
+def services(embedded_services: EmbeddedServices) -> dict[str, str]:
+    """The URLs of the session's broker and Redis."""
+    return embedded_services.info()
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from schemas.codec import to_plain
 from schemas.event import Event
-from stream.feeds.base import event_json
 from stream.feeds.registry import parser_for
 
 RUNS = 5
@@ -69,7 +69,7 @@ def _portcall(records: int) -> bytes:
 
 def _native(records: int) -> bytes:
     events = parser_for("cifs")(_sample("cifs-incidents.xml"))
-    rows = [orjson.dumps(event_json(e)) for e in events if isinstance(e, Event)]
+    rows = [orjson.dumps(to_plain(e)) for e in events if isinstance(e, Event)]
     return b"\n".join(rows[n % len(rows)] for n in range(records)) + b"\n"
 
 

@@ -8,9 +8,9 @@ from typing import BinaryIO
 import click
 import orjson
 
-from schemas.codec import dumps
+from schemas.codec import dumps, to_plain
 from schemas.event import Event
-from stream.feeds.base import MAX_DOCUMENT_BYTES, FeedFormatError, event_json
+from stream.feeds.base import MAX_DOCUMENT_BYTES, FeedFormatError
 from stream.feeds.registry import FORMATS
 from stream.feeds.registry import parse as parse_feed
 
@@ -61,7 +61,7 @@ def parse(fmt: str, path: str) -> None:
     rejected = 0
     for item in items:
         if isinstance(item, Event):
-            out.write(dumps(event_json(item)) + b"\n")
+            out.write(dumps(to_plain(item)) + b"\n")
         else:
             rejected += 1
             line = {"error": item.error, "where": item.where, "reason": item.reason}

@@ -10,7 +10,6 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import orjson
 
-from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
 
@@ -69,14 +68,6 @@ def gc_paused(func: Callable[_P, _R]) -> Callable[_P, _R]:
                     gc.enable()
 
     return wrapper
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    """The wire form of an event with its required nullable keys kept (valid_from/until)."""
-    plain = to_plain(event)
-    plain.setdefault("valid_from", None)
-    plain.setdefault("valid_until", None)
-    return plain
 
 
 def as_bytes(data: bytes | str, fmt: str) -> bytes:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
 
 from schemas import Alert, RejectedRecord
 from schemas.codec import dumps
@@ -25,6 +24,7 @@ from stream.core.partition import PartitionIndex, StampedEvent
 from stream.runtime import metrics
 from stream.runtime.redis_outbox import RedisOutbox
 from stream.runtime.redis_state import RedisState
+from stream.runtime.retry import redis_client, until_done
 from stream.runtime.settings import Settings
 
 log = logging.getLogger("corridor.worker")
@@ -70,7 +70,7 @@ class Runtime:
         self.settings = config
         self.engine_config = EngineConfig(corridor_m=config.corridor_m, crs=config.metric_crs)
         self.indexes: dict[int, PartitionIndex] = {}
-        self.redis = aioredis.Redis.from_url(config.resolved_redis_url())
+        self.redis = redis_client(config.resolved_redis_url())
         self.state = RedisState(self.redis, config.redis_prefix)
         self.outbox = RedisOutbox(self.redis, config.redis_prefix, config.stream_maxlen)
 
@@ -96,9 +96,9 @@ class Runtime:
         alerts: list[Alert] = []
         if missing:
             now = datetime.now(UTC)
-            events: list[StampedEvent] = await self.state.load_events()
+            events: list[StampedEvent] = await until_done("loading events", self.state.load_events)
             for partition in missing:
-                snapshot = await self.state.load_partition(partition)
+                snapshot = await until_done("loading routes", self.state.load_partition, partition)
                 index = PartitionIndex(Engine(self.engine_config))
                 alerts += index.apply_routes([*snapshot.routes, *snapshot.positions], now)
                 alerts += index.apply_events(events, now)

@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from stream.runtime.retry import redis_client as make_redis_client
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def redis_client(services: dict[str, str]) -> AsyncIterator[aioredis.Redis]:
     """A client of the session's real Redis."""
-    client = aioredis.Redis.from_url(services["redis_url"])
+    client = make_redis_client(services["redis_url"])
     try:
         yield client
     finally:

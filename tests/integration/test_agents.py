@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from schemas import Event, Route, Vehicle
 from stream.runtime.producer import Publisher
 from stream.runtime.redis_outbox import driver_stream_key
+from stream.runtime.services import EmbeddedServices
 from tests.support.geometry import line, lonlat, point
 from tests.support.processes import Deployment
 
@@ -156,3 +157,25 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
     assert "teleported" in by_source["routes"]["error"] and by_source["routes"]["where"].startswith(
         settings.topic("routes")
     )
+
+
+async def test_redis_restart_loses_nothing(
+    deployment: Deployment, redis_client: aioredis.Redis, embedded_services: EmbeddedServices
+) -> None:
+    """Events published while Redis restarts are matched and delivered once Redis is back."""
+    deployment.start_worker()
+    prefix = deployment.settings.topic_prefix
+    async with Publisher(deployment.settings) as pub:
+        await pub.register_routes([_route("r1", "d1", 0)])
+        await asyncio.sleep(0.5)
+        await pub.events([_closure("it:first", 100, 0)])
+        await _wait_stream(redis_client, prefix, "d1", [("it:first", "raised")])
+        await asyncio.to_thread(embedded_services.redis.stop)
+        await pub.events([_closure("it:during", 500, 0)])
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(embedded_services.restart_redis)
+        await pub.events([_closure("it:after", 900, 0)])
+        expected = [("it:first", "raised"), ("it:during", "raised"), ("it:after", "raised")]
+        await _wait_stream(redis_client, prefix, "d1", expected, timeout=30)
+    await asyncio.sleep(1.0)
+    assert await _stream(redis_client, prefix, "d1") == expected

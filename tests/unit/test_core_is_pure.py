@@ -20,7 +20,5 @@ def test_core_imports_no_io_library() -> None:
         f"loaded = sorted(m for m in {IO_LIBRARIES!r} if m in sys.modules)\n"
         "print(','.join(loaded))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from pyais.encode import encode_dict
 from pyais.messages import NMEAMessage
 
+from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
 from schemas.validate import errors
 from stream.feeds.ais import AisDecoder, parse_ais
-from stream.feeds.base import FeedFormatError, Item, event_json
+from stream.feeds.base import FeedFormatError, Item
 
 DATA = Path(__file__).parents[2] / "stream" / "data"
 SAMPLE = (DATA / "nmea_data_sample.txt").read_bytes()
@@ -34,7 +35,7 @@ def check(items: list[Item]) -> None:
     for item in items:
         assert isinstance(item, Event | Rejection)
         if isinstance(item, Event):
-            assert errors("event", event_json(item)) == []
+            assert errors("event", to_plain(item)) == []
         else:
             assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
 from schemas.validate import errors
-from stream.feeds.base import FeedFormatError, Item, event_json
+from stream.feeds.base import FeedFormatError, Item
 from stream.feeds.cifs import parse_cifs
 
 SAMPLE = (Path(__file__).parents[2] / "stream" / "data" / "cifs-incidents.xml").read_bytes()
@@ -26,7 +27,7 @@ def check(items: list[Item]) -> None:
     for item in items:
         assert isinstance(item, Event | Rejection)
         if isinstance(item, Event):
-            assert errors("event", event_json(item)) == []
+            assert errors("event", to_plain(item)) == []
         else:
             assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 

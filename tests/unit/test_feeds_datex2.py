@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.codec import to_plain
 from schemas.event import Event, VehicleConditions
 from schemas.rejected import Rejection
 from schemas.validate import errors
-from stream.feeds.base import FeedFormatError, Item, event_json
+from stream.feeds.base import FeedFormatError, Item
 from stream.feeds.datex2 import parse_datex2
 
 DATA = Path(__file__).parents[2] / "stream" / "data"
@@ -29,7 +30,7 @@ def check(items: list[Item]) -> None:
     for item in items:
         assert isinstance(item, Event | Rejection)
         if isinstance(item, Event):
-            assert errors("event", event_json(item)) == []
+            assert errors("event", to_plain(item)) == []
         else:
             assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 

@@ -12,16 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
 from schemas.validate import errors
-from stream.feeds.base import FeedFormatError, Item, event_json
+from stream.feeds.base import FeedFormatError, Item
 from stream.feeds.cifs import parse_cifs
 from stream.feeds.native import parse_native
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CIFS = parse_cifs((Path(__file__).parents[2] / "stream" / "data" / "cifs-incidents.xml").read_bytes())
-PLAIN = [event_json(e) for e in CIFS if isinstance(e, Event)]
+PLAIN = [to_plain(e) for e in CIFS if isinstance(e, Event)]
 
 
 def check(items: list[Item]) -> None:
@@ -29,7 +30,7 @@ def check(items: list[Item]) -> None:
     for item in items:
         assert isinstance(item, Event | Rejection)
         if isinstance(item, Event):
-            assert errors("event", event_json(item)) == []
+            assert errors("event", to_plain(item)) == []
         else:
             assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
 from schemas.validate import errors
-from stream.feeds.base import FeedFormatError, Item, event_json
+from stream.feeds.base import FeedFormatError, Item
 from stream.feeds.perimeters import parse_perimeters
 
 ZONES_BYTES = (Path(__file__).parents[2] / "stream" / "data" / "zones.geojson").read_bytes()
@@ -37,7 +38,7 @@ def check(items: list[Item]) -> None:
     for item in items:
         assert isinstance(item, Event | Rejection)
         if isinstance(item, Event):
-            assert errors("event", event_json(item)) == []
+            assert errors("event", to_plain(item)) == []
         else:
             assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 
@@ -104,7 +105,7 @@ def test_local_times_follow_daylight_saving(local: str, offset_h: int, utc: date
     assert isinstance(event, Event) and event.valid_from is not None
     assert event.valid_from.utcoffset() == timedelta(hours=offset_h)
     assert event.valid_from == utc
-    assert event_json(event)["valid_from"].endswith(f"+0{offset_h}:00")
+    assert to_plain(event)["valid_from"].endswith(f"+0{offset_h}:00")
 
 
 @pytest.mark.parametrize(
