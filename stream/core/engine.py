@@ -250,6 +250,12 @@ class Engine:
         self.index.remove(slot)
         self._graveyard.append(("event", slot))
 
+    def route_state(self, slot: int) -> RouteState:
+        """The state of the route in a slot (as of the last call)."""
+        state = self._routes[slot]
+        assert state is not None  # noqa: S101
+        return state
+
     def remaining_m(self, slot: int) -> float:
         """Metres of a route still ahead of its vehicle."""
         state = self._routes[slot]

@@ -55,51 +55,68 @@ class EventIndex:
 
     def store(self, events: Sequence[Event], shapes: ShapeBatch | None, at: datetime) -> Array:
         """File new or changed events (replacing earlier versions); returns their slots."""
-        slots = np.empty(len(events), dtype=np.int64)
         table = self.table
+        slots = np.empty(len(events), dtype=np.int64)
+        new: list[int] = []
         for i, event in enumerate(events):
             slot = self.slot_of.get(event.id)
             if slot is None:
-                slot = table.allocate()
-                self.slot_of[event.id] = slot
-                if slot >= len(self.states):
-                    self.states.extend([None] * (slot + 1 - len(self.states)))
+                new.append(i)
             else:
                 self._unfile(slot)
-            slots[i] = slot
-            table.vf[slot] = epoch(event.valid_from)
-            table.vu[slot] = epoch(event.valid_until)
-            schedule = compile_schedule(event.schedule)
-            table.has_sched[slot] = schedule is not None
-            cond = event_conditions(event)
-            table.max_w[slot], table.max_h[slot], table.max_wd[slot], table.max_l[slot] = cond[:4]
-            table.crit_mask[slot], table.hazmat[slot], table.has_cond[slot] = cond[4:]
-            if shapes is None:  # port call: concerns routes by destination
-                empty = np.zeros((0, 4))
-                state = EventState(event, slot, empty, None, empty, schedule, ())
+                slots[i] = slot
+        if new:
+            fresh = table.allocate_many(len(new))
+            slots[new] = fresh
+            self.slot_of.update(zip((events[i].id for i in new), fresh.tolist(), strict=True))
+            top = int(fresh.max()) + 1
+            if top > len(self.states):
+                self.states.extend([None] * (top - len(self.states)))
+        table.vf[slots] = [epoch(e.valid_from) for e in events]
+        table.vu[slots] = [epoch(e.valid_until) for e in events]
+        schedules = [compile_schedule(e.schedule) if e.schedule else None for e in events]
+        table.has_sched[slots] = [s is not None for s in schedules]
+        conds = [event_conditions(e) for e in events]
+        for k, name in enumerate(("max_w", "max_h", "max_wd", "max_l", "crit_mask", "hazmat", "has_cond")):
+            getattr(table, name)[slots] = [c[k] for c in conds]
+        if shapes is None:  # port calls: they concern routes by destination
+            empty = np.zeros((0, 4))
+            for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
+                self.states[slot] = EventState(event, slot, empty, None, empty, schedule, ())
                 self.port_calls.setdefault(event.terminal or "", set()).add(slot)
-            else:
-                lo, hi = int(shapes.prim_lo[i]), int(shapes.prim_hi[i])
-                polygon = shapes.polygons[i]
-                areal = polygon is not None
-                perimeter = areal and event.kind == "perimeter"
-                table.thr[slot] = 0.0 if perimeter else self.corridor_m
-                table.forward[slot] = event.direction == "forward" and not areal
-                state = EventState(event, slot, shapes.prims[lo:hi], polygon, shapes.bbox[i], schedule, ())
-                self._file(state)
-            self.states[slot] = state
+            return slots
+        areal = [p is not None for p in shapes.polygons]
+        perimeter = [a and e.kind == "perimeter" for a, e in zip(areal, events, strict=True)]
+        table.thr[slots] = np.where(perimeter, 0.0, self.corridor_m)
+        table.forward[slots] = [
+            e.direction == "forward" and not a for e, a in zip(events, areal, strict=True)
+        ]
+        self._file(events, slots, shapes, schedules)
         return slots
 
-    def _file(self, state: EventState) -> None:
-        b, m, c = state.bbox, self.margin_m, self.cell_m
-        x0, y0 = int(np.floor((b[0] - m) / c)), int(np.floor((b[1] - m) / c))
-        x1, y1 = int(np.floor((b[2] + m) / c)), int(np.floor((b[3] + m) / c))
-        cells = tuple(
-            ((ix + _OFF) << 32) | (iy + _OFF) for ix in range(x0, x1 + 1) for iy in range(y0, y1 + 1)
+    def _file(self, events: Sequence[Event], slots: Array, shapes: ShapeBatch, schedules: list[Any]) -> None:
+        """Keep the events' states and file them in the coarse grid."""
+        lo, hi, polygons, bbox = (
+            shapes.prim_lo.tolist(),
+            shapes.prim_hi.tolist(),
+            shapes.polygons,
+            shapes.bbox,
         )
-        for cell in cells:
-            self.cells.setdefault(cell, set()).add(state.slot)
-        state.cells = cells
+        m, c = self.margin_m, self.cell_m
+        span = (np.floor((bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF).tolist()
+        prims, states, cells_map = shapes.prims, self.states, self.cells
+        for i, slot in enumerate(slots.tolist()):
+            x0, y0, x1, y1 = span[i]
+            cells = tuple((ix << 32) | iy for ix in range(x0, x1 + 1) for iy in range(y0, y1 + 1))
+            for cell in cells:
+                hit = cells_map.get(cell)
+                if hit is None:
+                    cells_map[cell] = {slot}
+                else:
+                    hit.add(slot)
+            states[slot] = EventState(
+                events[i], slot, prims[lo[i] : hi[i]], polygons[i], bbox[i], schedules[i], cells
+            )
 
     def _unfile(self, slot: int) -> None:
         state = self.states[slot]

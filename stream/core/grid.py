@@ -17,6 +17,7 @@ import numpy as np
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
 _SLACK = 0.1  # metres: float32 midpoints are compared with this much margin
+_TILE = 128  # cells are looked up through dense tiles of _TILE x _TILE cells
 
 
 def ragged(starts: Array, counts: Array) -> Array:
@@ -61,7 +62,8 @@ class SegmentGrid:
         self.vroute = np.full(1024, -1, dtype=np.int64)  # route slot of segment p, -1 if none
         self._top = 0
         self._free: dict[int, list[int]] = {}
-        self._rows: dict[int, int] = {}
+        self._tile_of: dict[int, int] = {}  # tile key -> tile index
+        self._tiles = np.full((4, _TILE * _TILE), -1, dtype=np.int64)  # cell -> row, per tile
         self._cstart = np.zeros(1024, dtype=np.int64)
         self._ccap = np.zeros(1024, dtype=np.int64)
         self._ccount = np.zeros(1024, dtype=np.int64)
@@ -70,8 +72,6 @@ class SegmentGrid:
         self._amx = np.zeros(8192, dtype=np.float32)
         self._amy = np.zeros(8192, dtype=np.float32)
         self._atop = 0
-        self._keys: Array | None = None
-        self._keyrows: Array = np.zeros(0, dtype=np.int64)
 
     # -- vertex pool -------------------------------------------------------------------------
     def insert(self, route_slot: int, x: Array, y: Array) -> int:
@@ -117,47 +117,81 @@ class SegmentGrid:
             setattr(self, name, arr)
 
     # -- cells -------------------------------------------------------------------------------
-    def _cells(self, mx: Array, my: Array) -> Array:
+    def _cells(self, mx: Array, my: Array) -> tuple[Array, Array]:
         assert self.origin is not None  # noqa: S101 - set by the first insert
         ix = np.floor((mx - self.origin[0]) / self.cell_m).astype(np.int64) + _OFF
         iy = np.floor((my - self.origin[1]) / self.cell_m).astype(np.int64) + _OFF
-        return (ix << 32) | iy
+        return ix, iy
+
+    def _lookup(self, ix: Array, iy: Array, create: bool = False) -> Array:
+        """Row of each cell (-1 where there is none); ``create`` adds the missing tiles."""
+        tkey = ((ix // _TILE) << 32) | (iy // _TILE)
+        if len(tkey) and tkey.min() == tkey.max():
+            uniq, inv = tkey[:1], np.zeros(len(tkey), dtype=np.int64)
+        else:
+            uniq, inv = np.unique(tkey, return_inverse=True)
+        get = self._tile_of.get
+        tids = np.fromiter((get(k, -1) for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
+        if create and (tids < 0).any():
+            for i in np.nonzero(tids < 0)[0].tolist():
+                tids[i] = self._tile_of[int(uniq[i])] = len(self._tile_of)
+            if len(self._tile_of) > len(self._tiles):
+                grown = np.full((2 * len(self._tile_of), _TILE * _TILE), -1, dtype=np.int64)
+                grown[: len(self._tiles)] = self._tiles
+                self._tiles = grown
+        tid = tids[inv.ravel()]
+        flat = tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE
+        rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1)
+        return rows
 
     def _file(self, start: int, x: Array, y: Array, lengths: Array) -> None:
         seg, mx, my = pieces(x, y, lengths, self.piece_m)
-        self._add_entries(self._cells(mx, my), seg + start, mx, my)
+        self._add_entries(*self._cells(mx, my), seg + start, mx, my)
 
-    def _add_entries(self, keys: Array, p: Array, mx: Array, my: Array) -> None:
+    def _add_entries(self, ix: Array, iy: Array, p: Array, mx: Array, my: Array) -> None:
         assert self.origin is not None  # noqa: S101
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
-        rows = np.fromiter((self._row(k) for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
+        rows = self._lookup(ix, iy, create=True)
+        missing = np.nonzero(rows < 0)[0]
+        if len(missing):
+            keys = (ix[missing] << 32) | iy[missing]
+            uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+            rows[missing] = self._new_rows(uniq >> 32, uniq & 0xFFFFFFFF, counts)[inv.ravel()]
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+        counts = np.diff(np.append(first, len(rows)))
+        rows = rows[first]
         over = np.nonzero(self._ccount[rows] + counts > self._ccap[rows])[0]
         for i in over.tolist():
             self._make_room(int(rows[i]), int(counts[i]))
         base = self._cstart[rows] + self._ccount[rows]
-        pos = np.repeat(base - first, counts) + np.arange(len(keys))
+        pos = np.repeat(base - first, counts) + np.arange(len(order))
         self._ap[pos] = p[order]
         self._amx[pos] = (mx[order] - self.origin[0]).astype(np.float32)
         self._amy[pos] = (my[order] - self.origin[1]).astype(np.float32)
         self._ccount[rows] += counts
 
-    def _row(self, key: int) -> int:
-        row = self._rows.get(key)
-        if row is not None:
-            return row
-        row = self._ncells
-        self._ncells += 1
-        if row >= len(self._cstart):
+    def _new_rows(self, ix: Array, iy: Array, counts: Array) -> Array:
+        """Create cells, each with room for its first entries and as many more."""
+        n = len(ix)
+        first = self._ncells
+        self._ncells += n
+        while self._ncells > len(self._cstart):
             for name in ("_cstart", "_ccap", "_ccount"):
                 old = getattr(self, name)
                 setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
-        self._cstart[row] = self._reserve(8)
-        self._ccap[row] = 8
-        self._rows[key] = row
-        self._keys = None
-        return row
+        caps = np.maximum(8, 1 << np.ceil(np.log2(np.maximum(counts, 1) * 2)).astype(np.int64))
+        base = self._reserve(int(caps.sum()))
+        rows = np.arange(first, first + n, dtype=np.int64)
+        self._cstart[rows] = base + np.cumsum(caps) - caps
+        self._ccap[rows] = caps
+        tid = np.fromiter(
+            (self._tile_of[k] for k in (((ix // _TILE) << 32) | (iy // _TILE)).tolist()),
+            dtype=np.int64,
+            count=n,
+        )
+        self._tiles.ravel()[tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE] = rows
+        return rows
 
     def _reserve(self, n: int) -> int:
         if self._atop + n > len(self._ap):
@@ -232,11 +266,6 @@ class SegmentGrid:
         empty = np.zeros(0, dtype=np.int64)
         if self.origin is None or len(boxes) == 0:
             return empty, empty
-        if self._keys is None:
-            keys = np.fromiter(self._rows.keys(), dtype=np.int64, count=len(self._rows))
-            rows = np.fromiter(self._rows.values(), dtype=np.int64, count=len(self._rows))
-            order = np.argsort(keys)
-            self._keys, self._keyrows = keys[order], rows[order]
         ox, oy, cell = self.origin[0], self.origin[1], self.cell_m
         rel = boxes - np.array([ox, oy, ox, oy])
         ix0 = np.floor(rel[:, 0] / cell).astype(np.int64)
@@ -247,10 +276,9 @@ class SegmentGrid:
         box = np.repeat(np.arange(len(boxes), dtype=np.int64), per)
         k = np.arange(len(box), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
         nyb = ny[box]
-        keys = ((ix0[box] + k // nyb + _OFF) << 32) | (iy0[box] + k % nyb + _OFF)
-        at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-        found = self._keys[at] == keys
-        rows = self._keyrows[at[found]]
+        rows = self._lookup(ix0[box] + k // nyb + _OFF, iy0[box] + k % nyb + _OFF)
+        found = rows >= 0
+        rows = rows[found]
         box = box[found]
         counts = self._ccount[rows]
         idx = ragged(self._cstart[rows], counts)

@@ -121,13 +121,33 @@ def _polygons(
     if not any(areal):
         return out
     events = np.asarray(vevent, dtype=np.int64)
+    first = np.searchsorted(events, np.arange(len(geometries)))
+    last = np.searchsorted(events, np.arange(len(geometries)), side="right")
+    simple = [
+        i
+        for i, a in enumerate(areal)
+        if a and geometries[i].get("type") == "Polygon" and len(geometries[i]["coordinates"]) == 1
+    ]
+    if simple:
+        idx = np.concatenate([np.arange(first[i], last[i]) for i in simple])
+        ring = np.repeat(np.arange(len(simple)), [last[i] - first[i] for i in simple])
+        polys = shapely.polygons(shapely.linearrings(np.column_stack((x[idx], y[idx])), indices=ring))
+        bad = ~shapely.is_valid(polys)
+        if bad.any():
+            polys[bad] = shapely.make_valid(polys[bad])
+        shapely.prepare(polys)
+        for i, poly in zip(simple, polys.tolist(), strict=True):
+            out[i] = poly
+    done = set(simple)
     for i in np.nonzero(np.asarray(areal, dtype=bool))[0].tolist():
+        if i in done:
+            continue
         sel = events == i
         geom = shapely.transform(
             shapely.geometry.shape(geometries[i]), lambda _xy, s=sel: np.column_stack((x[s], y[s]))
         )
-        polys = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"]
-        shape = shapely.make_valid(shapely.union_all(polys))
+        polys_i = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"]
+        shape = shapely.make_valid(shapely.union_all(polys_i))
         shapely.prepare(shape)
         out[i] = shape
     return out

@@ -39,6 +39,18 @@ class Table:
             getattr(self, name)[slot] = fill
         return slot
 
+    def allocate_many(self, k: int) -> Array:
+        """``k`` free slots at once, their columns reset to their defaults."""
+        reuse = [self._free.pop() for _ in range(min(k, len(self._free)))]
+        fresh = np.arange(self._next, self._next + k - len(reuse), dtype=np.int64)
+        self._next += len(fresh)
+        while self._next > self._size:
+            self._grow()
+        slots = np.concatenate((np.asarray(reuse, dtype=np.int64), fresh))
+        for name, (_, fill) in self.columns.items():
+            getattr(self, name)[slots] = fill
+        return slots
+
     def release(self, slot: int) -> None:
         """Give a slot back."""
         self._free.append(slot)
