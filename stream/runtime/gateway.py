@@ -154,6 +154,7 @@ class Gateway:
                 appended_ms = int(fields.get(b"t", b"0"))
                 if appended_ms:
                     metrics.delivery_seconds.observe(max(0.0, time.time() - appended_ms / 1000))
+                metrics.observe_end_to_end(body)
                 metrics.alerts_sent.inc()
             if len(entries) == PAGE:
                 conn.wake.set()

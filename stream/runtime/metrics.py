@@ -1,10 +1,25 @@
-"""Prometheus metrics of every Corridor process (``corridor_`` prefix), and their endpoint."""
+"""Prometheus metrics of every Corridor process (``corridor_`` prefix), and their endpoint.
+
+Each process serves its own registry on its own port (``CORRIDOR_METRICS_PORT``): workers and
+gateways are single processes, so no multiprocess mode is needed. A server that forks (e.g. the
+publish API under a pre-fork server) sets ``PROMETHEUS_MULTIPROC_DIR`` and ``serve`` then
+aggregates its children's files.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import os
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+TOP_EVENTS = 10
+PUBLISHER_ENDPOINTS = ("events", "portcalls")
+PUBLISHER_STATUSES = ("2xx", "4xx", "5xx")
 
 events_in = Counter(
     "corridor_events_in_total",
@@ -23,11 +38,35 @@ alerts_emitted = Counter(
     "Alert transitions emitted by the matcher, by event kind and state.",
     ["kind", "state"],
 )
+matches = Counter(
+    "corridor_matches_total",
+    "Route-event pairs the matcher found concerned (raised or updated), by side of the join and kind.",
+    ["side", "kind"],
+)
 match_batch_seconds = Histogram(
     "corridor_match_batch_seconds",
     "Time to match one batch of events or routes.",
     ["side"],
     buckets=LATENCY_BUCKETS,
+)
+messages_processed = Counter(
+    "corridor_messages_processed_total",
+    "Messages taken from a topic by this worker's agents.",
+    ["topic"],
+)
+consumer_lag = Gauge(
+    "corridor_consumer_lag",
+    "Messages not yet committed by this worker: partition highwater minus committed offset.",
+    ["topic", "partition"],
+)
+drivers_affected = Gauge(
+    "corridor_drivers_affected",
+    "Distinct drivers with at least one raised alert on the routes this worker holds.",
+)
+event_routes_affected = Gauge(
+    "corridor_event_routes_affected",
+    f"Routes an event concerns in this worker, for its {TOP_EVENTS} events concerning the most routes.",
+    ["event_id"],
 )
 alerts_stored = Counter(
     "corridor_alerts_stored_total",
@@ -37,6 +76,11 @@ alerts_stored = Counter(
 alerts_deduplicated = Counter(
     "corridor_alerts_deduplicated_total",
     "Alert transitions dropped as already delivered.",
+)
+publisher_requests = Counter(
+    "corridor_publisher_requests_total",
+    "Requests to the publisher API, by endpoint and status class (2xx, 4xx, 5xx).",
+    ["endpoint", "status"],
 )
 connected_drivers = Gauge("corridor_connected_drivers", "Driver websocket connections open.")
 alerts_sent = Counter("corridor_alerts_sent_total", "Alerts written to driver websockets.")
@@ -57,8 +101,68 @@ end_to_end_seconds = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+# Every endpoint and status class exists from the start: the rate panel reads 0, not "No data".
+for _endpoint in PUBLISHER_ENDPOINTS:
+    for _status in PUBLISHER_STATUSES:
+        publisher_requests.labels(_endpoint, _status)
+
+_RECEIVED = re.compile(r'"event_received_at":"([^"]+)"')
+_lag_labels: set[tuple[str, str]] = set()
+_top_events: set[str] = set()
+
+
+def count_publisher_request(endpoint: str, status_code: int) -> None:
+    """Count one publisher API request under its status class."""
+    publisher_requests.labels(endpoint, f"{status_code // 100}xx").inc()
+
+
+def observe_end_to_end(alert_json: str, now: float | None = None) -> None:
+    """Observe receipt-to-socket latency of an alert whose JSON carries ``event_received_at``."""
+    found = _RECEIVED.search(alert_json)
+    if found is None:
+        return
+    try:
+        received = datetime.fromisoformat(found[1].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return
+    end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
+
+
+def set_consumer_lag(lags: Mapping[tuple[str, int], int]) -> None:
+    """Publish the lag of each assigned (topic, partition); forget partitions no longer assigned."""
+    current = {(topic, str(partition)) for topic, partition in lags}
+    for gone in _lag_labels - current:
+        consumer_lag.remove(*gone)
+    for (topic, partition), lag in lags.items():
+        consumer_lag.labels(topic, str(partition)).set(max(0, lag))
+    _lag_labels.clear()
+    _lag_labels.update(current)
+
+
+def set_affected(routes_by_event: Mapping[str, int], drivers: int) -> None:
+    """Publish the drivers affected and the top events by routes concerned (bounded label set)."""
+    drivers_affected.set(drivers)
+    top = sorted(routes_by_event.items(), key=lambda item: (-item[1], item[0]))[:TOP_EVENTS]
+    keep = {event_id for event_id, _ in top}
+    for gone in _top_events - keep:
+        event_routes_affected.remove(gone)
+    for event_id, count in top:
+        event_routes_affected.labels(event_id).set(count)
+    _top_events.clear()
+    _top_events.update(keep)
+
 
 def serve(port: int) -> None:
     """Expose /metrics on ``port`` (0: do not serve)."""
-    if port:
+    if not port:
+        return
+    registry = None
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess  # noqa: PLC0415 - only for pre-fork servers
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    if registry is None:
         start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from other hosts
+    else:
+        start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104
