@@ -15,6 +15,7 @@ from stream.core.partition import StampedEvent
 from stream.runtime import metrics
 from stream.runtime.app import (
     app,
+    consumer_lags,
     dead_letter,
     events_topic,
     fanout_topic,
@@ -28,6 +29,7 @@ from stream.runtime.retry import until_done
 log = logging.getLogger("corridor.agents.match")
 
 EXPIRE_EVERY_S = 15.0
+OBSERVE_EVERY_S = 2.0
 PRUNE_EVERY_S = 300.0
 
 
@@ -35,6 +37,7 @@ PRUNE_EVERY_S = 300.0
 async def fan_out_events(stream: Any) -> None:
     """Stamp each event with its receipt time, store it, and copy it to every partition."""
     async for batch in stream.take_events(1000, within=0.02):
+        metrics.messages_processed.labels(events_topic.get_topic_name()).inc(len(batch))
         stamped: list[StampedEvent] = []
         for message in batch:
             try:
@@ -56,6 +59,7 @@ async def fan_out_events(stream: Any) -> None:
 async def match_events(stream: Any) -> None:
     """Match each partition's batch of events against that partition's routes at once."""
     async for batch in stream.take_events(1000, within=0.02):
+        metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
         by_partition: dict[int, list[StampedEvent]] = defaultdict(list)
         for event in batch:
             by_partition[event.message.partition].append(decode_stamped(event.value))
@@ -63,7 +67,8 @@ async def match_events(stream: Any) -> None:
             started = time.perf_counter()
             alerts = runtime.index(partition).apply_events(stamped, datetime.now(UTC))
             metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
-            await publish_alerts(alerts)
+            metrics.count_matches("events", alerts)
+            await publish_alerts(alerts, {item.event.id: item.seq for item in stamped})
         runtime.refresh_gauges()
 
 
@@ -74,6 +79,14 @@ async def expire_events() -> None:
     for index in list(runtime.indexes.values()):
         await publish_alerts(index.expire(now))
     runtime.refresh_gauges()
+
+
+@app.timer(OBSERVE_EVERY_S)
+async def observe_worker() -> None:
+    """Publish consumer lag per partition, drivers affected and the events concerning most routes."""
+    metrics.set_consumer_lag(consumer_lags())
+    routes_by_event, drivers = runtime.affected()
+    metrics.set_affected(routes_by_event, drivers)
 
 
 @app.timer(PRUNE_EVERY_S)

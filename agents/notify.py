@@ -19,6 +19,7 @@ log = logging.getLogger("corridor.agents.notify")
 async def notify_drivers(stream: Any) -> None:
     """Append alerts to driver streams in batches; replays are absorbed by the outbox."""
     async for batch in stream.take(1000, within=0.02):
+        metrics.messages_processed.labels(alerts_topic.get_topic_name()).inc(len(batch))
         alerts = [Alert.from_dict(orjson.loads(raw)) for raw in batch]
         stored = await until_done("storing alerts", runtime.outbox.append, alerts)
         for alert, stream_id in stored:

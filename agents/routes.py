@@ -22,6 +22,7 @@ log = logging.getLogger("corridor.agents.routes")
 async def keep_routes(stream: Any) -> None:
     """Decode route messages in batches, persist them per partition, emit the alerts they cause."""
     async for batch in stream.take_events(500, within=0.05):
+        metrics.messages_processed.labels(routes_topic.get_topic_name()).inc(len(batch))
         by_partition: dict[int, list[RouteMessage]] = defaultdict(list)
         for event in batch:
             try:
@@ -36,5 +37,6 @@ async def keep_routes(stream: Any) -> None:
             await until_done("saving routes", runtime.state.save_routes, partition, messages)
             alerts = runtime.index(partition).apply_routes(messages, datetime.now(UTC))
             metrics.match_batch_seconds.labels("routes").observe(time.perf_counter() - started)
+            metrics.count_matches("routes", alerts)
             await publish_alerts(alerts)
         runtime.refresh_gauges()

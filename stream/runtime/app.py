@@ -11,7 +11,9 @@ decided in two places.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,6 +89,17 @@ class Runtime:
         metrics.active_routes.set(sum(i.engine.route_count for i in self.indexes.values()))
         metrics.active_events.set(max((i.engine.event_count for i in self.indexes.values()), default=0))
 
+    def affected(self) -> tuple[Counter[str], int]:
+        """Routes concerned per event id, and distinct drivers, over the raised alerts held here."""
+        routes_by_event: Counter[str] = Counter()
+        drivers: set[str] = set()
+        for index in self.indexes.values():
+            engine = index.engine
+            for ev, raised in engine.book.by_event.items():
+                routes_by_event[engine.index.states[ev].event.id] += len(raised.r)  # type: ignore[union-attr]
+                drivers.update(engine.route_state(int(r)).route.driver_id for r in raised.r)
+        return routes_by_event, len(drivers)
+
     async def rebuild(self, partitions: Iterable[int]) -> None:
         """Build the index of each newly assigned partition from Redis; drop revoked ones."""
         wanted = set(partitions)
@@ -134,11 +147,34 @@ async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes)
     await rejected_topic.send(key=source.encode(), value=dumps(record))
 
 
-async def publish_alerts(alerts: list[Alert]) -> None:
-    """Send alert transitions to the alerts topic, keyed by driver."""
+async def publish_alerts(alerts: list[Alert], received_ns: Mapping[str, int] | None = None) -> None:
+    """Send alert transitions to the alerts topic, keyed by driver, with their event's receipt time."""
     for alert in alerts:
         metrics.alerts_emitted.labels(alert.kind, alert.state).inc()
-        await alerts_topic.send(key=alert.driver_id.encode(), value=dumps(alert))
+        seq = received_ns.get(alert.event_id) if received_ns else None
+        received = None if seq is None else datetime.fromtimestamp(seq / 1e9, UTC)
+        sent = alert if received is None else replace(alert, event_received_at=received)
+        await alerts_topic.send(key=alert.driver_id.encode(), value=dumps(sent))
+
+
+def consumer_lags() -> dict[tuple[str, int], int]:
+    """Highwater (from fetch responses) minus committed offset of every assigned partition.
+
+    The highwater comes from the broker's fetch responses, not ``end_offsets()`` (ListOffsets),
+    which the embedded broker answers wrongly; a partition not fetched yet is left out.
+    """
+    consumer = app.consumer
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        try:
+            highwater = consumer.highwater(tp)
+        except AssertionError:  # revoked between assignment() and highwater()
+            continue
+        if highwater is None:
+            continue
+        committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - Faust keeps no public accessor
+        lags[(tp.topic, tp.partition)] = highwater - (committed or 0)
+    return lags
 
 
 @app.on_partitions_assigned.connect

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -126,6 +127,13 @@ def observe_end_to_end(alert_json: str, now: float | None = None) -> None:
     except ValueError:
         return
     end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
+
+
+def count_matches(side: str, alerts: Iterable[Any]) -> None:
+    """Count the raised and updated alerts of one match batch by event kind."""
+    for alert in alerts:
+        if alert.state != "cleared":
+            matches.labels(side, alert.kind).inc()
 
 
 def set_consumer_lag(lags: Mapping[tuple[str, int], int]) -> None:
