@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "gateway": "stream.commands.gateway:gateway",
     "demo": "stream.commands.demo:demo",
     "publish": "stream.commands.publish:publish",
+    "feed": "stream.commands.feed:feed",
     "token": "stream.commands.token:token",
     "parse": "stream.commands.parse:parse",
     "match": "stream.commands.match:match",

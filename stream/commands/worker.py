@@ -14,7 +14,8 @@ def worker(loglevel: str) -> None:
     try:
         import faust  # noqa: PLC0415 - heavy, only for this command
 
-        import agents.match  # noqa: F401, PLC0415 - registers the agents
+        import agents.dead_letters  # noqa: F401, PLC0415 - registers the agents
+        import agents.match  # noqa: F401, PLC0415
         import agents.notify  # noqa: F401, PLC0415
         import agents.routes  # noqa: F401, PLC0415
         from stream.runtime import metrics  # noqa: PLC0415

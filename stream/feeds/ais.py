@@ -17,6 +17,10 @@ SOURCE = "ais"
 Pending = tuple[str, list[nmea.Sentence], list[str]]
 
 
+MAX_PARTIAL_CHARS = 4096
+"""Longest partial line kept between two chunks; NMEA sentences are at most 82 characters."""
+
+
 class AisDecoder:
     """Feed NMEA lines, get vessel events and rejections; keeps static data by MMSI.
 
@@ -44,6 +48,16 @@ class AisDecoder:
         lines = (self._partial + chunk).split("\n")
         self._partial = lines.pop()
         out: list[Item] = []
+        if len(self._partial) > MAX_PARTIAL_CHARS:
+            out.append(
+                Rejection(
+                    f"no line end within {MAX_PARTIAL_CHARS} characters: not an NMEA stream",
+                    where="stream",
+                    reason="line_too_long",
+                    raw=self._partial[:200],
+                )
+            )
+            self._partial = ""
         for line in lines:
             out.extend(self.feed_line(line, received_at))
         return out

@@ -131,9 +131,8 @@ runtime = Runtime(settings)
 
 
 async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes) -> None:
-    """Send a refused message to the dead-letter topic with its reason, and count it."""
+    """Send a refused message to the dead-letter topic with its reason (counted by its agent)."""
     reason = f"invalid_{fmt}"
-    metrics.events_rejected.labels(source, reason).inc()
     log.warning("refused %s message at %s: %s", fmt, where, error)
     record = RejectedRecord(
         source=source,

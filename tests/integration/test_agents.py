@@ -15,6 +15,7 @@ from stream.runtime.producer import Publisher
 from stream.runtime.redis_outbox import driver_stream_key
 from stream.runtime.services import EmbeddedServices
 from tests.support.geometry import line, lonlat, point
+from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
 
 
@@ -120,7 +121,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
     deployment: Deployment, redis_client: aioredis.Redis
 ) -> None:
     """Garbage on the events and routes topics is dead-lettered with its reason; good records flow."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import AIOKafkaProducer
 
     deployment.start_worker()
     settings = deployment.settings
@@ -136,21 +137,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
         await asyncio.sleep(0.5)
         await pub.events([_closure("it:good", 400, 0)])
     await _wait_stream(redis_client, settings.topic_prefix, "d1", [("it:good", "raised")])
-    consumer = AIOKafkaConsumer(
-        settings.topic("events.rejected"),
-        bootstrap_servers=settings.bootstrap_servers(),
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        records = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while len(records) < 2 and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            records += [orjson.loads(m.value) for msgs in batch.values() for m in msgs]
-    finally:
-        await consumer.stop()
+    records = await read_topic(settings, "events.rejected", 2)
     by_source = {r["source"]: r for r in records}
     assert set(by_source) == {"stream", "routes"}
     assert by_source["stream"]["raw"] == "{not json" and by_source["stream"]["reason"] == "invalid_event"

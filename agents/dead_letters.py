@@ -1,0 +1,26 @@
+"""count_rejections: every dead letter, from any feed, API or agent, counted by source and reason."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from stream.runtime import metrics
+from stream.runtime.app import app, rejected_topic
+
+log = logging.getLogger("corridor.agents.dead_letters")
+
+
+@app.agent(rejected_topic)
+async def count_rejections(stream: Any) -> None:
+    """Count dead letters in one place, so every producer of them shows on the dashboards."""
+    async for batch in stream.take(1000, within=0.2):
+        for raw in batch:
+            try:
+                record = orjson.loads(raw)
+                source, reason = str(record["source"]), str(record["reason"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                source, reason = "unknown", "unreadable_dead_letter"
+            metrics.events_rejected.labels(source, reason).inc()

@@ -1,0 +1,147 @@
+"""Polling an HTTP feed (CIFS, DATEX II): conditional requests, backoff, snapshot lifecycle.
+
+Each poll that returns a new document is parsed and compared with the previous snapshot (kept in
+Redis so a restarted poller resumes where it was): new and changed events are published, events
+gone from the feed are published as cancelled. An unchanged document (304, or the same bytes)
+publishes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+
+from schemas import Event, Rejection
+from schemas.codec import to_plain
+from stream.feeds.base import MAX_DOCUMENT_BYTES, FeedFormatError
+from stream.feeds.registry import parse
+from stream.feeds.snapshot import Entry, diff
+from stream.runtime.feed_sink import FeedSink
+
+log = logging.getLogger("corridor.feeds.poll")
+
+MAX_BACKOFF_S = 600.0
+
+
+class FeedHttpError(RuntimeError):
+    """The feed answered with an error status or could not be reached."""
+
+
+@dataclass
+class PollState:
+    """What a poller remembers between two polls."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    snapshot: dict[str, Entry] = field(default_factory=dict)
+
+
+class SnapshotStore:
+    """The last snapshot of a feed, in Redis, so that a restart does not forget cancellations."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, feed_name: str) -> None:
+        self._client = client
+        self._key = f"{prefix}:feed:{feed_name}:snapshot"
+
+    async def load(self) -> PollState:
+        """The stored state, or an empty one."""
+        raw = await self._client.get(self._key)
+        if raw is None:
+            return PollState()
+        data = orjson.loads(raw)
+        snapshot = {k: Entry(v["hash"], Event.from_dict(v["event"])) for k, v in data["snapshot"].items()}
+        return PollState(data.get("etag"), data.get("last_modified"), data.get("body_hash"), snapshot)
+
+    async def save(self, state: PollState) -> None:
+        """Keep the state of the last successful poll."""
+        snapshot = {k: {"hash": e.hash, "event": to_plain(e.event)} for k, e in state.snapshot.items()}
+        data = {
+            "etag": state.etag,
+            "last_modified": state.last_modified,
+            "body_hash": state.body_hash,
+            "snapshot": snapshot,
+        }
+        await self._client.set(self._key, orjson.dumps(data))
+
+
+async def fetch(session: aiohttp.ClientSession, url: str, state: PollState) -> bytes | None:
+    """GET the feed conditionally; None when unchanged (304). Bounded in size."""
+    headers = {"Accept": "application/xml, application/json;q=0.9, */*;q=0.5"}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    async with session.get(url, headers=headers) as response:
+        if response.status == 304:
+            return None
+        if response.status != 200:
+            raise FeedHttpError(f"{url} answered HTTP {response.status}")
+        body = await response.content.read(MAX_DOCUMENT_BYTES + 1)
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise FeedHttpError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+        state.etag = response.headers.get("ETag")
+        state.last_modified = response.headers.get("Last-Modified")
+        return body
+
+
+async def poll_once(
+    session: aiohttp.ClientSession, url: str, fmt: str, state: PollState, sink: FeedSink
+) -> tuple[int, int, int]:
+    """One poll: returns (published changes, rejections, unchanged)."""
+    body = await fetch(session, url, state)
+    if body is None:
+        return 0, 0, len(state.snapshot)
+    body_hash = hashlib.blake2b(body, digest_size=16).hexdigest()
+    if body_hash == state.body_hash:
+        return 0, 0, len(state.snapshot)
+    try:
+        items = parse(fmt, body)
+    except FeedFormatError as exc:
+        raw = body[:4096].decode("utf-8", "replace")
+        await sink.publish([Rejection(str(exc), where=url, reason="unreadable_document", raw=raw)])
+        state.body_hash = body_hash
+        raise
+    events = [i for i in items if isinstance(i, Event)]
+    rejections = [i for i in items if not isinstance(i, Event)]
+    result = diff(state.snapshot, events, datetime.now(UTC))
+    await sink.publish([c.event for c in result.changes] + rejections)
+    state.snapshot = result.snapshot
+    state.body_hash = body_hash
+    return len(result.changes), len(rejections), result.unchanged
+
+
+async def poll_forever(
+    url: str, fmt: str, every_s: float, sink: FeedSink, store: SnapshotStore, stop: asyncio.Event
+) -> None:
+    """Poll until ``stop``; on errors back off exponentially (up to 10 min), then resume the rhythm."""
+    state = await store.load()
+    failures = 0
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while not stop.is_set():
+            try:
+                changes, rejected, unchanged = await poll_once(session, url, fmt, state, sink)
+                await store.save(state)
+                failures = 0
+                log.info(
+                    "polled %s: %d changes, %d rejected, %d unchanged", url, changes, rejected, unchanged
+                )
+                delay = every_s
+            except (aiohttp.ClientError, FeedHttpError, FeedFormatError, TimeoutError) as exc:
+                failures += 1
+                delay = min(every_s * 2**failures, MAX_BACKOFF_S) if every_s else 0
+                log.warning("poll of %s failed (%s); next try in %.0f s", url, exc, delay)
+            if not every_s:
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass

@@ -1,0 +1,45 @@
+"""Where parsed feed items go: events to ``corridor.events``, rejections to the dead-letter topic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas import Event, Rejection
+from stream.feeds.base import Item
+from stream.runtime.producer import Publisher
+
+log = logging.getLogger("corridor.feeds")
+
+
+@dataclass
+class FeedCounts:
+    """Running totals of one feed process."""
+
+    events: int = 0
+    rejected: int = 0
+
+
+class FeedSink:
+    """Publishes a feed's items; nothing received is dropped without a trace."""
+
+    def __init__(self, publisher: Publisher, source: str, fmt: str) -> None:
+        self.publisher = publisher
+        self.source = source
+        self.format = fmt
+        self.counts = FeedCounts()
+
+    async def publish(self, items: Sequence[Item]) -> FeedCounts:
+        """Publish events and dead-letter rejections (each acknowledged by the broker)."""
+        events = [i for i in items if isinstance(i, Event)]
+        rejections = [i for i in items if isinstance(i, Rejection)]
+        if events:
+            await self.publisher.events(events)
+        if rejections:
+            await self.publisher.rejected(self.source, self.format, rejections)
+            for r in rejections[:5]:
+                log.warning("%s record refused at %s: %s (%s)", self.format, r.where, r.error, r.reason)
+        self.counts.events += len(events)
+        self.counts.rejected += len(rejections)
+        return FeedCounts(len(events), len(rejections))
