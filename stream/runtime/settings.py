@@ -50,6 +50,7 @@ class Settings:
     metrics_port: int = 0
     signing_key: str | None = None
     stream_maxlen: int = 1000
+    port_infrastructure: Path | None = None  # None: the bundled stream/data/port-infrastructure.geojson
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +70,9 @@ class Settings:
             metrics_port=_env_int(env, "CORRIDOR_METRICS_PORT", 0),
             signing_key=env.get("CORRIDOR_SIGNING_KEY") or None,
             stream_maxlen=_env_int(env, "CORRIDOR_STREAM_MAXLEN", 1000),
+            port_infrastructure=Path(env["CORRIDOR_PORT_INFRASTRUCTURE"])
+            if env.get("CORRIDOR_PORT_INFRASTRUCTURE")
+            else None,
         )
 
     def topic(self, name: str) -> str:
