@@ -1,0 +1,1 @@
+"""The port side, pure: vessel tracks, port infrastructure, closure predictions, port-call delays."""
