@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint unit integration e2e demo bench soak clean
+.PHONY: install tools test lint unit integration e2e demo bench soak clean
 
 install: $(STAMP)
 
@@ -18,7 +18,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install lint
+# The e2e dashboard test scrapes a real Prometheus (the Debian package; CI runs as root).
+tools:
+	@command -v prometheus >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends prometheus) \
+		|| { echo "make tools: cannot install prometheus (apt-get install prometheus, as root)" >&2; exit 1; }
+
+test: install tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=stream --cov=schemas --cov=agents --cov-report=term:skip-covered tests
 
 unit: install
