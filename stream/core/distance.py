@@ -13,9 +13,8 @@ def point_segment(px: Array, py: Array, ax: Array, ay: Array, bx: Array, by: Arr
     """Distance from points P to segments AB, and the parameter on AB of the closest point."""
     rx, ry = bx - ax, by - ay
     rr = rx * rx + ry * ry
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = ((px - ax) * rx + (py - ay) * ry) / rr
-    t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
+    t = ((px - ax) * rx + (py - ay) * ry) / np.where(rr > 0.0, rr, 1.0)
+    np.clip(t, 0.0, 1.0, out=t)
     return np.hypot(ax + t * rx - px, ay + t * ry - py), t
 
 

@@ -59,7 +59,7 @@ class SegmentGrid:
         self.vx = np.full(1024, np.nan)
         self.vy = np.full(1024, np.nan)
         self.vs = np.zeros(1024)  # distance along the route at each vertex
-        self.vroute = np.full(1024, -1, dtype=np.int64)  # route slot of segment p, -1 if none
+        self.vroute = np.full(1024, -1, dtype=np.int32)  # route slot of segment p, -1 if none
         self._top = 0
         self._free: dict[int, list[int]] = {}
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
@@ -68,7 +68,7 @@ class SegmentGrid:
         self._ccap = np.zeros(1024, dtype=np.int64)
         self._ccount = np.zeros(1024, dtype=np.int64)
         self._ncells = 0
-        self._ap = np.zeros(8192, dtype=np.int64)
+        self._ap = np.zeros(8192, dtype=np.int32)
         self._amx = np.zeros(8192, dtype=np.float32)
         self._amy = np.zeros(8192, dtype=np.float32)
         self._atop = 0
@@ -109,7 +109,7 @@ class SegmentGrid:
         size = len(self.vx)
         if need <= size:
             return
-        new = max(need, size * 2)
+        new = max(need, size + size // 4)
         for name, fill in (("vx", np.nan), ("vy", np.nan), ("vs", 0.0), ("vroute", -1)):
             old = getattr(self, name)
             arr = np.full(new, fill, dtype=old.dtype)
@@ -180,7 +180,7 @@ class SegmentGrid:
             for name in ("_cstart", "_ccap", "_ccount"):
                 old = getattr(self, name)
                 setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
-        caps = np.maximum(8, 1 << np.ceil(np.log2(np.maximum(counts, 1) * 2)).astype(np.int64))
+        caps = np.maximum(6, counts + (counts + 1) // 2)
         base = self._reserve(int(caps.sum()))
         rows = np.arange(first, first + n, dtype=np.int64)
         self._cstart[rows] = base + np.cumsum(caps) - caps
@@ -196,10 +196,10 @@ class SegmentGrid:
     def _reserve(self, n: int) -> int:
         if self._atop + n > len(self._ap):
             live = int(self._ccount[: self._ncells].sum())
-            if self._atop > 3 * live + 1_000_000:
+            if self._atop > 2 * live + 1_000_000:
                 self._compact()
             if self._atop + n > len(self._ap):
-                new = max(len(self._ap) * 2, self._atop + n)
+                new = max(len(self._ap) + len(self._ap) // 4, self._atop + n)
                 for name in ("_ap", "_amx", "_amy"):
                     old = getattr(self, name)
                     arr = np.zeros(new, dtype=old.dtype)
@@ -232,7 +232,7 @@ class SegmentGrid:
         live = self._sweep(row)
         if live + incoming <= self._ccap[row]:
             return
-        cap = 1 << (2 * (live + incoming) - 1).bit_length()
+        cap = (live + incoming) * 3 // 2 + 4
         new = self._reserve(cap)
         s = int(self._cstart[row])  # read after _reserve: it may have compacted the arena
         for arr in (self._ap, self._amx, self._amy):
@@ -243,13 +243,13 @@ class SegmentGrid:
     def _compact(self) -> None:
         n = self._ncells
         counts = self._ccount[:n]
-        caps = np.maximum(8, counts * 2)
+        caps = counts + counts // 2 + 4
         starts = np.cumsum(caps) - caps
         src = ragged(self._cstart[:n], counts)
         dst = ragged(starts, counts)
         for name in ("_ap", "_amx", "_amy"):
             old = getattr(self, name)
-            arr = np.zeros(max(len(old), int(caps.sum()) * 2), dtype=old.dtype)
+            arr = np.zeros(int(caps.sum()) * 5 // 4, dtype=old.dtype)
             arr[dst] = old[src]
             setattr(self, name, arr)
         self._cstart[:n] = starts
@@ -283,11 +283,12 @@ class SegmentGrid:
         counts = self._ccount[rows]
         idx = ragged(self._cstart[rows], counts)
         ebox = np.repeat(box, counts)
-        lo = (rel[:, :2] - _SLACK).astype(np.float32)
-        hi = (rel[:, 2:] + _SLACK).astype(np.float32)
+        lox, loy, hix, hiy = (
+            (rel[:, k] + d).astype(np.float32) for k, d in enumerate((-_SLACK, -_SLACK, _SLACK, _SLACK))
+        )
         mx, my = self._amx[idx], self._amy[idx]
-        keep = (mx >= lo[ebox, 0]) & (mx <= hi[ebox, 0]) & (my >= lo[ebox, 1]) & (my <= hi[ebox, 1])
-        return ebox[keep], self._ap[idx[keep]]
+        keep = (mx >= lox[ebox]) & (mx <= hix[ebox]) & (my >= loy[ebox]) & (my <= hiy[ebox])
+        return ebox[keep], self._ap[idx[keep]].astype(np.int64)
 
     @property
     def nbytes(self) -> int:

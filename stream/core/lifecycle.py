@@ -47,30 +47,42 @@ class EventAlerts:
 
 @dataclass(slots=True)
 class Delta:
-    """Alert transitions as columns; valid until the engine's next call."""
+    """Alert transitions as columns (and single rows); valid until the engine's next call."""
 
     at: datetime
     parts: list[tuple[int, Array, Array, Array, Array, int]] = field(default_factory=list)
+    singles: list[tuple[int, int, int, float, float, int]] = field(default_factory=list)
 
-    def add(self, state: int, ev: Any, r: Any, dist: Any, expected: Any, reason: int = 0) -> None:
-        """Record transitions (arrays or scalars)."""
-        r = np.atleast_1d(np.asarray(r, dtype=np.int64))
+    def add(self, state: int, ev: Any, r: Array, dist: Any, expected: Any, reason: int = 0) -> None:
+        """Record transitions for the routes in array ``r`` (other columns may be scalars)."""
         if len(r):
             ev = np.broadcast_to(np.asarray(ev, dtype=np.int64), r.shape)
             dist = np.broadcast_to(np.asarray(dist, dtype=np.float64), r.shape)
             expected = np.broadcast_to(np.asarray(expected, dtype=np.float64), r.shape)
             self.parts.append((state, ev, r, dist, expected, reason))
 
+    def add_one(self, state: int, ev: int, r: int, dist: float, expected: float, reason: int = 0) -> None:
+        """Record one transition."""
+        self.singles.append((state, ev, r, dist, expected, reason))
+
+    def _all(self) -> list[tuple[int, Array, Array, Array, Array, int]]:
+        if self.singles:
+            for state, ev, r, dist, exp, reason in self.singles:
+                one = np.array([r], dtype=np.int64)
+                self.parts.append((state, np.array([ev]), one, np.array([dist]), np.array([exp]), reason))
+            self.singles.clear()
+        return self.parts
+
     def __len__(self) -> int:
-        return sum(len(part[2]) for part in self.parts)
+        return sum(len(part[2]) for part in self._all())
 
     def count(self, state: int) -> int:
         """Transitions of one state."""
-        return sum(len(part[2]) for part in self.parts if part[0] == state)
+        return sum(len(part[2]) for part in self._all() if part[0] == state)
 
     def pairs(self, state: int = RAISED) -> tuple[Array, Array]:
         """(event slots, route slots) of the transitions of one state."""
-        sel = [part for part in self.parts if part[0] == state]
+        sel = [part for part in self._all() if part[0] == state]
         if not sel:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate([p[1] for p in sel]), np.concatenate([p[2] for p in sel])
@@ -78,7 +90,7 @@ class Delta:
     def alerts(self, route_of: Callable[[int], Route], event_of: Callable[[int], Event]) -> list[Alert]:
         """The transitions as alert records."""
         out: list[Alert] = []
-        for state, evs, rs, dists, exps, reason in self.parts:
+        for state, evs, rs, dists, exps, reason in self._all():
             name = STATES[state]
             why = REASONS[reason] or None
             for ev, r, dist, exp in zip(
@@ -164,37 +176,51 @@ class AlertBook:
 
         Alerts cleared for events in ``passed`` give "vehicle passed" as their reason.
         """
-        for ev in scope:
-            old = self.by_event.get(ev)
-            hit = np.nonzero(old.r == r)[0] if old is not None else np.zeros(0, dtype=np.int64)
+        had = self._alerts_of(r, scope)
+        for ev in had.keys() | now.keys():
             new = now.get(ev)
-            if old is not None and len(hit):
-                i = int(hit[0])
+            i = had.get(ev)
+            if i is not None:
+                old = self.by_event[ev]
                 if new is None:
-                    why = PASSED if ev in passed else reason
-                    delta.add(CLEARED, ev, r, old.dist[i], np.nan, why)
-                    keep = np.arange(len(old.r)) != i
+                    delta.add_one(
+                        CLEARED, ev, r, float(old.dist[i]), np.nan, PASSED if ev in passed else reason
+                    )
                     self.count -= 1
-                    if keep.any():
+                    if len(old.r) > 1:
+                        keep = np.arange(len(old.r)) != i
                         self.by_event[ev] = EventAlerts(old.r[keep], old.dist[keep], old.expected[keep])
                     else:
                         del self.by_event[ev]
                 elif abs(new[0] - old.dist[i]) > self.threshold_m:
-                    delta.add(UPDATED, ev, r, new[0], new[1])
+                    delta.add_one(UPDATED, ev, r, new[0], new[1])
                     old.dist[i], old.expected[i] = new
                 else:
                     old.expected[i] = new[1]
             elif new is not None:
-                delta.add(RAISED, ev, r, new[0], new[1])
+                delta.add_one(RAISED, ev, r, new[0], new[1])
                 self.count += 1
-                one = np.array([r], dtype=np.int64)
-                if old is None:
-                    self.by_event[ev] = EventAlerts(one, np.array([new[0]]), np.array([new[1]]))
+                old_alerts = self.by_event.get(ev)
+                if old_alerts is None:
+                    self.by_event[ev] = EventAlerts(
+                        np.array([r], dtype=np.int64), np.array([new[0]]), np.array([new[1]])
+                    )
                 else:
-                    old.r = np.concatenate((old.r, one))
-                    old.dist = np.append(old.dist, new[0])
-                    old.expected = np.append(old.expected, new[1])
+                    old_alerts.r = np.append(old_alerts.r, r)
+                    old_alerts.dist = np.append(old_alerts.dist, new[0])
+                    old_alerts.expected = np.append(old_alerts.expected, new[1])
 
-    def events_of(self, r: int, scope: set[int]) -> set[int]:
-        """The events in ``scope`` that have an alert raised for route ``r``."""
-        return {ev for ev in scope if ev in self.by_event and bool((self.by_event[ev].r == r).any())}
+    def _alerts_of(self, r: int, scope: set[int]) -> dict[int, int]:
+        """For the events in ``scope`` with an alert for route ``r``: event -> index in its arrays."""
+        by_event = self.by_event
+        evs = [ev for ev in scope if ev in by_event]
+        if not evs:
+            return {}
+        arrays = [by_event[ev].r for ev in evs]
+        sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        hits = np.flatnonzero(np.concatenate(arrays) == r)
+        if not len(hits):
+            return {}
+        owner = np.searchsorted(np.cumsum(sizes), hits, side="right")
+        starts = np.cumsum(sizes) - sizes
+        return {evs[o]: int(h - starts[o]) for o, h in zip(owner.tolist(), hits.tolist(), strict=True)}

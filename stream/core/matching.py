@@ -51,27 +51,30 @@ class Rows:
 
 def segment_starts(grid: SegmentGrid, routes: RouteTable, p: Array, r: Array) -> tuple[Array, ...]:
     """Start x, y and distance along of segments ``p``, clipped at the vehicle on its segment."""
-    clip = routes.has_pos[r] & (p == routes.cur_p[r])
-    ax = np.where(clip, routes.px[r], grid.vx[p])
-    ay = np.where(clip, routes.py[r], grid.vy[p])
-    s0 = np.where(clip, routes.base_s[r], grid.vs[p])
+    ax, ay, s0 = grid.vx[p], grid.vy[p], grid.vs[p]
+    clip = np.flatnonzero(p == routes.cur_p[r])
+    if len(clip):
+        clip = clip[routes.has_pos[r[clip]]]
+        rc = r[clip]
+        ax[clip], ay[clip], s0[clip] = routes.px[rc], routes.py[rc], routes.base_s[rc]
     return ax, ay, s0
 
 
-def _distances(ax: Array, ay: Array, bx: Array, by: Array, prims: Array) -> tuple[Array, Array]:
-    x0, y0, x1, y1 = prims[:, 0], prims[:, 1], prims[:, 2], prims[:, 3]
-    point = (x0 == x1) & (y0 == y1)
+def _distances(ax: Array, ay: Array, bx: Array, by: Array, prims: Array, q: Array) -> tuple[Array, Array]:
+    """Distances from segments AB to the primitives ``q`` (rows x0, y0, x1, y1 of ``prims``)."""
+    cols = [np.ascontiguousarray(prims[:, k]) for k in range(4)]
+    point = (cols[0] == cols[2]) & (cols[1] == cols[3])
     if point.all():
-        return point_segment(x0, y0, ax, ay, bx, by)
+        return point_segment(cols[0][q], cols[1][q], ax, ay, bx, by)
+    x0, y0, x1, y1 = (c[q] for c in cols)
     if not point.any():
         return segment_segment(ax, ay, bx, by, x0, y0, x1, y1)
     dist, t = np.empty(len(ax)), np.empty(len(ax))
-    for sel, fn in ((point, None), (~point, segment_segment)):
-        i = np.nonzero(sel)[0]
-        if fn is None:
-            dist[i], t[i] = point_segment(x0[i], y0[i], ax[i], ay[i], bx[i], by[i])
-        else:
-            dist[i], t[i] = fn(ax[i], ay[i], bx[i], by[i], x0[i], y0[i], x1[i], y1[i])
+    pt = point[q]
+    i = np.flatnonzero(pt)
+    dist[i], t[i] = point_segment(x0[i], y0[i], ax[i], ay[i], bx[i], by[i])
+    i = np.flatnonzero(~pt)
+    dist[i], t[i] = segment_segment(ax[i], ay[i], bx[i], by[i], x0[i], y0[i], x1[i], y1[i])
     return dist, t
 
 
@@ -80,25 +83,33 @@ def exact_rows(
 ) -> Rows:
     """Keep the candidate pairs (segment p, primitive q) within the primitive's event corridor."""
     r = grid.vroute[p]
-    live = (r >= 0) & (p >= routes.cur_p[np.maximum(r, 0)])
+    live = np.flatnonzero(p >= routes.cur_p[r])  # a freed segment has r = -1: cur_p[-1] is huge
     p, q, r = p[live], q[live], r[live]
     ax, ay, _ = segment_starts(grid, routes, p, r)
-    dist, t = _distances(ax, ay, grid.vx[p + 1], grid.vy[p + 1], prims[q])
+    dist, t = _distances(ax, ay, grid.vx[p + 1], grid.vy[p + 1], prims, q)
     ev = ev_of_q[q]
-    keep = dist <= thr[ev]
+    keep = np.flatnonzero(dist <= thr[ev])
     return Rows(ev[keep], r[keep], p[keep], dist[keep], t[keep], q[keep])
 
 
-def inside_rows(grid: SegmentGrid, routes: RouteTable, slot: int, polygon: Any, q: int, p: Array) -> Rows:
-    """Segments (ahead of the vehicle) that start inside an areal event: distance 0."""
+def inside_rows(
+    grid: SegmentGrid, routes: RouteTable, polygons: Array, slots: Array, qs: Array, owner: Array, p: Array
+) -> Rows:
+    """Segments (ahead of the vehicle) starting inside their areal event ``owner``: distance 0."""
     r = grid.vroute[p]
-    live = (r >= 0) & (p >= routes.cur_p[np.maximum(r, 0)])
-    p, r = p[live], r[live]
+    live = np.flatnonzero(p >= routes.cur_p[r])
+    p, r, owner = p[live], r[live], owner[live]
     ax, ay, _ = segment_starts(grid, routes, p, r)
-    inside = shapely.contains_xy(polygon, ax, ay)
+    inside = shapely.contains_xy(polygons[owner], ax, ay)
     n = int(inside.sum())
     zeros = np.zeros(n)
-    return Rows(np.full(n, slot), r[inside], p[inside], zeros, zeros, np.full(n, q))
+    return Rows(slots[owner[inside]], r[inside], p[inside], zeros, zeros, qs[owner[inside]])
+
+
+def _objects(items: list[Any]) -> Array:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def batch_rows(
@@ -115,12 +126,11 @@ def batch_rows(
         p = np.repeat(p, n)
     ev_of_q = slots[batch.prim_event]
     parts = [exact_rows(grid, routes, events.thr, ev_of_q, batch.prims, p, q)]
-    areal = [i for i, poly in enumerate(batch.polygons) if poly is not None]
-    if areal:
-        box, p = grid.query(batch.bbox[areal])
-        for k, i in enumerate(areal):
-            poly, lo = batch.polygons[i], int(batch.prim_lo[i])
-            parts.append(inside_rows(grid, routes, int(slots[i]), poly, lo, p[box == k]))
+    areal = np.array([i for i, poly in enumerate(batch.polygons) if poly is not None], dtype=np.int64)
+    if len(areal):
+        owner, p = grid.query(batch.bbox[areal])
+        polygons = _objects([batch.polygons[i] for i in areal.tolist()])
+        parts.append(inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p))
     return Rows.concat(parts)
 
 
@@ -137,25 +147,37 @@ def route_rows(
     if len(p) == 0 or not nearby:
         return Rows.concat([])
     prims = np.concatenate([e.prims for e in nearby])
-    ev_of_q = np.repeat([e.slot for e in nearby], [len(e.prims) for e in nearby])
-    ax, ay, _ = segment_starts(grid, routes, p, np.full(len(p), r))
+    sizes = [len(e.prims) for e in nearby]
+    ev_of_q = np.repeat([e.slot for e in nearby], sizes)
+    rr = np.full(len(p), r)
+    ax, ay, _ = segment_starts(grid, routes, p, rr)
     bx, by = grid.vx[p + 1], grid.vy[p + 1]
     grow = events.thr[ev_of_q]
     qlo = np.minimum(prims[:, :2], prims[:, 2:]) - grow[:, None]
     qhi = np.maximum(prims[:, :2], prims[:, 2:]) + grow[:, None]
-    near = (
-        (np.minimum(ax, bx)[:, None] <= qhi[None, :, 0])
-        & (np.maximum(ax, bx)[:, None] >= qlo[None, :, 0])
-        & (np.minimum(ay, by)[:, None] <= qhi[None, :, 1])
-        & (np.maximum(ay, by)[:, None] >= qlo[None, :, 1])
-    )
+    lox, hix = np.minimum(ax, bx), np.maximum(ax, bx)
+    loy, hiy = np.minimum(ay, by), np.maximum(ay, by)
+    near = (lox[:, None] <= qhi[None, :, 0]) & (hix[:, None] >= qlo[None, :, 0])
+    near &= (loy[:, None] <= qhi[None, :, 1]) & (hiy[:, None] >= qlo[None, :, 1])
     si, qi = np.nonzero(near)
-    parts = [exact_rows(grid, routes, events.thr, ev_of_q, prims, p[si], qi)]
-    offset = 0
-    for e in nearby:
-        if e.polygon is not None:
-            parts.append(inside_rows(grid, routes, e.slot, e.polygon, offset, p))
-        offset += len(e.prims)
+    dist, t = _distances(ax[si], ay[si], bx[si], by[si], prims, qi)
+    ev = ev_of_q[qi]
+    keep = dist <= events.thr[ev]
+    parts = [Rows(ev[keep], rr[si[keep]], p[si[keep]], dist[keep], t[keep], qi[keep])]
+    areal = [k for k, e in enumerate(nearby) if e.polygon is not None]
+    if areal:
+        box = np.array([nearby[k].bbox for k in areal])
+        inb = (ax[:, None] >= box[None, :, 0]) & (ax[:, None] <= box[None, :, 2])
+        inb &= (ay[:, None] >= box[None, :, 1]) & (ay[:, None] <= box[None, :, 3])
+        si, ki = np.nonzero(inb)
+        if len(si):
+            polygons = _objects([nearby[k].polygon for k in areal])
+            inside = shapely.contains_xy(polygons[ki], ax[si], ay[si])
+            si, ki = si[inside], ki[inside]
+            first = (np.cumsum(sizes) - sizes)[np.array(areal)]
+            zeros = np.zeros(len(si))
+            slots = np.array([nearby[k].slot for k in areal])
+            parts.append(Rows(slots[ki], rr[si], p[si], zeros, zeros, first[ki]))
     return Rows.concat(parts)
 
 

@@ -25,6 +25,7 @@ class Table:
             setattr(self, name, np.full(self._size, fill, dtype=dtype))
         self._next = 0
         self._free: list[int] = []
+        self._sentinel()
 
     def allocate(self) -> int:
         """A free slot, its columns reset to their defaults."""
@@ -33,7 +34,7 @@ class Table:
         else:
             slot = self._next
             self._next += 1
-            if slot >= self._size:
+            if slot >= self._size - 1:  # the last row is never handed out (see RouteTable)
                 self._grow()
         for name, (_, fill) in self.columns.items():
             getattr(self, name)[slot] = fill
@@ -44,7 +45,7 @@ class Table:
         reuse = [self._free.pop() for _ in range(min(k, len(self._free)))]
         fresh = np.arange(self._next, self._next + k - len(reuse), dtype=np.int64)
         self._next += len(fresh)
-        while self._next > self._size:
+        while self._next > self._size - 1:
             self._grow()
         slots = np.concatenate((np.asarray(reuse, dtype=np.int64), fresh))
         for name, (_, fill) in self.columns.items():
@@ -62,6 +63,10 @@ class Table:
             arr[: self._size] = getattr(self, name)
             setattr(self, name, arr)
         self._size = new
+        self._sentinel()
+
+    def _sentinel(self) -> None:
+        """Set up the last row, which is never handed out."""
 
 
 class EventTable(Table):
@@ -130,6 +135,11 @@ class RouteTable(Table):
         "px": (np.float64, np.nan),  # the vehicle's position snapped to the route
         "py": (np.float64, np.nan),
     }
+
+    def _sentinel(self) -> None:
+        """Row -1 stands for "no route": its vehicle is past every segment, so freed segments
+        (route slot -1 in the grid) never take part in a match."""
+        self.cur_p[-1] = np.iinfo(np.int64).max
 
 
 @dataclass(slots=True)
