@@ -17,6 +17,7 @@ def worker(loglevel: str) -> None:
         import agents.dead_letters  # noqa: F401, PLC0415 - registers the agents
         import agents.match  # noqa: F401, PLC0415
         import agents.notify  # noqa: F401, PLC0415
+        import agents.port  # noqa: F401, PLC0415
         import agents.routes  # noqa: F401, PLC0415
         from stream.runtime import metrics  # noqa: PLC0415
         from stream.runtime.app import app, settings  # noqa: PLC0415
