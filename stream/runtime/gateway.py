@@ -4,72 +4,117 @@ A driver connects to ``/drivers/{driver_id}/alerts`` with a signed token (``Auth
 Bearer …`` or ``?token=``) and optionally ``?last_id=`` (the last stream id it saw). It then
 receives every retained alert after that id, in order, and live alerts as they are appended.
 Gateways are stateless: any of them serves any driver; Redis announces new alerts on a wake-up
-channel and each gateway reads the streams of the drivers it holds.
+channel and each gateway reads the streams of the drivers it holds (see gateway_hub).
+
+Close codes: 4401 no or bad token, 4403 another driver's token, 4408 too slow (the reason says
+``last_id=…`` to resume from), 4429 too many connections for this driver, 1008 bad ``last_id``,
+1009 message too big, 1011 heartbeat lost, 1012 service restart (reconnect, to any gateway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from stream.core.tokens import Keyring, TokenError
 from stream.runtime import metrics
-from stream.runtime.redis_outbox import driver_stream_key, wake_channel
+from stream.runtime.gateway_gc import GcPolicy
+from stream.runtime.gateway_hub import CLOSE_TOO_SLOW, DriverConnection, Hub
+from stream.runtime.settings import Settings
 
 log = logging.getLogger("corridor.gateway")
 
 PATH = re.compile(r"^/drivers/(?P<driver>[A-Za-z0-9_.:@-]{1,128})/alerts$")
 STREAM_ID = re.compile(r"^(0|\d{1,20}-\d{1,20})$")
-PAGE = 200
-SEND_TIMEOUT_S = 10.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY = 4429
+CLOSE_RESTART = 1012
+__all__ = ["CLOSE_FORBIDDEN", "CLOSE_TOO_MANY", "CLOSE_TOO_SLOW", "CLOSE_UNAUTHORIZED"]
+__all__ += ["Gateway", "GatewayOptions", "run_gateway"]
 
 
-@dataclass(eq=False)
-class DriverConnection:
-    """One open socket of a driver, and how far its stream has been sent."""
+@dataclass(frozen=True)
+class GatewayOptions:
+    """Limits of one gateway process (``CORRIDOR_GATEWAY_*``)."""
 
-    ws: ServerConnection
-    driver_id: str
-    last_id: str
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    origins: tuple[str, ...] = ()
+    max_connections_per_driver: int = 3
+    queue_max: int = 256
+    write_limit: int = 32768
+    max_message_bytes: int = 4096
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    drain_s: float = 5.0
+    close_timeout_s: float = 2.0
+    open_timeout_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayOptions:
+        """The options a deployment configured."""
+        return cls(
+            origins=settings.gateway_origins,
+            max_connections_per_driver=settings.gateway_max_connections_per_driver,
+            queue_max=settings.gateway_queue_max,
+            write_limit=settings.gateway_write_limit,
+            max_message_bytes=settings.gateway_max_message_bytes,
+            ping_interval_s=settings.gateway_ping_interval_s or None,
+            ping_timeout_s=settings.gateway_ping_timeout_s or None,
+            drain_s=settings.gateway_drain_s,
+        )
 
 
 class Gateway:
-    """Accepts drivers, authenticates them, and pumps their Redis streams to their sockets."""
+    """Accepts drivers, authenticates them, and hands them to the hub that feeds their sockets."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, keyring: Keyring) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, keyring: Keyring, options: GatewayOptions
+    ) -> None:
         self._redis = client
-        self._prefix = prefix
         self._keyring = keyring
-        self._drivers: dict[str, set[DriverConnection]] = {}
+        self.options = options
+        self.hub = Hub(client, prefix, options.queue_max)
+        self.sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self.draining = False
+        self._closers: set[asyncio.Future[None]] = set()
 
     @property
     def connection_count(self) -> int:
         """Open driver connections."""
-        return sum(len(c) for c in self._drivers.values())
+        return self.hub.connection_count
 
-    async def process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Response | None:
-        """Route plain HTTP: health check, 404 for unknown paths; driver paths go on to upgrade."""
+    def connection_class(self) -> type[ServerConnection]:
+        """A ServerConnection that registers itself, so that shutdown can abort stragglers."""
+        sockets = self.sockets
+
+        class TrackedConnection(ServerConnection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sockets.add(self)
+                super().connection_made(transport)
+
+        return TrackedConnection
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Route plain HTTP: health check, 404, origin check; driver paths go on to upgrade."""
         path = urlsplit(request.path).path
         if path == "/healthz":
+            if self.draining:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             try:
                 await self._redis.ping()
             except aioredis.RedisError:
@@ -77,6 +122,10 @@ class Gateway:
             return connection.respond(HTTPStatus.OK, "ok\n")
         if not PATH.match(path):
             return connection.respond(HTTPStatus.NOT_FOUND, "try /drivers/{driver_id}/alerts\n")
+        origin = request.headers.get("Origin")
+        if self.options.origins and origin is not None and origin not in self.options.origins:
+            metrics.refusals.labels("origin").inc()
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin[:100]} not allowed\n")
         return None
 
     def _authenticate(self, headers: Headers, query: dict[str, list[str]], driver_id: str) -> None:
@@ -89,6 +138,11 @@ class Gateway:
         if owner != driver_id:
             raise TokenError("wrong_driver", "this token belongs to another driver")
 
+    async def _refuse(self, ws: ServerConnection, driver_id: str, reason: str, code: int, text: str) -> None:
+        metrics.refusals.labels(reason).inc()
+        log.info("refused driver=%s reason=%s", driver_id, reason)
+        await ws.close(code, text)
+
     async def handle(self, ws: ServerConnection) -> None:
         """Serve one driver connection until it closes."""
         assert ws.request is not None  # noqa: S101 - set once the handshake is done
@@ -100,87 +154,66 @@ class Gateway:
         try:
             self._authenticate(ws.request.headers, query, driver_id)
         except TokenError as exc:
-            metrics.refusals.labels(exc.reason).inc()
             code = CLOSE_FORBIDDEN if exc.reason == "wrong_driver" else CLOSE_UNAUTHORIZED
-            log.info("refused driver=%s reason=%s", driver_id, exc.reason)
-            await ws.close(code, str(exc))
+            await self._refuse(ws, driver_id, exc.reason, code, str(exc))
             return
         last_id = (query.get("last_id") or ["0"])[0]
         if not STREAM_ID.match(last_id):
-            await ws.close(1008, "last_id must be a stream id like 1700000000000-0")
+            text = "last_id must be a stream id like 1700000000000-0"
+            await self._refuse(ws, driver_id, "bad_last_id", 1008, text)
+            return
+        limit = self.options.max_connections_per_driver
+        if self.hub.count(driver_id) >= limit:
+            text = f"too many connections for this driver (at most {limit})"
+            await self._refuse(ws, driver_id, "too_many_connections", CLOSE_TOO_MANY, text)
             return
         if last_id != "0":
             metrics.resumes.inc()
-        conn = DriverConnection(ws, driver_id, last_id)
-        self._drivers.setdefault(driver_id, set()).add(conn)
-        metrics.connected_drivers.inc()
+        conn = DriverConnection(ws, driver_id, cursor=last_id, sent=last_id)
+        await ws.send(f'{{"type":"hello","driver_id":"{driver_id}","last_id":"{last_id}"}}')
+        self.hub.add(conn)
         try:
-            await ws.send(f'{{"type":"hello","driver_id":"{driver_id}","last_id":"{last_id}"}}')
-            conn.wake.set()
-            pump = asyncio.create_task(self._pump(conn))
-            await ws.wait_closed()
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await self.hub.pump(conn)
         finally:
-            metrics.connected_drivers.dec()
-            holders = self._drivers.get(driver_id)
-            if holders is not None:
-                holders.discard(conn)
-                if not holders:
-                    del self._drivers[driver_id]
+            self.hub.remove(conn)
+            metrics.gateway_disconnects.labels(_end_reason(conn)).inc()
 
-    async def _pump(self, conn: DriverConnection) -> None:
-        key = driver_stream_key(self._prefix, conn.driver_id)
-        while True:
-            await conn.wake.wait()
-            conn.wake.clear()
-            entries = await self._redis.xrange(key, min=f"({conn.last_id}", count=PAGE)
-            for entry_id, fields in entries:
-                stream_id = entry_id.decode()
-                body = fields[b"a"].decode()
-                message = f'{{"type":"alert","id":"{stream_id}","alert":{body}}}'
-                try:
-                    await asyncio.wait_for(conn.ws.send(message), SEND_TIMEOUT_S)
-                except TimeoutError:
-                    metrics.refusals.labels("too_slow").inc()
-                    await conn.ws.close(
-                        CLOSE_TOO_SLOW, f"too slow: reconnect with last_id={conn.last_id}"
-                    )
-                    return
-                except ConnectionClosed:
-                    return
-                conn.last_id = stream_id
-                appended_ms = int(fields.get(b"t", b"0"))
-                if appended_ms:
-                    metrics.delivery_seconds.observe(max(0.0, time.time() - appended_ms / 1000))
-                metrics.observe_end_to_end(body)
-                metrics.alerts_sent.inc()
-            if len(entries) == PAGE:
-                conn.wake.set()
+    async def drain(self, server: Server) -> None:
+        """Stop accepting; close every driver with 1012 and its last id; abort what lingers."""
+        self.draining = True
+        server.close(close_connections=False)
+        for conn in self.hub.connections():
+            conn.end_reason = conn.end_reason or "shutdown"
+            reason = f"service restart: reconnect with last_id={conn.sent}"
+            self._closing(conn.ws.close(CLOSE_RESTART, reason))
+        for ws in list(self.sockets):
+            if ws.protocol.state is State.OPEN:
+                self._closing(ws.close(CLOSE_RESTART, "service restart"))
+        try:
+            await asyncio.wait_for(server.wait_closed(), self.options.drain_s)
+        except TimeoutError:
+            log.warning("drain: aborting %d connections still open", len(self.sockets))
+            for ws in list(self.sockets):
+                if ws.transport is not None:
+                    ws.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
 
-    def _kick(self, driver_id: str) -> None:
-        for conn in self._drivers.get(driver_id, ()):
-            conn.wake.set()
+    def _closing(self, closing: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(closing)
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
 
-    async def listen_wakeups(self) -> None:
-        """Follow the wake-up channel; after a Redis outage, re-read every connected driver."""
-        channel = wake_channel(self._prefix)
-        backoff = 0.1
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(channel)
-                    for driver_id in list(self._drivers):
-                        self._kick(driver_id)
-                    backoff = 0.1
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self._kick(message["data"].decode())
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-                log.warning("redis wake-up channel lost (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+
+def _end_reason(conn: DriverConnection) -> str:
+    if conn.end_reason:
+        return conn.end_reason
+    protocol = conn.ws.protocol
+    if protocol.close_sent is not None and protocol.close_sent.code == 1011:
+        return "heartbeat"
+    if protocol.close_rcvd is not None:
+        return "client"
+    return "dropped"
 
 
 async def run_gateway(
@@ -191,28 +224,46 @@ async def run_gateway(
     port: int,
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
+    options: GatewayOptions | None = None,
 ) -> None:
-    """Serve drivers on host:port until ``stop`` is set (or forever)."""
-    gateway = Gateway(client, prefix, keyring)
-    listener = asyncio.create_task(gateway.listen_wakeups())
-    server: Server
-    async with serve(
+    """Serve drivers on host:port until ``stop`` is set (or forever), then drain."""
+    opts = options or GatewayOptions()
+    gateway = Gateway(client, prefix, keyring, opts)
+    gc_policy = GcPolicy()
+    server = await serve(
         gateway.handle,
         host,
         port,
         process_request=gateway.process_request,
+        create_connection=gateway.connection_class(),
         compression=None,
-        max_size=4096,
-        ping_interval=20,
-        ping_timeout=20,
-    ) as server:
-        gc.collect()
-        gc.freeze()
+        max_size=opts.max_message_bytes,
+        max_queue=4,
+        write_limit=opts.write_limit,
+        ping_interval=opts.ping_interval_s,
+        ping_timeout=opts.ping_timeout_s,
+        close_timeout=opts.close_timeout_s,
+        open_timeout=opts.open_timeout_s,
+    )
+    hub = gateway.hub
+    tasks = [
+        asyncio.create_task(hub.listen_wakeups(), name="gateway-wakeups"),
+        asyncio.create_task(hub.read_forever(), name="gateway-reader"),
+        asyncio.create_task(gc_policy.run(hub), name="gateway-gc"),
+    ]
+    try:
+        gc_policy.install()
         bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
         log.info("gateway listening on %s", bound)
         if ready is not None:
             ready.set()
         await (stop.wait() if stop is not None else asyncio.Future())
-    listener.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await listener
+        log.info("gateway draining %d connections", gateway.connection_count)
+        await gateway.drain(server)
+    finally:
+        gc_policy.uninstall()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server.close_task is None:
+            server.close()

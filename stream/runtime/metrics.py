@@ -174,3 +174,43 @@ def serve(port: int) -> None:
         start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from other hosts
     else:
         start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104
+
+
+# --- Driver gateway: delivery, back-pressure, wake-ups and pauses --------------------------------
+created_to_sent_seconds = Histogram(
+    "corridor_alert_created_to_sent_seconds",
+    "Alert created by the matcher (its created_at) until written on the driver's socket.",
+    buckets=LATENCY_BUCKETS,
+)
+queue_overflows = Counter(
+    "corridor_gateway_queue_overflows_total",
+    "Connections cut off (close 4408, resume from last id) because their send queue was full.",
+)
+gateway_disconnects = Counter(
+    "corridor_gateway_disconnects_total",
+    "Driver connections ended, by reason (client, too_slow, heartbeat, shutdown, error).",
+    ["reason"],
+)
+gateway_wakeups = Counter(
+    "corridor_gateway_wakeups_total",
+    "Wake-up messages received from Redis (one per alert appended, for any driver).",
+)
+gateway_stream_reads = Counter(
+    "corridor_gateway_stream_reads_total",
+    "XREAD round trips to Redis; each reads many woken driver streams at once.",
+)
+gateway_streams_per_read = Histogram(
+    "corridor_gateway_streams_per_read",
+    "Driver streams read in one XREAD round trip (how well wake-ups coalesce).",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+)
+gc_pause_seconds = Histogram(
+    "corridor_gc_pause_seconds",
+    "Python garbage-collection pauses of this process, by generation (2 = full collection).",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+gc_freezes = Counter(
+    "corridor_gc_freezes_total",
+    "gc.freeze() calls that moved settled long-lived objects (connections) out of collection.",
+)

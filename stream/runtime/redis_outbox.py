@@ -5,6 +5,10 @@ driver already has it: the same content for an alert id is never appended twice,
 for an alert the driver already holds becomes ``updated``, and a ``cleared`` for an alert the
 driver never saw is dropped. Every append publishes the driver id on the wake-up channel, which
 gateways listen to.
+
+A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every append trims entries older
+than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream loses its
+old entries too), and the whole stream expires ``retention_s`` after its last append.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from schemas import Alert
 from schemas.codec import to_plain
 
 SEEN_TTL_S = 7 * 24 * 3600
+RETENTION_S = 24 * 3600
 
 _APPEND = """
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
@@ -38,7 +43,12 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], mark)
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'a', payload, 't', ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[7])
+if ARGV[9] ~= '0' then
+  local now = redis.call('TIME')
+  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[9])
+  redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', oldest))
+end
+redis.call('EXPIRE', KEYS[2], ARGV[10])
 redis.call('PUBLISH', ARGV[6], ARGV[8])
 return id
 """
@@ -68,21 +78,19 @@ def _mark(alert: dict[str, Any]) -> str:
     if alert["state"] == "cleared":
         return "C"
     view = {k: v for k, v in alert.items() if k not in _NOT_NEWS}
-    return (
-        "A"
-        + hashlib.blake2b(
-            orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=10
-        ).hexdigest()
-    )
+    return "A" + hashlib.blake2b(orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
 
 
 class RedisOutbox:
     """Appends alert transitions to per-driver streams; returns what was stored."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, maxlen: int = 1000) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, maxlen: int = 1000, retention_s: int = RETENTION_S
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._maxlen = maxlen
+        self._retention_s = retention_s
         self._script = client.register_script(_APPEND)
 
     async def append(self, alerts: Sequence[Alert]) -> list[tuple[Alert, str | None]]:
@@ -90,6 +98,8 @@ class RedisOutbox:
         if not alerts:
             return []
         now_ms = str(int(time.time() * 1000))
+        retention_ms = str(max(0, self._retention_s * 1000))
+        stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
         channel = wake_channel(self._prefix)
         async with self._client.pipeline(transaction=False) as pipe:
             for alert in alerts:
@@ -108,6 +118,8 @@ class RedisOutbox:
                         channel,
                         SEEN_TTL_S,
                         alert.driver_id,
+                        retention_ms,
+                        stream_ttl,
                     ],
                     client=pipe,
                 )

@@ -51,6 +51,15 @@ class Settings:
     signing_key: str | None = None
     stream_maxlen: int = 1000
     port_infrastructure: Path | None = None  # None: the bundled stream/data/port-infrastructure.geojson
+    stream_retention_s: int = 86400
+    gateway_origins: tuple[str, ...] = ()
+    gateway_max_connections_per_driver: int = 3
+    gateway_queue_max: int = 256
+    gateway_write_limit: int = 32768
+    gateway_max_message_bytes: int = 4096
+    gateway_ping_interval_s: float = 20.0
+    gateway_ping_timeout_s: float = 20.0
+    gateway_drain_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +82,19 @@ class Settings:
             port_infrastructure=Path(env["CORRIDOR_PORT_INFRASTRUCTURE"])
             if env.get("CORRIDOR_PORT_INFRASTRUCTURE")
             else None,
+            stream_retention_s=_env_int(env, "CORRIDOR_STREAM_RETENTION_S", 86400),
+            gateway_origins=tuple(
+                o.strip() for o in (env.get("CORRIDOR_GATEWAY_ORIGINS") or "").split(",") if o.strip()
+            ),
+            gateway_max_connections_per_driver=_env_int(
+                env, "CORRIDOR_GATEWAY_MAX_CONNECTIONS_PER_DRIVER", 3
+            ),
+            gateway_queue_max=_env_int(env, "CORRIDOR_GATEWAY_QUEUE_MAX", 256),
+            gateway_write_limit=_env_int(env, "CORRIDOR_GATEWAY_WRITE_LIMIT", 32768),
+            gateway_max_message_bytes=_env_int(env, "CORRIDOR_GATEWAY_MAX_MESSAGE_BYTES", 4096),
+            gateway_ping_interval_s=_env_float(env, "CORRIDOR_GATEWAY_PING_INTERVAL_S", 20.0),
+            gateway_ping_timeout_s=_env_float(env, "CORRIDOR_GATEWAY_PING_TIMEOUT_S", 20.0),
+            gateway_drain_s=_env_float(env, "CORRIDOR_GATEWAY_DRAIN_S", 5.0),
         )
 
     def topic(self, name: str) -> str:
