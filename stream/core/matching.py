@@ -60,20 +60,26 @@ def segment_starts(grid: SegmentGrid, routes: RouteTable, p: Array, r: Array) ->
     return ax, ay, s0
 
 
-def _distances(ax: Array, ay: Array, bx: Array, by: Array, prims: Array, q: Array) -> tuple[Array, Array]:
-    """Distances from segments AB to the primitives ``q`` (rows x0, y0, x1, y1 of ``prims``)."""
+def _distances(
+    ax: Array, ay: Array, bx: Array, by: Array, prims: Array, q: Array, limit: Array
+) -> tuple[Array, Array]:
+    """Distances from segments AB to the primitives ``q`` (rows x0, y0, x1, y1 of ``prims``).
+
+    Pairs certainly further than ``limit`` (judged from the segment's midpoint) get +inf.
+    """
     cols = [np.ascontiguousarray(prims[:, k]) for k in range(4)]
     point = (cols[0] == cols[2]) & (cols[1] == cols[3])
     if point.all():
         return point_segment(cols[0][q], cols[1][q], ax, ay, bx, by)
     x0, y0, x1, y1 = (c[q] for c in cols)
-    if not point.any():
-        return segment_segment(ax, ay, bx, by, x0, y0, x1, y1)
-    dist, t = np.empty(len(ax)), np.empty(len(ax))
+    dist, t = np.full(len(ax), np.inf), np.zeros(len(ax))
     pt = point[q]
     i = np.flatnonzero(pt)
     dist[i], t[i] = point_segment(x0[i], y0[i], ax[i], ay[i], bx[i], by[i])
     i = np.flatnonzero(~pt)
+    mx, my = (ax[i] + bx[i]) * 0.5, (ay[i] + by[i]) * 0.5
+    near, _ = point_segment(mx, my, x0[i], y0[i], x1[i], y1[i])
+    i = i[near <= limit[i] + 0.5 * np.hypot(bx[i] - ax[i], by[i] - ay[i]) + 1e-6]
     dist[i], t[i] = segment_segment(ax[i], ay[i], bx[i], by[i], x0[i], y0[i], x1[i], y1[i])
     return dist, t
 
@@ -86,9 +92,10 @@ def exact_rows(
     live = np.flatnonzero(p >= routes.cur_p[r])  # a freed segment has r = -1: cur_p[-1] is huge
     p, q, r = p[live], q[live], r[live]
     ax, ay, _ = segment_starts(grid, routes, p, r)
-    dist, t = _distances(ax, ay, grid.vx[p + 1], grid.vy[p + 1], prims, q)
     ev = ev_of_q[q]
-    keep = np.flatnonzero(dist <= thr[ev])
+    limit = thr[ev]
+    dist, t = _distances(ax, ay, grid.vx[p + 1], grid.vy[p + 1], prims, q, limit)
+    keep = np.flatnonzero(dist <= limit)
     return Rows(ev[keep], r[keep], p[keep], dist[keep], t[keep], q[keep])
 
 
@@ -160,9 +167,10 @@ def route_rows(
     near = (lox[:, None] <= qhi[None, :, 0]) & (hix[:, None] >= qlo[None, :, 0])
     near &= (loy[:, None] <= qhi[None, :, 1]) & (hiy[:, None] >= qlo[None, :, 1])
     si, qi = np.nonzero(near)
-    dist, t = _distances(ax[si], ay[si], bx[si], by[si], prims, qi)
     ev = ev_of_q[qi]
-    keep = dist <= events.thr[ev]
+    limit = events.thr[ev]
+    dist, t = _distances(ax[si], ay[si], bx[si], by[si], prims, qi, limit)
+    keep = dist <= limit
     parts = [Rows(ev[keep], rr[si[keep]], p[si[keep]], dist[keep], t[keep], qi[keep])]
     areal = [k for k, e in enumerate(nearby) if e.polygon is not None]
     if areal:

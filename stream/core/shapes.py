@@ -3,7 +3,8 @@
 A point is a degenerate segment; lines give their segments; polygons give their rings' segments
 and keep a shapely polygon for the inside test (a route segment that starts inside is at
 distance 0). Each event gets query boxes: one around the whole event when that is compact, one
-per primitive otherwise (a long diagonal closure should not scan its whole bounding box).
+per primitive otherwise (a long diagonal closure should not scan its whole bounding box), and
+always one per edge for areas (their inside is found by a separate query of the bounding box).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def _with_boxes(
     ph = np.abs(prims[:, 3] - prims[:, 1]) + 2 * margin
     prim_area = np.add.reduceat(pw * ph, prim_lo)
     whole = (bbox[:, 2] - bbox[:, 0] + 2 * margin) * (bbox[:, 3] - bbox[:, 1] + 2 * margin)
-    single = (whole <= 1.5 * prim_area) | np.asarray(areal, dtype=bool)
+    single = (whole <= 1.5 * prim_area) & ~np.asarray(areal, dtype=bool)  # areas: per edge
     ev_single = np.nonzero(single)[0]
     split = np.isin(prim_event, ev_single, invert=True)
     split_prims = np.nonzero(split)[0]
