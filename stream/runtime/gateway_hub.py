@@ -204,7 +204,8 @@ class Hub:
             return
         replies: list[Any]
         if len(keys) <= STREAMS_PER_XREAD:
-            replies = [await self._redis.execute_command("XREAD", "COUNT", PAGE, "STREAMS", *keys, *ids)]
+            command = ("XREAD", "COUNT", PAGE, "STREAMS", *keys, *ids)
+            replies = [await self._redis.execute_command(*command)]  # type: ignore[no-untyped-call]
         else:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for start in range(0, len(keys), STREAMS_PER_XREAD):
@@ -268,11 +269,13 @@ class Hub:
         while True:
             while backlog and not conn.done:
                 stream_id, frame, appended, created = backlog.popleft()
+                # The frame is in the socket's buffer once send() starts (it only waits to drain),
+                # and a close frame would follow it: this is the id a resume starts after.
+                conn.sent = stream_id
                 try:
                     await ws.send(frame, text=True)
                 except ConnectionClosed:
                     return
-                conn.sent = stream_id
                 self.sent += 1
                 now = time.time()
                 metrics.alerts_sent.inc()
