@@ -1,0 +1,64 @@
+"""``corridor publisher add|list|revoke``: who may publish through the API, under which sources."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from stream.runtime.publishers import PublisherError, PublisherStore
+from stream.runtime.retry import redis_client
+from stream.runtime.settings import ConfigError, Settings
+
+T = TypeVar("T")
+
+
+def _run(operation: Callable[[PublisherStore], Awaitable[T]]) -> T:
+    settings = Settings.from_env()
+    try:
+        url = settings.resolved_redis_url()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def main() -> T:
+        client = redis_client(url)
+        try:
+            return await operation(PublisherStore(client, settings.redis_prefix))
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    except PublisherError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def publisher() -> None:
+    """Publishers of the publish API (stored in Redis, credentials kept only as salted hashes)."""
+
+
+@publisher.command()
+@click.argument("name")
+@click.option("--source", "sources", multiple=True, required=True, help="A source it may publish (repeat).")
+def add(name: str, sources: tuple[str, ...]) -> None:
+    """Create publisher NAME and print its credential (shown once: keep it safe)."""
+    click.echo(_run(lambda store: store.add(name, sources)))
+
+
+@publisher.command(name="list")
+def list_() -> None:
+    """List publishers: name, sources, key id, created (never secrets)."""
+    for record in _run(lambda store: store.list()):
+        click.echo(f"{record.name}\t{','.join(record.sources)}\t{record.key_id}\t{record.created_at}")
+
+
+@publisher.command()
+@click.argument("name")
+def revoke(name: str) -> None:
+    """Revoke publisher NAME: its credential stops working at once."""
+    if not _run(lambda store: store.revoke(name)):
+        raise click.ClickException(f"no publisher {name!r}")
+    click.echo(f"revoked {name}")
