@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 
 import numpy as np
 
@@ -99,7 +100,12 @@ class Engine:
         """``upsert_route``, with the transitions as columns."""
         self._bury()
         delta = Delta(at)
-        lonlat = np.asarray(route.coordinates, dtype=float)[:, :2]
+        n = len(route.coordinates)
+        if all(len(c) == 2 for c in route.coordinates):
+            flat = np.fromiter(chain.from_iterable(route.coordinates), dtype=float, count=2 * n)
+            lonlat = flat.reshape(n, 2)
+        else:
+            lonlat = np.asarray([c[:2] for c in route.coordinates], dtype=float)
         x, y = project_xy(lonlat[:, 0], lonlat[:, 1], self.config.crs)
         slot = self._slot_of.get(route.route_id)
         old_scope: set[int] = set()
@@ -118,7 +124,7 @@ class Engine:
         lengths = np.hypot(np.diff(x), np.diff(y))
         start = self.grid.insert(slot, x, y)
         _, mx, my = pieces(x, y, lengths, self.config.piece_m)
-        cells = tuple(self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my))).tolist())
+        cells = self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my)))
         light = Route(
             route.route_id,
             route.driver_id,
@@ -184,7 +190,7 @@ class Engine:
         return self.alerts(delta)
 
     def _scope(self, state: RouteState) -> set[int]:
-        scope = self.index.near(state.cells)
+        scope = self.index.near(state.cells.tolist())
         if state.route.destination:
             scope |= self.index.port_calls.get(state.route.destination, set())
         return scope

@@ -25,7 +25,7 @@ _OFF = 1 << 30
 class EventIndex:
     """Active events: rule columns, shapes, a coarse grid and the port calls by terminal."""
 
-    def __init__(self, corridor_m: float, margin_m: float, cell_m: float = 250.0) -> None:
+    def __init__(self, corridor_m: float, margin_m: float, cell_m: float = 150.0) -> None:
         self.corridor_m = corridor_m
         self.margin_m = margin_m
         self.cell_m = cell_m

@@ -164,7 +164,7 @@ class RouteState:
     lonlat: Array  # (n, 2) float64, exactly as received
     n: int
     length_m: float
-    cells: tuple[int, ...]  # event-grid cells its segments pass through
+    cells: Array  # event-grid cells its segments pass through (int64)
     position: tuple[float, float, float] | None = None  # last lon, lat, POSIX time
 
     def full(self) -> Route:
