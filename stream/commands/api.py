@@ -28,8 +28,8 @@ def api(host: str, port: int, rate: float, burst: float) -> None:
     setup_logging()
     settings = Settings.from_env()
     try:
-        client = redis_client(settings.resolved_redis_url())
-        publisher = Publisher(settings)
+        redis_url = settings.resolved_redis_url()
+        settings.bootstrap_servers()
         infrastructure = load(settings.port_infrastructure, settings.metric_crs)
     except (ConfigError, InfrastructureError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -40,6 +40,8 @@ def api(host: str, port: int, rate: float, burst: float) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        client = redis_client(redis_url)
+        publisher = Publisher(settings)  # the producer needs the running loop
         service = PublishApi(publisher, client, settings.redis_prefix, infrastructure, rate, burst)
         try:
             async with publisher:

@@ -239,3 +239,27 @@ async def test_publisher_command_prints_a_credential_that_works(api: Api, deploy
     revoked = await asyncio.to_thread(deployment.run, "publisher", "revoke", "havre")
     assert revoked.returncode == 0
     assert (await api.post("/v1/events", _event(), credential))[0] == 401
+
+
+async def test_corridor_api_process_accepts_into_the_broker(deployment: Deployment) -> None:
+    """`corridor api` started as a user would: healthz answers, an accepted event is on the topic."""
+    from aiohttp import ClientSession
+
+    from stream.runtime.services import free_port
+    from tests.support.processes import wait_until
+
+    added = await asyncio.to_thread(deployment.run, "publisher", "add", "havre", "--source", "havre")
+    credential = added.stdout.decode().strip()
+    port = free_port()
+    proc = deployment.start("api", "api", "--port", str(port))
+    await asyncio.to_thread(wait_until, lambda: "listening" in proc.output(), 30, "the api to listen")
+    async with ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
+        headers = {"Authorization": f"Bearer {credential}"}
+        url = f"http://127.0.0.1:{port}/v1/events"
+        async with session.post(url, data=orjson.dumps(_event("havre:p1")), headers=headers) as response:
+            assert response.status == 202 and await response.json() == {"accepted": ["havre:p1"]}
+    (arrived,) = await _read(deployment.settings, "events", 1)
+    assert arrived["id"] == "havre:p1"
+    assert credential.split(".")[2] not in proc.output()
