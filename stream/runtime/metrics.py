@@ -107,7 +107,7 @@ for _endpoint in PUBLISHER_ENDPOINTS:
     for _status in PUBLISHER_STATUSES:
         publisher_requests.labels(_endpoint, _status)
 
-_RECEIVED = re.compile(r'"event_received_at":"([^"]+)"')
+_RECEIVED = re.compile(rb'"event_received_at":"([^"]+)"')
 _lag_labels: set[tuple[str, str]] = set()
 _top_events: set[str] = set()
 
@@ -117,13 +117,13 @@ def count_publisher_request(endpoint: str, status_code: int) -> None:
     publisher_requests.labels(endpoint, f"{status_code // 100}xx").inc()
 
 
-def observe_end_to_end(alert_json: str, now: float | None = None) -> None:
+def observe_end_to_end(alert_json: str | bytes, now: float | None = None) -> None:
     """Observe receipt-to-socket latency of an alert whose JSON carries ``event_received_at``."""
-    found = _RECEIVED.search(alert_json)
+    found = _RECEIVED.search(alert_json.encode() if isinstance(alert_json, str) else alert_json)
     if found is None:
         return
     try:
-        received = datetime.fromisoformat(found[1].replace("Z", "+00:00")).timestamp()
+        received = datetime.fromisoformat(found[1].decode().replace("Z", "+00:00")).timestamp()
     except ValueError:
         return
     end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
