@@ -183,6 +183,8 @@ class Gateway:
         self.draining = True
         server.close(close_connections=False)
         for conn in self.hub.connections():
+            if conn.ws.protocol.state is not State.OPEN:
+                continue  # already closing for its own reason
             conn.end_reason = conn.end_reason or "shutdown"
             reason = f"service restart: reconnect with last_id={conn.sent}"
             self._closing(conn.ws.close(CLOSE_RESTART, reason))
@@ -262,8 +264,13 @@ async def run_gateway(
         await gateway.drain(server)
     finally:
         gc_policy.uninstall()
+        hub.stop_listening()  # redis-py's pub/sub can hang when cancelled mid-connect: let it end
+        listener, *others = tasks
+        await asyncio.wait([listener], timeout=1.0)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=2.0)
+        if stuck:
+            log.warning("gateway tasks still stopping: %s", ", ".join(t.get_name() for t in stuck))
         if server.close_task is None:
             server.close()

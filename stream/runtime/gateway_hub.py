@@ -85,6 +85,7 @@ class Hub:
         self._dirty: set[str] = set()
         self._dirty_waiter: asyncio.Future[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._stop_listening = False
         self.opened = 0
         self.closed = 0
         self.sent = 0
@@ -140,17 +141,20 @@ class Hub:
             self.mark(driver_id)
 
     async def listen_wakeups(self) -> None:
-        """Follow the wake-up channel; after a Redis outage, re-read every connected driver."""
+        """Follow the wake-up channel until ``stop_listening``; after an outage, re-read everyone."""
         channel = wake_channel(self._prefix)
         backoff = 0.1
-        while True:
+        drivers = self._drivers
+        while not self._stop_listening:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(channel)
                     self.mark_all()
                     backoff = 0.1
-                    drivers = self._drivers
-                    async for message in pubsub.listen():
+                    while not self._stop_listening:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                        if message is None:
+                            continue
                         metrics.gateway_wakeups.inc()
                         data = message["data"]
                         driver_id = data.decode() if isinstance(data, bytes) else str(data)
@@ -160,6 +164,10 @@ class Hub:
                 log.warning("redis wake-up channel lost (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def stop_listening(self) -> None:
+        """Let the wake-up listener leave its loop (and close its connection) by itself."""
+        self._stop_listening = True
 
     async def read_forever(self) -> None:
         """Read the streams of every dirty driver, one pipelined round trip per turn."""
@@ -283,6 +291,7 @@ class Hub:
                     metrics.delivery_seconds.observe(max(0.0, now - appended))
                 if created:
                     metrics.created_to_sent_seconds.observe(max(0.0, now - created))
+                metrics.observe_end_to_end(frame.decode(), now)
                 metrics.observe_end_to_end(frame, now)
                 if conn.more and len(backlog) <= self._low_water:
                     conn.more = False

@@ -79,3 +79,13 @@ async def test_drivers_are_kept_apart(redis_client: aioredis.Redis, prefix: str)
     assert await _states(redis_client, prefix, "d1") == [("e1", "raised"), ("e1", "updated")]
     assert await _states(redis_client, prefix, "d2") == [("e2", "raised")]
     assert sorted(woken) == ["d1", "d1", "d2"]
+
+
+async def test_streams_are_bounded_by_age(redis_client: aioredis.Redis, prefix: str) -> None:
+    """An append trims entries older than the retention and the stream expires with it."""
+    key = driver_stream_key(prefix, "d1")
+    await redis_client.xadd(key, {"a": b"{}", "t": b"1"}, id="1-1")  # an entry from 1970
+    [(_, stream_id)] = await RedisOutbox(redis_client, prefix, retention_s=3600).append([_alert()])
+    entries = await redis_client.xrange(key)
+    assert [e[0].decode() for e in entries] == [stream_id]
+    assert 0 < await redis_client.ttl(key) <= 3600
