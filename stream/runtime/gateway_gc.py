@@ -1,12 +1,12 @@
 """Garbage collection for a process that holds 10,000 long-lived connections.
 
 A full collection walks every tracked object; with 10k open sockets that pauses the event loop for
-~450 ms, which is the whole delivery tail. So: freeze settled connections out of the collector
-(``gc.freeze()``) once a batch of new ones has arrived and connections stop arriving, collecting
-only what is new just before. Frozen objects that become cyclic garbage (closed connections) are
-not reclaimed until an unfreeze; that full collection runs at a quiet moment, once enough frozen
-connections have closed, or after ``REFREEZE_MAX_S`` at the latest. Pauses are measured
-(``corridor_gc_pause_seconds``).
+~450 ms, which is the whole delivery tail. So automatic full collections are turned off (young
+ones stay automatic and cheap), settled connections are frozen out of the collector
+(``gc.freeze()``) once a batch of new ones has arrived, collecting only what is new just before,
+and cyclic garbage that reached the old generation (closed connections) waits for a full
+collection that runs at a quiet moment once enough connections have closed, or after
+``REFREEZE_MAX_S`` at the latest. Pauses are measured (``corridor_gc_pause_seconds``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ SETTLE_S = 1.0  # no new connection for this long: the batch has arrived
 REFREEZE_MIN_CLOSED = 1000  # closed frozen connections worth a full collection
 REFREEZE_MAX_S = 1800.0
 QUIET_SENDS_PER_S = 50
+AUTOMATIC_FULL_OFF = 1_000_000  # young collections stay automatic; full ones are ours
 
 
 class GcPolicy:
@@ -33,6 +34,7 @@ class GcPolicy:
 
     def __init__(self) -> None:
         self._started: float | None = None
+        self._thresholds: tuple[int, int, int] | None = None
         self._frozen_conns = 0
         self._opened_at_freeze = 0
         self._closed_at_refreeze = 0
@@ -41,15 +43,20 @@ class GcPolicy:
         self._opened_seen = 0
 
     def install(self) -> None:
-        """Measure every collection's pause, collect start-up garbage and freeze the rest."""
+        """Measure pauses, turn off automatic full collections, collect start-up garbage, freeze."""
         gc.callbacks.append(self._on_gc)
+        self._thresholds = gc.get_threshold()
+        young, middle, _ = self._thresholds
+        gc.set_threshold(young, middle, AUTOMATIC_FULL_OFF)
         gc.collect()
         gc.freeze()
 
     def uninstall(self) -> None:
-        """Stop measuring (for processes that start several gateways, like tests)."""
+        """Stop measuring and restore the thresholds (for processes that run several gateways)."""
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -78,7 +85,7 @@ class GcPolicy:
             return "freeze"
         gone = closed - self._closed_at_refreeze
         quiet = sent_last_s <= QUIET_SENDS_PER_S
-        overdue = now - self._last_refreeze >= REFREEZE_MAX_S and gone > 0
+        overdue = now - self._last_refreeze >= REFREEZE_MAX_S
         if (gone >= max(REFREEZE_MIN_CLOSED, self._frozen_conns // 4) and quiet) or overdue:
             started = time.perf_counter()
             gc.unfreeze()
