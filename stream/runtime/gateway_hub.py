@@ -291,7 +291,6 @@ class Hub:
                     metrics.delivery_seconds.observe(max(0.0, now - appended))
                 if created:
                     metrics.created_to_sent_seconds.observe(max(0.0, now - created))
-                metrics.observe_end_to_end(frame.decode(), now)
                 metrics.observe_end_to_end(frame, now)
                 if conn.more and len(backlog) <= self._low_water:
                     conn.more = False
