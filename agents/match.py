@@ -19,9 +19,9 @@ from stream.runtime.app import (
     dead_letter,
     events_topic,
     fanout_topic,
+    partition_count,
     publish_alerts,
     runtime,
-    settings,
 )
 from stream.runtime.redis_state import decode_stamped, encode_stamped
 from stream.runtime.retry import until_done
@@ -49,9 +49,10 @@ async def fan_out_events(stream: Any) -> None:
             stamped.append(StampedEvent(time.time_ns(), event))
             metrics.events_in.labels(event.source, event.kind).inc()
         await until_done("saving events", runtime.state.save_events, stamped)
+        partitions = partition_count(fanout_topic)
         for item in stamped:
             payload = encode_stamped(item)
-            for partition in range(settings.partitions):
+            for partition in range(partitions):
                 await fanout_topic.send(key=item.event.id.encode(), value=payload, partition=partition)
 
 

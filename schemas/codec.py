@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_OMIT_MICROSECONDS
+_OPTIONS = orjson.OPT_NAIVE_UTC
 
 
 def to_plain(record: Any) -> dict[str, Any]:

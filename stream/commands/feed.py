@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from stream.feeds.registry import FORMATS, FeedFormatError, parse
+from stream.runtime import metrics
 from stream.runtime.logs import setup_logging
 from stream.runtime.producer import Publisher
 from stream.runtime.settings import ConfigError, Settings
@@ -25,6 +26,7 @@ def _run(main: Callable[[Settings, asyncio.Event], Awaitable[object]]) -> object
         settings.bootstrap_servers()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    metrics.serve(settings.metrics_port)
 
     async def wrapper() -> object:
         stop = asyncio.Event()

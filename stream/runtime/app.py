@@ -40,6 +40,9 @@ _FAST_GROUP: dict[str, Any] = (
     else {}
 )
 
+_DATADIR = settings.state_dir.resolve() / "faust" / settings.app_id
+_DATADIR.parent.mkdir(parents=True, exist_ok=True)
+
 app = faust.App(
     settings.app_id,
     broker=settings.resolved_kafka_url(),
@@ -50,12 +53,22 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     web_enabled=False,
     store="memory://",
+    datadir=str(_DATADIR),
     **_FAST_GROUP,
 )
 
 
 def _topic(name: str) -> faust.TopicT:
-    return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    # internal=True: the worker creates the topic with this partition count when it is missing
+    # (a broker's auto-creation would use its own default, breaking the co-partitioning).
+    return app.topic(
+        settings.topic(name), key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
+    )
+
+
+def partition_count(topic: faust.TopicT) -> int:
+    """How many partitions the broker reports for a topic (the setting until it is known)."""
+    return app.consumer.topic_partitions(topic.get_topic_name()) or settings.partitions
 
 
 routes_topic = _topic("routes")
@@ -74,7 +87,9 @@ class Runtime:
         self.indexes: dict[int, PartitionIndex] = {}
         self.redis = redis_client(config.resolved_redis_url())
         self.state = RedisState(self.redis, config.redis_prefix)
-        self.outbox = RedisOutbox(self.redis, config.redis_prefix, config.stream_maxlen)
+        self.outbox = RedisOutbox(
+            self.redis, config.redis_prefix, config.stream_maxlen, retention_s=config.stream_retention_s
+        )
 
     def index(self, partition: int) -> PartitionIndex:
         """The index of a partition (an empty one if a message outruns the rebalance)."""
@@ -176,6 +191,17 @@ def consumer_lags() -> dict[tuple[str, int], int]:
     return lags
 
 
+class TopologyError(RuntimeError):
+    """The topics do not have the shape the join needs; the message says how to fix it."""
+
+
 @app.on_partitions_assigned.connect
 async def _rebuild_indexes(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    routes, fanout = partition_count(routes_topic), partition_count(fanout_topic)
+    if routes != fanout:
+        raise TopologyError(
+            f"{routes_topic.get_topic_name()} has {routes} partitions but {fanout_topic.get_topic_name()} "
+            f"has {fanout}: they must be equal (add partitions to the smaller one, or recreate both "
+            f"with CORRIDOR_PARTITIONS={max(routes, fanout)})"
+        )
     await runtime.rebuild(tp.partition for tp in assigned if tp.topic == routes_topic.get_topic_name())

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from schemas import Event, Rejection
 from stream.feeds.base import Item
+from stream.runtime import metrics
 from stream.runtime.producer import Publisher
 
 log = logging.getLogger("corridor.feeds")
@@ -42,4 +43,6 @@ class FeedSink:
                 log.warning("%s record refused at %s: %s (%s)", self.format, r.where, r.error, r.reason)
         self.counts.events += len(events)
         self.counts.rejected += len(rejections)
+        metrics.feed_records.labels(self.source, "event").inc(len(events))
+        metrics.feed_records.labels(self.source, "rejected").inc(len(rejections))
         return FeedCounts(len(events), len(rejections))

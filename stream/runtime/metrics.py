@@ -160,6 +160,13 @@ def set_affected(routes_by_event: Mapping[str, int], drivers: int) -> None:
     _top_events.update(keep)
 
 
+feed_records = Counter(
+    "corridor_feed_records_total",
+    "Records read by a feed process (poller, AIS listener, file import), by feed and result.",
+    ["source", "result"],
+)
+
+
 def serve(port: int) -> None:
     """Expose /metrics on ``port`` (0: do not serve)."""
     if not port:

@@ -40,9 +40,7 @@ class Publisher:
     async def events(self, events: Iterable[Event]) -> int:
         """Publish events keyed by id; returns how many, once the broker acknowledged them all."""
         topic = self.settings.topic("events")
-        futures = [
-            await self._producer.send(topic, key=e.id.encode(), value=dumps(e)) for e in events
-        ]
+        futures = [await self._producer.send(topic, key=e.id.encode(), value=dumps(e)) for e in events]
         for future in futures:
             await future
         return len(futures)
@@ -51,8 +49,7 @@ class Publisher:
         """Publish route messages keyed by route id, acknowledged."""
         topic = self.settings.topic("routes")
         futures = [
-            await self._producer.send(topic, key=m.route_id.encode(), value=dumps(m))
-            for m in messages
+            await self._producer.send(topic, key=m.route_id.encode(), value=dumps(m)) for m in messages
         ]
         for future in futures:
             await future
@@ -61,9 +58,7 @@ class Publisher:
     async def register_routes(self, routes: Sequence[Route]) -> int:
         """Publish ``registered`` messages for whole routes."""
         now = datetime.now(UTC)
-        return await self.routes(
-            RouteMessage("registered", r.route_id, now, route=r) for r in routes
-        )
+        return await self.routes(RouteMessage("registered", r.route_id, now, route=r) for r in routes)
 
     async def rejected(self, source: str, fmt: str, rejections: Iterable[Rejection]) -> int:
         """Dead-letter rejected records with their source and reason."""
@@ -72,9 +67,7 @@ class Publisher:
         futures = []
         for r in rejections:
             record = RejectedRecord(source, fmt, r.error, r.where, r.reason, r.raw, now)
-            futures.append(
-                await self._producer.send(topic, key=source.encode(), value=dumps(record))
-            )
+            futures.append(await self._producer.send(topic, key=source.encode(), value=dumps(record)))
         for future in futures:
             await future
         return len(futures)

@@ -136,16 +136,12 @@ class ManagedProcess:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ServiceError(
-                    f"{self.name} exited with {proc.returncode}; see {self.log_file}"
-                )
+                raise ServiceError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
             if ready():
                 return proc.pid
             time.sleep(0.02)
         self.stop()
-        raise ServiceError(
-            f"{self.name} not ready after {READY_TIMEOUT_S:.0f} s; see {self.log_file}"
-        )
+        raise ServiceError(f"{self.name} not ready after {READY_TIMEOUT_S:.0f} s; see {self.log_file}")
 
     def stop(self, timeout: float = 10.0) -> bool:
         """SIGTERM, then SIGKILL after ``timeout``; True when something was stopped."""

@@ -25,9 +25,7 @@ def corridor_command() -> str:
     return shutil.which("corridor", path=str(Path(sys.executable).parent)) or "corridor"
 
 
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     """Poll ``predicate`` until true; raise TimeoutError naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,9 +50,7 @@ class Proc:
     def check_alive(self) -> None:
         """Raise with the end of its log when it has exited."""
         if self.popen.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-3000:]}"
-            )
+            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Signal its process group and wait; SIGKILL if it lingers. Returns the exit code."""
@@ -111,9 +107,7 @@ class Supervisor:
         self.procs.append(proc)
         return proc
 
-    def start_worker(
-        self, name: str = "worker", timeout: float = 60.0, metrics_port: int = 0
-    ) -> Proc:
+    def start_worker(self, name: str = "worker", timeout: float = 60.0, metrics_port: int = 0) -> Proc:
         """Start ``corridor worker`` and wait until it has its partitions and its index."""
         port = str(metrics_port or free_port())
         proc = self.start(name, "worker", extra_env={"CORRIDOR_METRICS_PORT": port})

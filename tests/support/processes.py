@@ -25,9 +25,7 @@ class Deployment(Supervisor):
         """The settings these processes read."""
         return Settings.from_env(self.env)
 
-    def run(
-        self, *args: str, input_bytes: bytes | None = None
-    ) -> subprocess.CompletedProcess[bytes]:
+    def run(self, *args: str, input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run a ``corridor`` command to completion."""
         return subprocess.run(
             [corridor_command(), *args],
