@@ -23,7 +23,7 @@ from stream.runtime.app import (
     publish_alerts,
     runtime,
 )
-from stream.runtime.redis_state import decode_stamped, encode_stamped
+from stream.runtime.redis_state import pack_stamped, unpack_stamped
 from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.match")
@@ -35,7 +35,7 @@ PRUNE_EVERY_S = 300.0
 
 @app.agent(events_topic)
 async def fan_out_events(stream: Any) -> None:
-    """Stamp each event with its receipt time, store it, and copy it to every partition."""
+    """Stamp each event with its receipt time, store it, and copy the batch to every partition."""
     async for batch in stream.take_events(1000, within=0.02):
         metrics.messages_processed.labels(events_topic.get_topic_name()).inc(len(batch))
         stamped: list[StampedEvent] = []
@@ -50,20 +50,19 @@ async def fan_out_events(stream: Any) -> None:
             metrics.events_in.labels(event.source, event.kind).inc()
         await until_done("saving events", runtime.state.save_events, stamped)
         partitions = partition_count(fanout_topic)
-        for item in stamped:
-            payload = encode_stamped(item)
+        for envelope in pack_stamped(stamped):
             for partition in range(partitions):
-                await fanout_topic.send(key=item.event.id.encode(), value=payload, partition=partition)
+                await fanout_topic.send(key=b"events", value=envelope, partition=partition)
 
 
 @app.agent(fanout_topic)
 async def match_events(stream: Any) -> None:
     """Match each partition's batch of events against that partition's routes at once."""
-    async for batch in stream.take_events(1000, within=0.02):
+    async for batch in stream.take_events(16, within=0.02):  # envelopes of up to ~1,000 events
         metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
         by_partition: dict[int, list[StampedEvent]] = defaultdict(list)
         for event in batch:
-            by_partition[event.message.partition].append(decode_stamped(event.value))
+            by_partition[event.message.partition].extend(unpack_stamped(event.value))
         for partition, stamped in by_partition.items():
             started = time.perf_counter()
             alerts = runtime.index(partition).apply_events(stamped, datetime.now(UTC))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ from schemas.codec import to_plain
 from stream.core.partition import StampedEvent
 
 TOMBSTONE_RETENTION_S = 24 * 3600
+ENVELOPE_MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,35 @@ def encode_stamped(item: StampedEvent) -> bytes:
     return orjson.dumps({"seq": item.seq, "event": to_plain(item.event)})
 
 
+def _stamped(data: dict[str, Any]) -> StampedEvent:
+    return StampedEvent(int(data["seq"]), Event.from_dict(data["event"]))
+
+
 def decode_stamped(raw: bytes | str) -> StampedEvent:
     """Inverse of encode_stamped."""
-    data = orjson.loads(raw)
-    return StampedEvent(int(data["seq"]), Event.from_dict(data["event"]))
+    return _stamped(orjson.loads(raw))
+
+
+def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = ENVELOPE_MAX_BYTES) -> list[bytes]:
+    """Stamped events as JSON arrays of at most ``max_bytes`` each (one message per array)."""
+    envelopes: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 2
+    for item in items:
+        encoded = encode_stamped(item)
+        if chunk and size + len(encoded) + 1 > max_bytes:
+            envelopes.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 2
+        chunk.append(encoded)
+        size += len(encoded) + 1
+    if chunk:
+        envelopes.append(b"[" + b",".join(chunk) + b"]")
+    return envelopes
+
+
+def unpack_stamped(raw: bytes) -> list[StampedEvent]:
+    """The stamped events of one envelope."""
+    return [_stamped(data) for data in orjson.loads(raw)]
 
 
 class RedisState:
