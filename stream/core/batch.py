@@ -91,17 +91,20 @@ def _reconcile(
     """New events raise all their pairs at once; events seen before are diffed one by one."""
     lo = np.searchsorted(found.ev, slots)
     hi = np.searchsorted(found.ev, slots, side="right")
-    fresh = np.fromiter((s not in book.by_event for s in slots.tolist()), dtype=bool, count=len(slots))
-    mask = np.isin(found.ev, slots[fresh])
-    delta.add(lc.RAISED, found.ev[mask], found.r[mask], found.ahead[mask], found.expected[mask])
-    book.count += int(mask.sum())
     by_event = book.by_event
-    for event, slot, a, b, new in zip(
-        events, slots.tolist(), lo.tolist(), hi.tolist(), fresh.tolist(), strict=True
-    ):
+    fresh = [s not in by_event for s in slots.tolist()]
+    if all(fresh):
+        delta.add(lc.RAISED, found.ev, found.r, found.ahead, found.expected)
+        book.count += len(found.r)
+    else:
+        mask = np.isin(found.ev, slots[np.asarray(fresh, dtype=bool)])
+        delta.add(lc.RAISED, found.ev[mask], found.r[mask], found.ahead[mask], found.expected[mask])
+        book.count += int(mask.sum())
+    r, ahead, expected = found.r, found.ahead, found.expected
+    for event, slot, a, b, new in zip(events, slots.tolist(), lo.tolist(), hi.tolist(), fresh, strict=True):
         if new:
             if b > a:
-                by_event[slot] = EventAlerts(found.r[a:b], found.ahead[a:b], found.expected[a:b])
+                by_event[slot] = EventAlerts(r[a:b], ahead[a:b], expected[a:b])
         else:
             book.set_event(
                 slot, found.r[a:b], found.ahead[a:b], found.expected[a:b], event.id in changed, delta

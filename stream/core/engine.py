@@ -243,11 +243,9 @@ class Engine:
         """Drop events whose validity ended by ``at``; their alerts are cleared."""
         self._bury()
         delta = Delta(at)
-        now = epoch(at)
-        vu = self.index.table.vu
-        for slot in list(self.index.slot_of.values()):
-            if vu[slot] <= now:
-                self.drop_event(slot, delta, lc.EXPIRED)
+        slots = np.fromiter(self.index.slot_of.values(), dtype=np.int64, count=len(self.index))
+        for slot in slots[self.index.table.vu[slots] <= epoch(at)].tolist():
+            self.drop_event(slot, delta, lc.EXPIRED)
         return self.alerts(delta)
 
     def drop_event(self, slot: int, delta: Delta, reason: int) -> None:

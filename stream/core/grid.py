@@ -17,6 +17,7 @@ import numpy as np
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
 _SLACK = 0.1  # metres: float32 midpoints are compared with this much margin
+_NAN_XY = complex(np.nan, np.nan)
 _TILE = 128  # cells are looked up through dense tiles of _TILE x _TILE cells
 
 
@@ -56,8 +57,7 @@ class SegmentGrid:
         self.piece_m = piece_m
         self.reach_m = piece_m / 2.0  # how far a filed midpoint can be from its segment's points
         self.origin: tuple[float, float] | None = None
-        self.vx = np.full(1024, np.nan)
-        self.vy = np.full(1024, np.nan)
+        self.vxy = np.full(1024, _NAN_XY)  # vertex x + 1j * y: one gather fetches both
         self.vs = np.zeros(1024)  # distance along the route at each vertex
         self.vroute = np.full(1024, -1, dtype=np.int32)  # route slot of segment p, -1 if none
         self._top = 0
@@ -72,6 +72,16 @@ class SegmentGrid:
         self._amx = np.zeros(8192, dtype=np.float32)
         self._amy = np.zeros(8192, dtype=np.float32)
         self._atop = 0
+
+    @property
+    def vx(self) -> Array:
+        """Vertex x (a view)."""
+        return self.vxy.real
+
+    @property
+    def vy(self) -> Array:
+        """Vertex y (a view)."""
+        return self.vxy.imag
 
     # -- vertex pool -------------------------------------------------------------------------
     def insert(self, route_slot: int, x: Array, y: Array) -> int:
@@ -88,8 +98,7 @@ class SegmentGrid:
         if self.origin is None:
             self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
         end = start + n
-        self.vx[start:end] = x
-        self.vy[start:end] = y
+        self.vxy[start:end] = x + 1j * y
         lengths = np.hypot(np.diff(x), np.diff(y))
         self.vs[start] = 0.0
         np.cumsum(lengths, out=self.vs[start + 1 : end])
@@ -100,17 +109,16 @@ class SegmentGrid:
     def remove(self, start: int, n: int) -> None:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""
         cap = _size_class(n)
-        self.vx[start : start + cap] = np.nan
-        self.vy[start : start + cap] = np.nan
+        self.vxy[start : start + cap] = _NAN_XY
         self.vroute[start : start + cap] = -1
         self._free.setdefault(cap, []).append(start)
 
     def _grow_pool(self, need: int) -> None:
-        size = len(self.vx)
+        size = len(self.vxy)
         if need <= size:
             return
         new = max(need, size + size // 4)
-        for name, fill in (("vx", np.nan), ("vy", np.nan), ("vs", 0.0), ("vroute", -1)):
+        for name, fill in (("vxy", _NAN_XY), ("vs", 0.0), ("vroute", -1)):
             old = getattr(self, name)
             arr = np.full(new, fill, dtype=old.dtype)
             arr[:size] = old
@@ -293,5 +301,5 @@ class SegmentGrid:
     @property
     def nbytes(self) -> int:
         """Memory held by the pool and the arena."""
-        arrays = (self.vx, self.vy, self.vs, self.vroute, self._ap, self._amx, self._amy)
+        arrays = (self.vxy, self.vs, self.vroute, self._ap, self._amx, self._amy)
         return sum(a.nbytes for a in arrays)

@@ -49,14 +49,20 @@ class Rows:
         return Rows(*cols)
 
 
-def segment_starts(grid: SegmentGrid, routes: RouteTable, p: Array, r: Array) -> tuple[Array, ...]:
-    """Start x, y and distance along of segments ``p``, clipped at the vehicle on its segment."""
-    ax, ay, s0 = grid.vx[p], grid.vy[p], grid.vs[p]
+def segment_starts(
+    grid: SegmentGrid, routes: RouteTable, p: Array, r: Array, along: bool = True
+) -> tuple[Array, ...]:
+    """Start x, y (and distance along) of segments ``p``, clipped at the vehicle on its segment."""
+    a = grid.vxy[p]
+    ax, ay = a.real, a.imag
+    s0 = grid.vs[p] if along else ax
     clip = np.flatnonzero(p == routes.cur_p[r])
     if len(clip):
         clip = clip[routes.has_pos[r[clip]]]
         rc = r[clip]
-        ax[clip], ay[clip], s0[clip] = routes.px[rc], routes.py[rc], routes.base_s[rc]
+        ax[clip], ay[clip] = routes.px[rc], routes.py[rc]
+        if along:
+            s0[clip] = routes.base_s[rc]
     return ax, ay, s0
 
 
@@ -91,10 +97,11 @@ def exact_rows(
     r = grid.vroute[p]
     live = np.flatnonzero(p >= routes.cur_p[r])  # a freed segment has r = -1: cur_p[-1] is huge
     p, q, r = p[live], q[live], r[live]
-    ax, ay, _ = segment_starts(grid, routes, p, r)
+    ax, ay, _ = segment_starts(grid, routes, p, r, along=False)
     ev = ev_of_q[q]
     limit = thr[ev]
-    dist, t = _distances(ax, ay, grid.vx[p + 1], grid.vy[p + 1], prims, q, limit)
+    b = grid.vxy[p + 1]
+    dist, t = _distances(ax, ay, b.real, b.imag, prims, q, limit)
     keep = np.flatnonzero(dist <= limit)
     return Rows(ev[keep], r[keep], p[keep], dist[keep], t[keep], q[keep])
 
@@ -106,7 +113,7 @@ def inside_rows(
     r = grid.vroute[p]
     live = np.flatnonzero(p >= routes.cur_p[r])
     p, r, owner = p[live], r[live], owner[live]
-    ax, ay, _ = segment_starts(grid, routes, p, r)
+    ax, ay, _ = segment_starts(grid, routes, p, r, along=False)
     inside = shapely.contains_xy(polygons[owner], ax, ay)
     n = int(inside.sum())
     zeros = np.zeros(n)
@@ -157,7 +164,7 @@ def route_rows(
     sizes = [len(e.prims) for e in nearby]
     ev_of_q = np.repeat([e.slot for e in nearby], sizes)
     rr = np.full(len(p), r)
-    ax, ay, _ = segment_starts(grid, routes, p, rr)
+    ax, ay, _ = segment_starts(grid, routes, p, rr, along=False)
     bx, by = grid.vx[p + 1], grid.vy[p + 1]
     grow = events.thr[ev_of_q]
     qlo = np.minimum(prims[:, :2], prims[:, 2:]) - grow[:, None]
