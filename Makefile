@@ -41,5 +41,8 @@ demo: install
 bench: install
 	$(BIN)/corridor bench all
 
+soak: install
+	$(BIN)/corridor bench soak --events 250000 --routes 2000
+
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .coverage
