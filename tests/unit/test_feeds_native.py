@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
-from schemas.validate import errors
-from stream.feeds.base import FeedFormatError, Item
+from stream.feeds.base import FeedFormatError
 from stream.feeds.cifs import parse_cifs
 from stream.feeds.native import parse_native
+from tests.support.feeds import JSON_VALUES, PROPERTY, check, check_or_refused
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CIFS = parse_cifs((Path(__file__).parents[2] / "stream" / "data" / "cifs-incidents.xml").read_bytes())
 PLAIN = [to_plain(e) for e in CIFS if isinstance(e, Event)]
-
-
-def check(items: list[Item]) -> None:
-    """Every item is an Event valid against the event schema, or a complete Rejection."""
-    for item in items:
-        assert isinstance(item, Event | Rejection)
-        if isinstance(item, Event):
-            assert errors("event", to_plain(item)) == []
-        else:
-            assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 
 
 @pytest.mark.parametrize(
@@ -94,21 +82,7 @@ def test_unreadable_documents_raise_feed_format_error(document: bytes) -> None:
 @given(st.binary(max_size=1000))
 def test_arbitrary_bytes_never_crash(data: bytes) -> None:
     """Random bytes either raise FeedFormatError or yield only events and rejections."""
-    try:
-        check(parse_native(data))
-    except FeedFormatError:
-        pass
-
-
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8,
-)
+    check_or_refused(parse_native, data)
 
 
 @PROPERTY

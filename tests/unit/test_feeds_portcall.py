@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
-from schemas.validate import errors
-from stream.feeds.base import FeedFormatError, Item
+from stream.feeds.base import FeedFormatError
 from stream.feeds.portcall import parse_portcall
+from tests.support.feeds import JSON_VALUES, PROPERTY, check, check_or_refused
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CALL: dict[str, Any] = {
     "portCallID": "NLRTM-2024-0815-EVERDIADEM",
     "UNLocationCode": "NLRTM",
@@ -31,16 +28,6 @@ CALL: dict[str, Any] = {
     "dateTime": "2024-08-15T14:00:00+02:00",
     "terminal": {"terminalID": "ECTDE", "name": "ECT Delta", "gatePosition": [4.0412, 51.9536]},
 }
-
-
-def check(items: list[Item]) -> None:
-    """Every item is an Event valid against the event schema, or a complete Rejection."""
-    for item in items:
-        assert isinstance(item, Event | Rejection)
-        if isinstance(item, Event):
-            assert errors("event", to_plain(item)) == []
-        else:
-            assert item.error and item.where and re.fullmatch(r"[a-z_]+", item.reason)
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -111,21 +98,7 @@ def test_unreadable_documents_raise_feed_format_error(document: bytes) -> None:
 @given(st.binary(max_size=1000))
 def test_arbitrary_bytes_never_crash(data: bytes) -> None:
     """Random bytes either raise FeedFormatError or yield only events and rejections."""
-    try:
-        check(parse_portcall(data))
-    except FeedFormatError:
-        pass
-
-
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8,
-)
+    check_or_refused(parse_portcall, data)
 
 
 @PROPERTY
