@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -58,11 +58,16 @@ app = faust.App(
 )
 
 
-def _topic(name: str) -> faust.TopicT:
+def _topic(name: str, retention: timedelta | None = None) -> faust.TopicT:
     # internal=True: the worker creates the topic with this partition count when it is missing
     # (a broker's auto-creation would use its own default, breaking the co-partitioning).
     return app.topic(
-        settings.topic(name), key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
+        settings.topic(name),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        internal=True,
+        retention=retention,
     )
 
 
@@ -73,7 +78,8 @@ def partition_count(topic: faust.TopicT) -> int:
 
 routes_topic = _topic("routes")
 events_topic = _topic("events")
-fanout_topic = _topic("events.fanout")
+# Copies of every event, one per partition: consumed within seconds, so kept one day only.
+fanout_topic = _topic("events.fanout", retention=timedelta(days=1))
 alerts_topic = _topic("alerts")
 rejected_topic = _topic("events.rejected")
 
