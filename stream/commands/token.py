@@ -1,4 +1,4 @@
-"""``corridor token issue``: signed, expiring tokens that let a driver read its own alerts."""
+"""``corridor token issue``: signed, expiring tokens for a driver (its own alerts) or a dispatcher."""
 
 from __future__ import annotations
 
@@ -28,9 +28,16 @@ def token() -> None:
 
 
 @token.command()
-@click.option("--driver", "driver_id", required=True, help="The driver the token is bound to.")
+@click.option("--driver", "driver_id", default=None, help="The driver the token is bound to.")
+@click.option("--dispatcher", default=None, help="A dispatcher name: every driver's alerts, the map.")
 @click.option("--ttl", default="12h", show_default=True, help="Lifetime: 30m, 12h, 7d…")
-def issue(driver_id: str, ttl: str) -> None:
-    """Print a token for DRIVER valid for TTL."""
+def issue(driver_id: str | None, dispatcher: str | None, ttl: str) -> None:
+    """Print a token for DRIVER (or DISPATCHER) valid for TTL."""
+    if (driver_id is None) == (dispatcher is None):
+        raise click.UsageError("give exactly one of --driver ID or --dispatcher NAME")
     keyring = load_keyring(Settings.from_env())
-    click.echo(keyring.issue(driver_id, time.time(), parse_duration(ttl)))
+    if dispatcher is not None:
+        click.echo(keyring.issue_dispatcher(dispatcher, time.time(), parse_duration(ttl)))
+    else:
+        assert driver_id is not None  # noqa: S101 - checked above
+        click.echo(keyring.issue(driver_id, time.time(), parse_duration(ttl)))

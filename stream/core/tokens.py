@@ -1,8 +1,11 @@
-"""Signed, expiring driver tokens: ``v1.<driver_id b64>.<expiry>.<kid>.<hmac>``.
+"""Signed, expiring tokens: ``<role>.<subject b64>.<expiry>.<kid>.<hmac>``.
 
-A token binds a driver id to an expiry and is signed with HMAC-SHA256. Several keys can be active
-at once (``kid`` names which one signed), so a key is rotated by adding the new one, issuing with
-it, and dropping the old one once its tokens have expired.
+A token binds a subject to an expiry and is signed with HMAC-SHA256. Its role is the first field,
+inside the signature: ``v1`` tokens name a driver (they read that driver's alerts), ``d1`` tokens
+name a dispatcher (they read every driver's alerts and the dispatch map). A token of one role is
+refused where the other is expected. Several keys can be active at once (``kid`` names which one
+signed), so a key is rotated by adding the new one, issuing with it, and dropping the old one once
+its tokens have expired.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+
+DRIVER = "v1"
+DISPATCHER = "d1"
+_ROLE_NAMES = {DRIVER: "driver", DISPATCHER: "dispatcher"}
 
 
 class TokenError(ValueError):
@@ -58,25 +65,41 @@ class Keyring:
 
     def issue(self, driver_id: str, now: float, ttl_s: float) -> str:
         """A token for ``driver_id`` valid until ``now + ttl_s`` (epoch seconds)."""
-        payload = f"v1.{_b64(driver_id.encode())}.{int(now + ttl_s)}.{self.current}"
-        return f"{payload}.{self._sign(self.current, payload)}"
+        return self._issue(DRIVER, driver_id, now, ttl_s)
+
+    def issue_dispatcher(self, name: str, now: float, ttl_s: float) -> str:
+        """A dispatcher token (every driver's alerts, the dispatch map) for ``name``."""
+        return self._issue(DISPATCHER, name, now, ttl_s)
 
     def verify(self, token: str, now: float) -> str:
-        """The driver id of a valid token; raises TokenError(reason) otherwise."""
+        """The driver id of a valid driver token; raises TokenError(reason) otherwise."""
+        return self._verify(DRIVER, token, now)
+
+    def verify_dispatcher(self, token: str, now: float) -> str:
+        """The name in a valid dispatcher token; raises TokenError(reason) otherwise."""
+        return self._verify(DISPATCHER, token, now)
+
+    def _issue(self, role: str, subject: str, now: float, ttl_s: float) -> str:
+        payload = f"{role}.{_b64(subject.encode())}.{int(now + ttl_s)}.{self.current}"
+        return f"{payload}.{self._sign(self.current, payload)}"
+
+    def _verify(self, role: str, token: str, now: float) -> str:
         parts = token.split(".")
-        if len(parts) != 5 or parts[0] != "v1":
-            raise TokenError("malformed", "token is not a Corridor driver token")
-        _, driver_b64, expiry, kid, signature = parts
+        if len(parts) != 5 or parts[0] not in _ROLE_NAMES:
+            raise TokenError("malformed", f"token is not a Corridor {_ROLE_NAMES[role]} token")
+        _, subject_b64, expiry, kid, signature = parts
         if kid not in self.keys:
             raise TokenError("unknown_key", "token was signed with a key this server does not have")
         expected = self._sign(kid, ".".join(parts[:4]))
         if not hmac.compare_digest(expected, signature):
             raise TokenError("bad_signature", "token signature does not match")
+        if parts[0] != role:
+            raise TokenError("wrong_role", f"a {_ROLE_NAMES[parts[0]]} token cannot be used here")
         try:
             expires_at = int(expiry)
-            driver_id = _unb64(driver_b64).decode()
+            subject = _unb64(subject_b64).decode()
         except (ValueError, UnicodeDecodeError):
             raise TokenError("malformed", "token fields cannot be read") from None
         if expires_at <= now:
             raise TokenError("expired", "token has expired: ask for a new one")
-        return driver_id
+        return subject

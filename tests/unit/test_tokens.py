@@ -57,3 +57,24 @@ def test_short_keys_are_refused() -> None:
     """A signing key under 16 characters is a configuration error."""
     with pytest.raises(ValueError, match="shorter"):
         Keyring.parse("tiny")
+
+
+def test_dispatcher_token_round_trip() -> None:
+    """A dispatcher token verifies as a dispatcher and names the dispatcher."""
+    assert RING.verify_dispatcher(RING.issue_dispatcher("ops-rouen", NOW, 3600), NOW) == "ops-rouen"
+
+
+def test_roles_are_not_interchangeable() -> None:
+    """A driver token cannot open the dispatch feed, and a dispatcher token is no driver token."""
+    with pytest.raises(TokenError) as as_dispatcher:
+        RING.verify_dispatcher(RING.issue("driver-7", NOW, 60), NOW)
+    with pytest.raises(TokenError) as as_driver:
+        RING.verify(RING.issue_dispatcher("ops", NOW, 60), NOW)
+    assert as_dispatcher.value.reason == as_driver.value.reason == "wrong_role"
+
+
+def test_role_cannot_be_swapped() -> None:
+    """Rewriting a driver token's role field breaks its signature."""
+    forged = "d1." + RING.issue("driver-7", NOW, 60).split(".", 1)[1]
+    with pytest.raises(TokenError, match="signature"):
+        RING.verify_dispatcher(forged, NOW)
