@@ -9,6 +9,9 @@ channel and each gateway reads the streams of the drivers it holds (see gateway_
 Close codes: 4401 no or bad token, 4403 another driver's token, 4408 too slow (the reason says
 ``last_id=…`` to resume from), 4429 too many connections for this driver, 1008 bad ``last_id``,
 1009 message too big, 1011 heartbeat lost, 1012 service restart (reconnect, to any gateway).
+
+The same server serves dispatchers: the map page at ``/`` and its data and live alert feed under
+``/dispatch/`` (see dispatch), with dispatcher tokens.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from websockets.protocol import State
 
 from stream.core.tokens import Keyring, TokenError
 from stream.runtime import metrics
+from stream.runtime.dispatch import ALERTS_PATH, Dispatch
 from stream.runtime.gateway_gc import GcPolicy
 from stream.runtime.gateway_hub import CLOSE_TOO_SLOW, DriverConnection, Hub
 from stream.runtime.settings import Settings
@@ -63,6 +67,7 @@ class GatewayOptions:
     drain_s: float = 5.0
     close_timeout_s: float = 2.0
     open_timeout_s: float = 10.0
+    partitions: int = 8  # of the routes topic: where the dispatch map finds the routes in Redis
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayOptions:
@@ -76,6 +81,7 @@ class GatewayOptions:
             ping_interval_s=settings.gateway_ping_interval_s or None,
             ping_timeout_s=settings.gateway_ping_timeout_s or None,
             drain_s=settings.gateway_drain_s,
+            partitions=settings.partitions,
         )
 
 
@@ -89,6 +95,7 @@ class Gateway:
         self._keyring = keyring
         self.options = options
         self.hub = Hub(client, prefix, options.queue_max)
+        self.dispatch = Dispatch(client, prefix, keyring, options.partitions)
         self.sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self.draining = False
         self._closers: set[asyncio.Future[None]] = set()
@@ -110,7 +117,7 @@ class Gateway:
         return TrackedConnection
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Route plain HTTP: health check, 404, origin check; driver paths go on to upgrade."""
+        """Route plain HTTP: health check, dispatcher page, 404, origin check; sockets go on to upgrade."""
         path = urlsplit(request.path).path
         if path == "/healthz":
             if self.draining:
@@ -120,7 +127,11 @@ class Gateway:
             except aioredis.RedisError:
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "redis unreachable\n")
             return connection.respond(HTTPStatus.OK, "ok\n")
-        if not PATH.match(path):
+        if self.dispatch.owns(path):
+            answer = await self.dispatch.respond(request)
+            if answer is not None:
+                return answer
+        elif not PATH.match(path):
             return connection.respond(HTTPStatus.NOT_FOUND, "try /drivers/{driver_id}/alerts\n")
         origin = request.headers.get("Origin")
         if self.options.origins and origin is not None and origin not in self.options.origins:
@@ -147,6 +158,9 @@ class Gateway:
         """Serve one driver connection until it closes."""
         assert ws.request is not None  # noqa: S101 - set once the handshake is done
         parts = urlsplit(ws.request.path)
+        if parts.path == ALERTS_PATH:
+            await self.dispatch.handle(ws)
+            return
         match = PATH.match(parts.path)
         assert match is not None  # noqa: S101 - process_request rejected other paths
         driver_id = match["driver"]

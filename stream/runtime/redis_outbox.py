@@ -9,6 +9,11 @@ gateways listen to.
 A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every append trims entries older
 than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream loses its
 old entries too), and the whole stream expires ``retention_s`` after its last append.
+
+Every stored transition is also appended, as the driver received it, to one global stream bounded
+by length (``<prefix>:dispatch``): the dispatchers' live feed of every driver's alerts. It is
+written after the per-driver appends (a separate key, so that the per-driver script stays on one
+Redis Cluster slot); a lost dispatch entry never affects what drivers receive.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from schemas.codec import to_plain
 
 SEEN_TTL_S = 7 * 24 * 3600
 RETENTION_S = 24 * 3600
+DISPATCH_MAXLEN = 5000
 
 _APPEND = """
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
@@ -50,7 +56,7 @@ if ARGV[9] ~= '0' then
 end
 redis.call('EXPIRE', KEYS[2], ARGV[10])
 redis.call('PUBLISH', ARGV[6], ARGV[8])
-return id
+return {id, payload}
 """
 
 
@@ -62,6 +68,11 @@ def driver_stream_key(prefix: str, driver_id: str) -> str:
 def driver_seen_key(prefix: str, driver_id: str) -> str:
     """What each alert id of a driver last delivered (a content mark)."""
     return f"{prefix}:drv:{{{driver_id}}}:seen"
+
+
+def dispatch_stream_key(prefix: str) -> str:
+    """The bounded stream of every driver's delivered alerts, for dispatchers."""
+    return f"{prefix}:dispatch"
 
 
 def wake_channel(prefix: str) -> str:
@@ -85,12 +96,18 @@ class RedisOutbox:
     """Appends alert transitions to per-driver streams; returns what was stored."""
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str, maxlen: int = 1000, retention_s: int = RETENTION_S
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        maxlen: int = 1000,
+        retention_s: int = RETENTION_S,
+        dispatch_maxlen: int = DISPATCH_MAXLEN,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._maxlen = maxlen
         self._retention_s = retention_s
+        self._dispatch_maxlen = dispatch_maxlen
         self._script = client.register_script(_APPEND)
 
     async def append(self, alerts: Sequence[Alert]) -> list[tuple[Alert, str | None]]:
@@ -124,7 +141,17 @@ class RedisOutbox:
                     client=pipe,
                 )
             results = await pipe.execute()
-        return [
-            (alert, r.decode() if isinstance(r, bytes) else r)
-            for alert, r in zip(alerts, results, strict=True)
-        ]
+        stored = [(alert, _text(r[0]) if r else None) for alert, r in zip(alerts, results, strict=True)]
+        if self._dispatch_maxlen > 0 and any(sid for _, sid in stored):
+            key = dispatch_stream_key(self._prefix)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for (alert, sid), r in zip(stored, results, strict=True):
+                    if sid is not None:
+                        fields = {"a": r[1], "d": alert.driver_id, "s": sid}
+                        pipe.xadd(key, fields, maxlen=self._dispatch_maxlen, approximate=True)  # type: ignore[arg-type]
+                await pipe.execute()
+        return stored
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,335 @@
+"""The dispatcher side of the gateway: the map page, the data it draws, and every driver's alerts live.
+
+Plain HTTP (answered from ``process_request``, before any upgrade):
+
+- ``GET /`` and ``GET /static/<file>``: the page (HTML, JS, CSS shipped in the package), with an
+  ETag and ``Cache-Control: no-cache`` (revalidated, 304 when unchanged) and a strict CSP.
+- ``GET /dispatch/snapshot``: routes, active events, vessels and the optional demo scene (JSON).
+- ``GET /dispatch/positions``: the last position of every vehicle (JSON, small: polled).
+
+Both data paths and the websocket ``/dispatch/alerts`` need a dispatcher token (``Authorization:
+Bearer …`` or ``?token=``); a driver token is refused (403 / close 4403). The websocket sends
+``{"type":"hello",…}``, then the last alerts retained in ``<prefix>:dispatch`` (or those after
+``?last_id=``), then each new one as ``{"type":"alert","id":…,"driver_id":…,"alert":{…}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import redis.asyncio as aioredis
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from stream.core.tokens import Keyring, TokenError
+from stream.runtime import metrics
+from stream.runtime.redis_outbox import dispatch_stream_key
+from stream.runtime.redis_state import decode_stamped
+
+log = logging.getLogger("corridor.gateway.dispatch")
+
+ALERTS_PATH = "/dispatch/alerts"
+DATA_PATHS = ("/dispatch/snapshot", "/dispatch/positions")
+STATIC_PATH = re.compile(r"^/static/(?P<name>[A-Za-z0-9_-]{1,64}\.(?:js|css|svg|html))$")
+STREAM_ID = re.compile(r"^(0|\d{1,20}-\d{1,20})$")
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
+    "json": "application/json",
+}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+BACKLOG = 500
+READ_BLOCK_MS = 1000
+VESSEL_MAX_AGE = timedelta(minutes=15)
+SNAPSHOT_TTL_S = 1.0
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_MANY = 4429
+
+
+def scene_key(prefix: str) -> str:
+    """An optional JSON document drawn under the data (waterways, terminals, a title): the demo's."""
+    return f"{prefix}:dispatch:scene"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A static file held in memory with its validator."""
+
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def load_assets() -> dict[str, Asset]:
+    """Every file of the package's ``static`` folder, by name."""
+    assets: dict[str, Asset] = {}
+    folder = resources.files("stream.runtime").joinpath("static")
+    for entry in folder.iterdir():
+        suffix = entry.name.rsplit(".", 1)[-1]
+        if entry.is_file() and suffix in CONTENT_TYPES:
+            body = entry.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            assets[entry.name] = Asset(body, CONTENT_TYPES[suffix], etag)
+    return assets
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str, **extra: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Connection", "close"),
+        ]
+    )
+    for name, value in extra.items():
+        headers[name.replace("_", "-")] = value
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _json(status: HTTPStatus, data: Any) -> Response:
+    return _response(status, orjson.dumps(data), CONTENT_TYPES["json"], Cache_Control="no-store")
+
+
+def _token(headers: Headers, query: dict[str, list[str]]) -> str:
+    auth = headers.get("Authorization", "")
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    return token or (query.get("token") or [""])[0]
+
+
+def _round(coords: Any) -> Any:
+    if isinstance(coords, list | tuple):
+        if coords and isinstance(coords[0], int | float):
+            return [round(float(c), 5) for c in coords[:2]]
+        return [_round(c) for c in coords]
+    return coords
+
+
+class Dispatch:
+    """Serves the dispatcher page, its data from the workers' Redis state, and the alert feed."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        keyring: Keyring,
+        partitions: int,
+        max_connections: int = 32,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._keyring = keyring
+        self._partitions = max(1, partitions)
+        self._max_connections = max_connections
+        self._assets = load_assets()
+        self._snapshot: tuple[float, bytes] | None = None
+        self.connections = 0
+
+    def owns(self, path: str) -> bool:
+        """True for the paths this module answers."""
+        return path in ("/", "/index.html", ALERTS_PATH, *DATA_PATHS) or path.startswith("/static/")
+
+    def authenticate(self, headers: Headers, query: dict[str, list[str]]) -> str:
+        """The dispatcher's name; raises TokenError (``missing``, ``wrong_role``, …) otherwise."""
+        token = _token(headers, query)
+        if not token:
+            raise TokenError("missing", "no token: open the page with #token=<dispatcher token>")
+        return self._keyring.verify_dispatcher(token, time.time())
+
+    async def respond(self, request: Request) -> Response | None:
+        """The HTTP answer for one of our paths; None lets ``/dispatch/alerts`` upgrade."""
+        parts = urlsplit(request.path)
+        path = parts.path
+        if path in ("/", "/index.html"):
+            return self._asset("index.html", request)
+        static = STATIC_PATH.match(path)
+        if static is not None:
+            return self._asset(static["name"], request)
+        if path.startswith("/static/"):
+            return _response(HTTPStatus.NOT_FOUND, b"no such file\n", "text/plain; charset=utf-8")
+        if path == ALERTS_PATH:
+            return None
+        try:
+            self.authenticate(request.headers, parse_qs(parts.query))
+        except TokenError as exc:
+            metrics.refusals.labels(f"dispatch_{exc.reason}").inc()
+            status = HTTPStatus.FORBIDDEN if exc.reason == "wrong_role" else HTTPStatus.UNAUTHORIZED
+            return _json(status, {"error": str(exc)})
+        try:
+            if path == "/dispatch/positions":
+                return _json(HTTPStatus.OK, await self.positions())
+            return _response(
+                HTTPStatus.OK, await self.snapshot(), CONTENT_TYPES["json"], Cache_Control="no-store"
+            )
+        except aioredis.RedisError:
+            return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "redis unreachable"})
+
+    def _asset(self, name: str, request: Request) -> Response:
+        asset = self._assets.get(name)
+        if asset is None:
+            return _response(HTTPStatus.NOT_FOUND, b"no such file\n", "text/plain; charset=utf-8")
+        caching = {"Cache_Control": "no-cache", "ETag": asset.etag}
+        if request.headers.get("If-None-Match") == asset.etag:
+            return _response(HTTPStatus.NOT_MODIFIED, b"", asset.content_type, **caching)
+        return _response(
+            HTTPStatus.OK, asset.body, asset.content_type, Content_Security_Policy=CSP, **caching
+        )
+
+    async def positions(self) -> dict[str, Any]:
+        """Every vehicle's last position: ``{"vehicles": {route_id: [lon, lat, at]}}``."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self._partitions):
+                pipe.hgetall(f"{self._prefix}:state:positions:{partition}")
+            replies = await pipe.execute()
+        vehicles: dict[str, list[Any]] = {}
+        for reply in replies:
+            for raw in reply.values():
+                msg = orjson.loads(raw)
+                if msg.get("position"):
+                    vehicles[msg["route_id"]] = [*_round(msg["position"]), msg.get("at")]
+        return {"generated_at": datetime.now(UTC).isoformat(), "vehicles": vehicles}
+
+    async def snapshot(self) -> bytes:
+        """Active routes, active events, recent vessels and the scene, as JSON (cached ~1 s)."""
+        cached = self._snapshot
+        if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_TTL_S:
+            return cached[1]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self._partitions):
+                pipe.hgetall(f"{self._prefix}:state:routes:{partition}")
+            pipe.hgetall(f"{self._prefix}:state:events")
+            pipe.get(scene_key(self._prefix))
+            *route_replies, event_reply, scene = await pipe.execute()
+        routes = []
+        for reply in route_replies:
+            for raw in reply.values():
+                msg = orjson.loads(raw)
+                route = msg.get("route")
+                if msg.get("op") == "ended" or not route:
+                    continue
+                routes.append(
+                    {
+                        "route_id": route["route_id"],
+                        "driver_id": route["driver_id"],
+                        "destination": route.get("destination"),
+                        "coordinates": _round(route["coordinates"]),
+                    }
+                )
+        now = datetime.now(UTC)
+        events, vessels = [], []
+        for raw in event_reply.values():
+            event = decode_stamped(raw).event
+            if event.status != "active" or (event.valid_until is not None and event.valid_until <= now):
+                continue
+            item = {
+                "id": event.id,
+                "kind": event.kind,
+                "title": event.title,
+                "street": event.street,
+                "geometry": {
+                    "type": event.geometry["type"],
+                    "coordinates": _round(event.geometry["coordinates"]),
+                },
+                "valid_from": event.valid_from.isoformat() if event.valid_from else None,
+                "valid_until": event.valid_until.isoformat() if event.valid_until else None,
+            }
+            if event.kind == "vessel":
+                if event.updated_at is None or now - event.updated_at < VESSEL_MAX_AGE:
+                    item["name"] = event.details.get("shipname") or event.details.get("name")
+                    item["course"] = event.details.get("course")
+                    vessels.append(item)
+                continue
+            events.append(item)
+        body = orjson.dumps(
+            {
+                "generated_at": now.isoformat(),
+                "routes": sorted(routes, key=lambda r: r["route_id"]),
+                "events": sorted(events, key=lambda e: e["id"]),
+                "vessels": vessels,
+                "scene": orjson.loads(scene) if scene else None,
+            }
+        )
+        self._snapshot = (time.monotonic(), body)
+        return body
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """Serve one dispatcher's live feed until it closes."""
+        assert ws.request is not None  # noqa: S101 - set once the handshake is done
+        query = parse_qs(urlsplit(ws.request.path).query)
+        try:
+            name = self.authenticate(ws.request.headers, query)
+        except TokenError as exc:
+            metrics.refusals.labels(f"dispatch_{exc.reason}").inc()
+            code = CLOSE_FORBIDDEN if exc.reason == "wrong_role" else CLOSE_UNAUTHORIZED
+            await ws.close(code, str(exc))
+            return
+        last_id = (query.get("last_id") or [""])[0]
+        if last_id and not STREAM_ID.match(last_id):
+            await ws.close(1008, "last_id must be a stream id like 1700000000000-0")
+            return
+        if self.connections >= self._max_connections:
+            await ws.close(CLOSE_TOO_MANY, f"too many dispatchers (at most {self._max_connections})")
+            return
+        self.connections += 1
+        log.info("dispatcher %s connected", name)
+        try:
+            await ws.send(orjson.dumps({"type": "hello", "dispatcher": name}).decode())
+            await self._pump(ws, last_id)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections -= 1
+
+    async def _pump(self, ws: ServerConnection, last_id: str) -> None:
+        key = dispatch_stream_key(self._prefix)
+        if last_id:
+            cursor = last_id
+        else:
+            recent: Any = await self._redis.xrevrange(key, count=BACKLOG)
+            await self._send(ws, list(reversed(recent)))
+            cursor = recent[0][0].decode() if recent else "0"
+        while ws.protocol.state is State.OPEN:
+            try:
+                reply: Any = await self._redis.xread({key: cursor}, count=200, block=READ_BLOCK_MS)
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+                log.warning("dispatch read failed (%s)", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for _, entries in reply or ():
+                if entries:
+                    cursor = entries[-1][0].decode()
+                    await self._send(ws, entries)
+
+    async def _send(self, ws: ServerConnection, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        for raw_id, fields in entries:
+            frame = (
+                b'{"type":"alert","id":"'
+                + raw_id
+                + b'","driver_id":'
+                + orjson.dumps(fields.get(b"d", b"").decode())
+                + b',"alert":'
+                + fields[b"a"]
+                + b"}"
+            )
+            await ws.send(frame, text=True)
