@@ -18,10 +18,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The e2e dashboard test scrapes a real Prometheus (the Debian package; CI runs as root).
+# The e2e dashboard test scrapes a real Prometheus, the dispatcher-map test drives a headless Chromium
+# (both Debian packages; CI runs as root).
 tools:
 	@command -v prometheus >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends prometheus) \
 		|| { echo "make tools: cannot install prometheus (apt-get install prometheus, as root)" >&2; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends chromium) \
+		|| { echo "make tools: cannot install chromium (apt-get install chromium, as root)" >&2; exit 1; }
 
 test: install tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=stream --cov=schemas --cov=agents --cov-report=term:skip-covered tests

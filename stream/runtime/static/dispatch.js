@@ -272,6 +272,7 @@ function renderAlerts() {
     const li = html("li");
     li.dataset.alertId = a.alert_id;
     li.dataset.eventId = a.event_id;
+    li.dataset.driver = a.driver_id;
     li.dataset.state = a.state;
     const t = html("time", "", (a.created_at || "").slice(11, 19));
     li.append(t, html("span", "state " + a.state, a.state), html("span", "kind " + a.kind, a.kind),
