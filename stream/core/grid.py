@@ -57,6 +57,7 @@ class SegmentGrid:
         self.piece_m = piece_m
         self.reach_m = piece_m / 2.0  # how far a filed midpoint can be from its segment's points
         self.origin: tuple[float, float] | None = None
+        self.compact_slack = 1_000_000  # arena entries wasted beyond 2x the live ones before compacting
         self.vxy = np.full(1024, _NAN_XY)  # vertex x + 1j * y: one gather fetches both
         self.vs = np.zeros(1024)  # distance along the route at each vertex
         self.vroute = np.full(1024, -1, dtype=np.int32)  # route slot of segment p, -1 if none
@@ -169,9 +170,9 @@ class SegmentGrid:
         first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
         counts = np.diff(np.append(first, len(rows)))
         rows = rows[first]
-        over = np.nonzero(self._ccount[rows] + counts > self._ccap[rows])[0]
-        for i in over.tolist():
-            self._make_room(int(rows[i]), int(counts[i]))
+        over = np.flatnonzero(self._ccount[rows] + counts > self._ccap[rows])
+        if len(over):
+            self._make_room(rows[over], counts[over])
         base = self._cstart[rows] + self._ccount[rows]
         pos = np.repeat(base - first, counts) + np.arange(len(order))
         self._ap[pos] = p[order]
@@ -204,7 +205,7 @@ class SegmentGrid:
     def _reserve(self, n: int) -> int:
         if self._atop + n > len(self._ap):
             live = int(self._ccount[: self._ncells].sum())
-            if self._atop > 2 * live + 1_000_000:
+            if self._atop > 2 * live + self.compact_slack:
                 self._compact()
             if self._atop + n > len(self._ap):
                 new = max(len(self._ap) + len(self._ap) // 4, self._atop + n)
@@ -217,36 +218,44 @@ class SegmentGrid:
         self._atop += n
         return start
 
-    def _sweep(self, row: int) -> int:
-        """Drop a cell's stale entries (their segment no longer passes through the midpoint)."""
+    def _valid(self, idx: Array) -> Array:
+        """Arena entries still current: their segment passes through the midpoint they hold."""
         assert self.origin is not None  # noqa: S101
-        s, c = int(self._cstart[row]), int(self._ccount[row])
-        p = self._ap[s : s + c]
-        mx = self._amx[s : s + c].astype(np.float64) + self.origin[0]
-        my = self._amy[s : s + c].astype(np.float64) + self.origin[1]
-        ax, ay, bx, by = self.vx[p], self.vy[p], self.vx[p + 1], self.vy[p + 1]
+        p = self._ap[idx].astype(np.int64)
+        mx = self._amx[idx].astype(np.float64) + self.origin[0]
+        my = self._amy[idx].astype(np.float64) + self.origin[1]
+        a, b = self.vxy[p], self.vxy[p + 1]
+        ax, ay, bx, by = a.real, a.imag, b.real, b.imag
         cross = np.abs((bx - ax) * (my - ay) - (by - ay) * (mx - ax))
-        inside = (np.minimum(ax, bx) - 1 <= mx) & (mx <= np.maximum(ax, bx) + 1)
-        inside &= (np.minimum(ay, by) - 1 <= my) & (my <= np.maximum(ay, by) + 1)
-        keep = (self.vroute[p] >= 0) & inside & (cross <= np.hypot(bx - ax, by - ay) + 1e-9)
-        kept = int(keep.sum())
-        if kept < c:
-            for arr in (self._ap, self._amx, self._amy):
-                arr[s : s + kept] = arr[s : s + c][keep]
-            self._ccount[row] = kept
-        return kept
+        ok = (np.minimum(ax, bx) - 1 <= mx) & (mx <= np.maximum(ax, bx) + 1)
+        ok &= (np.minimum(ay, by) - 1 <= my) & (my <= np.maximum(ay, by) + 1)
+        out: Array = ok & (self.vroute[p] >= 0) & (cross <= np.hypot(bx - ax, by - ay) + 1e-9)
+        return out
 
-    def _make_room(self, row: int, incoming: int) -> None:
-        live = self._sweep(row)
-        if live + incoming <= self._ccap[row]:
-            return
-        cap = (live + incoming) * 3 // 2 + 4
-        new = self._reserve(cap)
-        s = int(self._cstart[row])  # read after _reserve: it may have compacted the arena
+    def _make_room(self, rows: Array, incoming: Array) -> None:
+        """Sweep stale entries out of full cells, then move those still short of room."""
+        counts = self._ccount[rows]
+        src = ragged(self._cstart[rows], counts)
+        owner = np.repeat(np.arange(len(rows)), counts)
+        keep = self._valid(src)
+        live = np.bincount(owner[keep], minlength=len(rows))
+        dst = ragged(self._cstart[rows], live)
         for arr in (self._ap, self._amx, self._amy):
-            arr[new : new + live] = arr[s : s + live]
-        self._cstart[row] = new
-        self._ccap[row] = cap
+            arr[dst] = arr[src[keep]]
+        self._ccount[rows] = live
+        move = np.flatnonzero(live + incoming > self._ccap[rows])
+        if not len(move):
+            return
+        rows, live = rows[move], live[move]
+        caps = 2 * (live + incoming[move]) + 8  # room to spare: a busy cell is not moved often
+        base = self._reserve(int(caps.sum()))
+        starts = base + np.cumsum(caps) - caps
+        src = ragged(self._cstart[rows], live)  # read after _reserve: it may have compacted
+        dst = ragged(starts, live)
+        for arr in (self._ap, self._amx, self._amy):
+            arr[dst] = arr[src]
+        self._cstart[rows] = starts
+        self._ccap[rows] = caps
 
     def _compact(self) -> None:
         n = self._ncells

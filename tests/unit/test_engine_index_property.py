@@ -119,6 +119,7 @@ def test_index_matches_brute_force(
     check(raised, sure, edge)
 
     churned = Engine(config)
+    churned.grid.compact_slack = 0  # compact the arena whenever it fills up
     churned.apply_events(events, AT)
     for r in routes:  # first file every route reversed and shifted, then the real one
         moved = make_route(int(r.route_id[1:]), [(x + 50.0, y) for x, y in walks[int(r.route_id[1:])][::-1]])
