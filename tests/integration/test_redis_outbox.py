@@ -9,7 +9,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from schemas import Alert, alert_id_for
-from stream.runtime.redis_outbox import RedisOutbox, driver_stream_key
+from stream.runtime.redis_outbox import RedisOutbox, dispatch_stream_key, driver_stream_key
 
 
 def _alert(driver: str = "d1", event: str = "e1", state: str = "raised", title: str = "x") -> Alert:
@@ -89,3 +89,17 @@ async def test_streams_are_bounded_by_age(redis_client: aioredis.Redis, prefix: 
     entries = await redis_client.xrange(key)
     assert [e[0].decode() for e in entries] == [stream_id]
     assert 0 < await redis_client.ttl(key) <= 3600
+
+
+async def test_dispatch_stream_gets_every_stored_transition_as_delivered(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """The dispatchers' stream holds what drivers received (rewritten states), never a deduped replay."""
+    outbox = RedisOutbox(redis_client, prefix)
+    await outbox.append([_alert("d1"), _alert("d2"), _alert("d1")])
+    await outbox.append([_alert("d1", title="closed until 18:00"), _alert("d2", state="cleared")])
+    entries = await redis_client.xrange(dispatch_stream_key(prefix))
+    seen = [(f[b"d"].decode(), orjson.loads(f[b"a"])["state"]) for _, f in entries]
+    assert seen == [("d1", "raised"), ("d2", "raised"), ("d1", "updated"), ("d2", "cleared")]
+    driver_ids = [i.decode() for i, _ in await redis_client.xrange(driver_stream_key(prefix, "d1"))]
+    assert [f[b"s"].decode() for _, f in entries if f[b"d"] == b"d1"] == driver_ids
