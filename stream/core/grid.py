@@ -247,7 +247,8 @@ class SegmentGrid:
         if not len(move):
             return
         rows, live = rows[move], live[move]
-        caps = 2 * (live + incoming[move]) + 8  # room to spare: a busy cell is not moved often
+        need = live + incoming[move]
+        caps = need + need // 2 + 8  # room to spare: a busy cell is not moved often
         base = self._reserve(int(caps.sum()))
         starts = base + np.cumsum(caps) - caps
         src = ragged(self._cstart[rows], live)  # read after _reserve: it may have compacted
