@@ -9,6 +9,8 @@ import click
 # subcommand -> "module:attribute"; each benchmark lives in its own module under stream/bench/.
 BENCHES: dict[str, str] = {
     "match": "stream.bench.match:match",
+    "matchers": "stream.bench.matchers:matchers",
+    "pipeline": "stream.bench.pipeline:pipeline",
     "parse": "stream.bench.parse:parse",
     "gateway": "stream.bench.gateway:gateway",
 }
@@ -24,6 +26,8 @@ class _LazyBenches(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == "all":
+            from stream.bench.all import run_all
+
             return run_all
         target = BENCHES.get(cmd_name) or LONG_RUNS.get(cmd_name)
         if target is None:
@@ -42,17 +46,3 @@ class _LazyBenches(click.Group):
 @click.group(cls=_LazyBenches)
 def bench() -> None:
     """Benchmarks: medians of repeated runs, with the peers measured in the same run."""
-
-
-@click.command("all")
-@click.pass_context
-def run_all(ctx: click.Context) -> None:
-    """Run every available benchmark with its default sizes."""
-    group = ctx.parent.command if ctx.parent else bench
-    assert isinstance(group, click.Group)  # noqa: S101
-    for name in sorted(BENCHES):
-        command = group.get_command(ctx, name)
-        if command is None:
-            continue
-        click.echo(f"== bench {name}", err=True)
-        ctx.invoke(command)

@@ -1,0 +1,603 @@
+"""``corridor bench pipeline``: end to end through the embedded broker, against its own ceiling.
+
+One embedded broker and Redis for the whole benchmark; every run has its own topic prefix,
+consumer group and Redis keys. Three measurements:
+
+- ceiling: a plain aiokafka consumer group consumes N pre-produced event messages (msg/s from the
+  first record to the last, group join excluded);
+- throughput: ``corridor worker`` processes (1, then 2) with the reference city's routes registered
+  (written to the Redis state the worker rebuilds its index from, the path of every worker start);
+  once the group is stable, N city events are produced as fast as the broker takes them, and the
+  clock stops when the workers' ``/metrics`` show every event taken from ``<prefix>.events`` and
+  every alert it causes stored in the driver streams (``corridor_alerts_stored_total`` plus
+  ``corridor_alerts_deduplicated_total`` reaching the count computed offline by the same engine);
+  events/s = N / that time, so it includes fan-out, matching, the alerts topic and Redis;
+- latency: one worker and one ``corridor gateway``; the routes of 1,000 drivers, all connected from a
+  separate client process; events published at a fixed rate, each a point on one of those routes
+  (so every alert goes to a connected driver); a window ends when every event has reached a
+  driver (or after 60 s: the events left are counted, not timed); the client
+  stamps each alert frame on receipt and the latency is receipt minus the publish time of its event
+  (one machine, one clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from schemas import Event, Route, RouteMessage
+from schemas.codec import dumps
+from stream.bench.matchers import summary
+from stream.core import lifecycle as lc
+from stream.core.city import City, events, make_route, route_chunks
+from stream.core.engine import Engine, EngineConfig
+from stream.runtime.services import EmbeddedServices, free_port
+from stream.runtime.supervisor import Supervisor, wait_until
+
+PARTITIONS = 8
+KEY_SPEC = "bench:bench-pipeline-signing-key-0123456789"
+TARGETS = {
+    "events_per_s_per_worker": 20_000.0,
+    "two_worker_scaling": 1.8,
+    "p99_ms": 100.0,
+    "of_ceiling": 0.10,
+}
+DRAIN_TIMEOUT_S = 600.0
+LATENCY_DRAIN_S = 60.0
+SCRAPE_EVERY_S = 0.25  # each scrape costs the worker CPU: not too often
+
+
+@dataclass
+class Bench:
+    """The shared embedded services of one benchmark and the environment of each run."""
+
+    state_dir: Path
+    services: EmbeddedServices
+    kafka: str
+    redis_url: str
+
+    def env(self, prefix: str) -> dict[str, str]:
+        """Environment of a deployment with its own topics, group and keys."""
+        return {
+            **os.environ,
+            "CORRIDOR_STATE_DIR": str(self.state_dir),
+            "CORRIDOR_TOPIC_PREFIX": prefix,
+            "CORRIDOR_APP_ID": prefix,
+            "CORRIDOR_PARTITIONS": str(PARTITIONS),
+            "CORRIDOR_SIGNING_KEY": KEY_SPEC,
+            "CORRIDOR_LOG_FORMAT": "text",
+            "CORRIDOR_KAFKA_URL": "",
+            "CORRIDOR_REDIS_URL": "",
+        }
+
+
+def _prefix(kind: str) -> str:
+    return f"bench{kind}{uuid.uuid4().hex[:8]}"
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def city_routes(count: int, seed: int = 7) -> list[Route]:
+    """The reference city's first ``count`` routes, departing now (so that all of them are active)."""
+    now = datetime.now(UTC)
+    out: list[Route] = []
+    for first, lon, lat in route_chunks(City(routes=count, events=0, seed=seed)):
+        out += [replace(make_route(first + i, lon[i], lat[i]), depart_at=now) for i in range(len(lon))]
+    return out
+
+
+def expected_alerts(routes: Sequence[Route], evs: Sequence[Event]) -> int:
+    """Alerts these events raise on these routes, by the engine the workers run."""
+    engine = Engine(EngineConfig(corridor_m=30.0))
+    now = datetime.now(UTC)
+    for route in routes:
+        engine.upsert_route(route, now)
+    raised = 0
+    for start in range(0, len(evs), 2_000):
+        raised += engine.apply_events_delta(list(evs[start : start + 2_000]), now).count(lc.RAISED)
+    return raised
+
+
+# --- broker and Redis helpers ------------------------------------------------------------------
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
+    """Create a topic with ``partitions`` partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, items: Sequence[tuple[bytes, bytes]]) -> float:
+    """Send (key, value) pairs as fast as the broker acknowledges them; returns the seconds taken."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=262_144)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(items), 5_000):
+            futures = [await producer.send(topic, key=k, value=v) for k, v in items[start : start + 5_000]]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def consume_ceiling(bootstrap: str, topic: str, count: int) -> dict[str, float]:
+    """A plain consumer group loop over ``count`` messages: msg/s from the fetch of the first record on."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"{topic}.ceiling",
+        auto_offset_reset="earliest",
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+        rebalance_timeout_ms=2_000,
+    )
+    joined = time.perf_counter()
+    await consumer.start()
+    seen = 0
+    first = 0.0
+    try:
+        while seen < count:
+            asked = time.perf_counter()
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            got = sum(len(records) for records in batch.values())
+            if got and not first:
+                first = asked
+            seen += got
+        done = time.perf_counter()
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    return {"msg_per_s": count / (done - first), "with_join_s": done - joined}
+
+
+def route_partition(route_id: str, partitions: int = PARTITIONS) -> int:
+    """The partition the default Kafka partitioner gives a route id (as ``corridor publish`` does)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    all_partitions = list(range(partitions))
+    return int(DefaultPartitioner()(route_id.encode(), all_partitions, all_partitions))
+
+
+async def seed_routes(redis_url: str, prefix: str, routes: Sequence[Route]) -> None:
+    """Register routes in the Redis state of a deployment, each under its partition."""
+    from stream.runtime.redis_state import RedisState
+    from stream.runtime.retry import redis_client
+
+    client = redis_client(redis_url)
+    state = RedisState(client, prefix)
+    now = datetime.now(UTC)
+    by_partition: dict[int, list[RouteMessage]] = {}
+    for route in routes:
+        message = RouteMessage("registered", route.route_id, now, route=route)
+        by_partition.setdefault(route_partition(route.route_id), []).append(message)
+    try:
+        for partition, messages in by_partition.items():
+            for start in range(0, len(messages), 500):
+                await state.save_routes(partition, messages[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Every sample of a process's /metrics, by its full name with labels."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def _sum(samples: Sequence[dict[str, float]], name: str) -> float:
+    return sum(v for s in samples for k, v in s.items() if k == name or k.startswith(name + "{"))
+
+
+# --- throughput --------------------------------------------------------------------------------
+
+
+def ceiling_run(bench: Bench, payloads: Sequence[tuple[bytes, bytes]]) -> dict[str, float]:
+    """Produce the events to a fresh topic and consume them with a plain aiokafka group."""
+    topic = _prefix("ceil") + ".events"
+    asyncio.run(create_topic(bench.kafka, topic))
+    asyncio.run(produce(bench.kafka, topic, payloads))
+    return asyncio.run(consume_ceiling(bench.kafka, topic, len(payloads)))
+
+
+def throughput_run(
+    bench: Bench,
+    routes: Sequence[Route],
+    payloads: Sequence[tuple[bytes, bytes]],
+    expected: int,
+    workers: int,
+) -> dict[str, Any]:
+    """Events/s through ``workers`` worker processes: first event produced to last alert stored."""
+    prefix = _prefix(f"w{workers}")
+    asyncio.run(seed_routes(bench.redis_url, prefix, routes))
+    asyncio.run(create_topic(bench.kafka, f"{prefix}.events"))
+    ports = [free_port() for _ in range(workers)]
+    events_topic = f'corridor_messages_processed_total{{topic="{prefix}.events"}}'
+    with Supervisor(bench.env(prefix), bench.state_dir / "logs" / prefix) as supervisor:
+        procs = [supervisor.start_worker(f"worker{n}", metrics_port=ports[n]) for n in range(workers)]
+
+        def routes_loaded() -> bool:
+            return _sum([scrape(p) for p in ports], "corridor_active_routes") >= len(routes)
+
+        wait_until(routes_loaded, 120, "the workers to load their routes")
+        time.sleep(3.0)  # the group settles (rebalance timeout 2 s) before the clock starts
+        started = time.perf_counter()
+        produce_s = asyncio.run(produce(bench.kafka, f"{prefix}.events", payloads))
+        ingested_at = 0.0
+        deadline = started + DRAIN_TIMEOUT_S
+        while True:
+            for proc in procs:
+                proc.check_alive()
+            samples = [scrape(p) for p in ports]
+            taken = sum(s.get(events_topic, 0.0) for s in samples)
+            if taken >= len(payloads) and not ingested_at:
+                ingested_at = time.perf_counter()
+            stored = _sum(samples, "corridor_alerts_stored_total")
+            stored += _sum(samples, "corridor_alerts_deduplicated_total")
+            if taken >= len(payloads) and stored >= expected:
+                break
+            if time.perf_counter() > deadline:
+                raise click.ClickException(
+                    f"{workers} worker(s): {taken:.0f} events, {stored:.0f}/{expected} alerts"
+                )
+            time.sleep(SCRAPE_EVERY_S)
+        elapsed = time.perf_counter() - started
+        cpu = [_cpu_seconds(p.popen.pid) for p in procs]
+    return {
+        "workers": workers,
+        "events": len(payloads),
+        "alerts": expected,
+        "seconds": round(elapsed, 2),
+        "events_per_s": len(payloads) / elapsed,
+        "ingest_events_per_s": len(payloads) / (ingested_at - started),
+        "produce_s": round(produce_s, 2),
+        "worker_cpu_s": [round(c, 1) for c in cpu],
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+
+def _clients_main(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
+    """Client process: connect every driver, then stamp each alert frame until told to stop."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(_clients(pipe, port, drivers))
+
+
+async def _clients(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
+    import gc
+
+    import orjson
+    import websockets
+
+    from stream.core.tokens import Keyring
+
+    keyring = Keyring.parse(KEY_SPEC)
+    received: list[tuple[str, float]] = []
+    sem = asyncio.Semaphore(200)
+    connected = 0
+
+    async def one(name: str) -> None:
+        nonlocal connected
+        token = keyring.issue(name, time.time(), 3600)
+        async with sem:
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{port}/drivers/{name}/alerts",
+                additional_headers={"Authorization": f"Bearer {token}"},
+                compression=None,
+                ping_interval=None,
+                open_timeout=60,
+            )
+            await ws.recv()  # hello
+        connected += 1
+        try:
+            while True:
+                frame = await ws.recv(decode=False)
+                now = time.time()
+                message = orjson.loads(frame)
+                if message.get("type") == "alert":
+                    received.append((message["alert"]["event_id"], now))
+        except websockets.ConnectionClosed:
+            return
+
+    tasks = [asyncio.create_task(one(name)) for name in drivers]
+    while connected < len(drivers):
+        failed = [t for t in tasks if t.done() and t.exception() is not None]
+        if failed:
+            pipe.send({"error": repr(failed[0].exception())})
+            return
+        await asyncio.sleep(0.05)
+    gc.collect()
+    gc.freeze()
+    pipe.send({"connected": connected})
+    while True:
+        command = await asyncio.to_thread(pipe.recv)
+        if command == "stop":
+            break
+        await asyncio.sleep(float(command))  # let the last alerts arrive
+        pipe.send(received[:])
+        received.clear()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def latency_events(routes: Sequence[Route], drivers: int, count: int, tag: str) -> list[tuple[str, bytes]]:
+    """``count`` point events, each on a vertex of one of the first ``drivers`` routes (round robin)."""
+    out: list[tuple[str, bytes]] = []
+    for seq in range(count):
+        route = routes[seq % drivers]
+        lon, lat = route.coordinates[(37 * seq) % len(route.coordinates)]
+        event = Event(
+            id=f"bench:{tag}:{seq}",
+            source="bench",
+            kind="closure",
+            geometry={"type": "Point", "coordinates": [lon, lat]},
+            title="bench closure",
+        )
+        out.append((event.id, dumps(event)))
+    return out
+
+
+async def publish_at_rate(
+    bootstrap: str, topic: str, items: Sequence[tuple[str, bytes]], rate: int
+) -> dict[str, float]:
+    """Publish at ``rate`` per second (in 10 ms slices); returns the publish time of each event id."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    futures = []
+    started = time.perf_counter()
+    sent = 0
+    try:
+        while sent < len(items):
+            due = min(len(items), int(rate * (time.perf_counter() - started)) + 1)
+            for event_id, value in items[sent:due]:
+                sent_at[event_id] = time.time()
+                futures.append(await producer.send(topic, key=event_id.encode(), value=value))
+            sent = max(sent, due)
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent_at
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def latency_runs(
+    bench: Bench, routes: Sequence[Route], drivers: int, rate: int, seconds: float, runs: int
+) -> list[dict[str, Any]]:
+    """Publish→websocket latency windows on one worker and one gateway with ``drivers`` connected."""
+    prefix = _prefix("lat")
+    asyncio.run(seed_routes(bench.redis_url, prefix, routes))
+    asyncio.run(create_topic(bench.kafka, f"{prefix}.events"))
+    names = [r.driver_id for r in routes[:drivers]]
+    results: list[dict[str, Any]] = []
+    with Supervisor(bench.env(prefix), bench.state_dir / "logs" / prefix) as supervisor:
+        worker_port = free_port()
+        worker = supervisor.start_worker(metrics_port=worker_port)
+        wait_until(
+            lambda: _sum([scrape(worker_port)], "corridor_active_routes") >= len(routes), 120, "routes"
+        )
+        _, port = supervisor.start_gateway()
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        clients = ctx.Process(target=_clients_main, args=(child, port, names), daemon=True)
+        clients.start()
+        try:
+            hello = parent.recv()
+            if "error" in hello:
+                raise click.ClickException(f"driver clients failed: {hello['error']}")
+            time.sleep(2.0)
+            for run in range(runs + 1):  # window 0 warms the path up and is not kept
+                items = latency_events(routes, drivers, int(rate * seconds), f"{run}")
+                sent_at = asyncio.run(publish_at_rate(bench.kafka, f"{prefix}.events", items, rate))
+                received: list[tuple[str, float]] = []
+                deadline = time.monotonic() + LATENCY_DRAIN_S
+                while time.monotonic() < deadline:
+                    worker.check_alive()
+                    parent.send("0.5")
+                    received += [r for r in parent.recv() if r[0] in sent_at]
+                    if len({e for e, _ in received}) >= len(items):
+                        break
+                if run == 0:
+                    continue
+                latencies = [(at - sent_at[e]) * 1000 for e, at in received]
+                own = {e for e, _ in received}
+                results.append(
+                    {
+                        "events": len(items),
+                        "alerts_received": len(latencies),
+                        "events_without_alert": sum(1 for e, _ in items if e not in own),
+                        "p50_ms": _percentile(latencies, 0.50),
+                        "p99_ms": _percentile(latencies, 0.99),
+                        "max_ms": max(latencies, default=float("nan")),
+                    }
+                )
+            parent.send("stop")
+        finally:
+            clients.join(10)
+            if clients.is_alive():
+                clients.kill()
+    return results
+
+
+# --- the whole benchmark -----------------------------------------------------------------------
+
+
+def measure(
+    n_events: int = 10_000,
+    n_routes: int = 10_000,
+    runs: int = 3,
+    drivers: int = 1_000,
+    rate: int = 1_000,
+    seconds: float = 10.0,
+    latency: bool = True,
+) -> dict[str, Any]:
+    """Ceiling, 1- and 2-worker throughput (runs of each, ratios pair by pair), latency windows."""
+    routes = city_routes(n_routes)
+    evs = events(City(routes=n_routes, events=n_events, seed=7))
+    payloads = [(e.id.encode(), dumps(e)) for e in evs]
+    expected = expected_alerts(routes, evs)
+    del evs
+    with tempfile.TemporaryDirectory(prefix="corridor-bench-pipeline-") as tmp:
+        state = Path(tmp)
+        services = EmbeddedServices(state)
+        info = services.up()
+        bench = Bench(state, services, info["kafka_url"].split("://", 1)[1], info["redis_url"])
+        try:
+            rounds: list[dict[str, Any]] = []
+            for _ in range(runs):
+                ceiling = ceiling_run(bench, payloads)
+                one = throughput_run(bench, routes, payloads, expected, 1)
+                two = throughput_run(bench, routes, payloads, expected, 2)
+                rounds.append({"ceiling": ceiling, "one": one, "two": two})
+            drivers = min(drivers, n_routes)
+            windows = latency_runs(bench, routes[:drivers], drivers, rate, seconds, runs) if latency else []
+            broker_rss = _rss_mb(services.broker.pid())
+        finally:
+            services.down()
+    return {
+        "events": n_events,
+        "routes": n_routes,
+        "partitions": PARTITIONS,
+        "alerts_per_run": expected,
+        "runs": runs,
+        "ceiling_msg_per_s": summary([r["ceiling"]["msg_per_s"] for r in rounds]),
+        "one_worker_events_per_s": summary([r["one"]["events_per_s"] for r in rounds]),
+        "two_workers_events_per_s": summary([r["two"]["events_per_s"] for r in rounds]),
+        "two_worker_scaling": summary(
+            [r["two"]["events_per_s"] / r["one"]["events_per_s"] for r in rounds], 2
+        ),
+        "one_worker_of_ceiling": summary(
+            [r["one"]["events_per_s"] / r["ceiling"]["msg_per_s"] for r in rounds], 4
+        ),
+        "one_worker_ingest_events_per_s": summary([r["one"]["ingest_events_per_s"] for r in rounds]),
+        "latency": {
+            "drivers": drivers,
+            "routes": drivers,
+            "rate": rate,
+            "seconds": seconds,
+            "p50_ms": summary([w["p50_ms"] for w in windows], 1),
+            "p99_ms": summary([w["p99_ms"] for w in windows], 1),
+            "max_ms": summary([w["max_ms"] for w in windows], 1),
+            "windows": windows,
+        },
+        "broker_rss_mb": round(broker_rss),
+        "details": rounds,
+    }
+
+
+def _rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def as_plain(value: Any) -> Any:
+    """Round floats for JSON (NaN becomes null)."""
+    if isinstance(value, float):
+        return None if value != value else round(value, 2)  # noqa: PLR0124 - NaN check
+    if isinstance(value, dict):
+        return {k: as_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return as_plain(value.item())
+    return value
+
+
+@click.command("pipeline")
+@click.option("--events", "n_events", default=10_000, show_default=True, help="Events per throughput run.")
+@click.option("--routes", "n_routes", default=10_000, show_default=True, help="Routes registered.")
+@click.option("--runs", default=3, show_default=True, help="Runs of each measurement (median kept).")
+@click.option("--drivers", default=1_000, show_default=True, help="Drivers connected for the latency runs.")
+@click.option("--rate", default=1_000, show_default=True, help="Events/s published in the latency runs.")
+@click.option("--seconds", default=10.0, show_default=True, help="Length of each latency window.")
+@click.option("--no-latency", is_flag=True, help="Skip the latency runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def pipeline(
+    n_events: int,
+    n_routes: int,
+    runs: int,
+    drivers: int,
+    rate: int,
+    seconds: float,
+    no_latency: bool,
+    as_json: bool,
+) -> None:
+    """End to end through the embedded broker: workers vs a plain consumer, publish→driver latency."""
+    result = as_plain(measure(n_events, n_routes, runs, drivers, rate, seconds, not no_latency))
+    if as_json:
+        click.echo(json.dumps({"bench": "pipeline", "targets": TARGETS, **result}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"corridor bench pipeline ({n_events:,} events, {n_routes:,} routes, median of {runs})"
+    )
+    for column in ("measure", "median", "min–max"):
+        table.add_column(column, justify="right")
+    rows = [
+        ("plain consumer (msg/s)", result["ceiling_msg_per_s"]),
+        ("1 worker (events/s)", result["one_worker_events_per_s"]),
+        ("2 workers (events/s)", result["two_workers_events_per_s"]),
+        ("2 workers / 1 worker", result["two_worker_scaling"]),
+        ("1 worker / plain consumer", result["one_worker_of_ceiling"]),
+        ("p50 publish→driver (ms)", result["latency"]["p50_ms"]),
+        ("p99 publish→driver (ms)", result["latency"]["p99_ms"]),
+    ]
+    for name, s in rows:
+        table.add_row(name, str(s["median"]), f"{s['min']}–{s['max']}")
+    Console().print(table)
