@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install tools test lint unit integration e2e demo bench soak clean
+.PHONY: install tools test lint unit integration e2e demo bench bench-tools soak clean
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ tools:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends chromium) \
 		|| { echo "make tools: cannot install chromium (apt-get install chromium, as root)" >&2; exit 1; }
 
-test: install tools lint
+test: install tools bench-tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=stream --cov=schemas --cov=agents --cov-report=term:skip-covered tests
 
 unit: install
@@ -41,7 +41,14 @@ e2e: install
 demo: install
 	$(BIN)/corridor demo --duration 45
 
-bench: install
+# make bench measures PostGIS as a peer (Debian's postgresql + postgis; CI runs as root) and needs psycopg.
+bench-tools: install
+	@ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 \
+		|| (command -v apt-get >/dev/null 2>&1 && apt-get update && apt-get install -y --no-install-recommends postgresql postgis postgresql-15-postgis-3) \
+		|| { echo "make bench-tools: cannot install PostgreSQL + PostGIS (apt-get install postgresql postgis, as root)" >&2; exit 1; }
+	@$(BIN)/python -c "import psycopg" 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+
+bench: install bench-tools
 	$(BIN)/corridor bench all
 
 soak: install
