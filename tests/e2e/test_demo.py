@@ -86,7 +86,8 @@ def test_demo_delivers_the_scenarios_alerts_and_leaves_nothing_behind(tmp_path: 
     assert not missing, f"{len(missing)} of {len(expected)} expected alerts never reached their driver"
     assert int(delivered[1]) >= len(lines)
     kinds = {(kind, state) for _, state, kind, _ in lines}
-    assert {("bridge_lift", "RAISED"), ("port_call", "RAISED"), ("closure", "CLEARED")} <= kinds
+    wanted = {("bridge_lift", "RAISED"), ("port_call", "RAISED"), ("closure", "CLEARED")}
+    assert wanted <= kinds, f"missing {wanted - kinds}:\n{out[-3000:]}"
     assert "dispatcher map: http://127.0.0.1:" in out and "#token=d1." in out
     assert _processes_with(mark) == []
 
