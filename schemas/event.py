@@ -31,7 +31,8 @@ class VehicleConditions:
 
     An event without conditions applies to every vehicle. With conditions, it applies to a vehicle
     that exceeds any given limit, whose Crit'Air class is listed, or that carries dangerous goods
-    when ``hazmat`` is true.
+    when ``hazmat`` is true. A vehicle whose dimension or Crit'Air class is unknown is treated as
+    concerned by a limit on it: a driver is warned rather than silently exempted.
     """
 
     max_weight_t: float | None = None

@@ -117,8 +117,11 @@ def applies_to(ev: Array, r: Array, events: Any, routes: Any) -> Array:
     ):
         with np.errstate(invalid="ignore"):
             hit |= value[v] > limit[e]
+        # A limit the vehicle might exceed: an unknown value is warned about, never exempted.
+        hit |= np.isnan(value[v]) & ~np.isnan(limit[e])
     code = routes.crit[v]
     hit |= (code >= 0) & ((events.crit_mask[e] >> np.maximum(code, 0)) & 1 == 1)
+    hit |= (code < 0) & (events.crit_mask[e] != 0)
     hit |= events.hazmat[e] & routes.hazmat[v]
     ok[rest] = hit
     return ok  # type: ignore[no-any-return]

@@ -178,7 +178,10 @@ def limits(**kw: Any) -> Event:
 VEHICLE = [
     ("3.5 m height limit, 4 m truck", limits(max_height_m=3.5), {"height_m": 4.0}, True),
     ("3.5 m height limit, 3.2 m truck", limits(max_height_m=3.5), {"height_m": 3.2}, False),
-    ("3.5 m height limit, unknown height", limits(max_height_m=3.5), {}, False),
+    ("3.5 m height limit, unknown height: warned", limits(max_height_m=3.5), {}, True),
+    ("7.5 t limit, unknown weight: warned", limits(max_weight_t=7.5), {"height_m": 3.0}, True),
+    ("Crit'Air 4 and 5 banned, unknown class: warned", limits(critair=("4", "5")), {}, True),
+    ("hazmat banned, unknown dimensions: not hazmat", limits(hazmat=True), {}, False),
     ("7.5 t limit, 19 t truck", limits(max_weight_t=7.5), {"weight_t": 19.0}, True),
     ("7.5 t limit, 3.5 t van", limits(max_weight_t=7.5), {"weight_t": 3.5}, False),
     ("2.3 m width limit, 2.55 m truck", limits(max_width_m=2.3), {"width_m": 2.55}, True),
