@@ -23,7 +23,8 @@ from schemas import Alert, RejectedRecord
 from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
 from stream.core.partition import PartitionIndex, StampedEvent
-from stream.runtime import metrics
+from stream.runtime import envelopes, metrics
+from stream.runtime.faust_tuning import set_fetch_wait
 from stream.runtime.redis_outbox import RedisOutbox
 from stream.runtime.redis_state import RedisState
 from stream.runtime.retry import redis_client, until_done
@@ -39,6 +40,8 @@ _FAST_GROUP: dict[str, Any] = (
     if settings.kafka_url is None
     else {}
 )
+
+set_fetch_wait(settings.fetch_wait_ms)
 
 _DATADIR = settings.state_dir.resolve() / "faust" / settings.app_id
 _DATADIR.parent.mkdir(parents=True, exist_ok=True)
@@ -168,13 +171,23 @@ async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes)
 
 
 async def publish_alerts(alerts: list[Alert], received_ns: Mapping[str, int] | None = None) -> None:
-    """Send alert transitions to the alerts topic, keyed by driver, with their event's receipt time."""
+    """Send alert transitions, with their event's receipt time, in envelopes per driver partition.
+
+    All the alerts of a driver go to one partition of the alerts topic, in order.
+    """
+    if not alerts:
+        return
+    partitions = partition_count(alerts_topic)
+    by_partition: dict[int, list[bytes]] = {}
     for alert in alerts:
         metrics.alerts_emitted.labels(alert.kind, alert.state).inc()
         seq = received_ns.get(alert.event_id) if received_ns else None
         received = None if seq is None else datetime.fromtimestamp(seq / 1e9, UTC)
         sent = alert if received is None else replace(alert, event_received_at=received)
-        await alerts_topic.send(key=alert.driver_id.encode(), value=dumps(sent))
+        by_partition.setdefault(envelopes.partition_of(alert.driver_id, partitions), []).append(dumps(sent))
+    for partition, encoded in by_partition.items():
+        for envelope in envelopes.pack(encoded):
+            await alerts_topic.send(key=b"alerts", value=envelope, partition=partition)
 
 
 def consumer_lags() -> dict[tuple[str, int], int]:

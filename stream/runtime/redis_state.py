@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 from schemas import Event, RouteMessage
 from schemas.codec import to_plain
 from stream.core.partition import StampedEvent
+from stream.runtime import envelopes
 
 TOMBSTONE_RETENTION_S = 24 * 3600
-ENVELOPE_MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,26 +46,14 @@ def decode_stamped(raw: bytes | str) -> StampedEvent:
     return _stamped(orjson.loads(raw))
 
 
-def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = ENVELOPE_MAX_BYTES) -> list[bytes]:
-    """Stamped events as JSON arrays of at most ``max_bytes`` each (one message per array)."""
-    envelopes: list[bytes] = []
-    chunk: list[bytes] = []
-    size = 2
-    for item in items:
-        encoded = encode_stamped(item)
-        if chunk and size + len(encoded) + 1 > max_bytes:
-            envelopes.append(b"[" + b",".join(chunk) + b"]")
-            chunk, size = [], 2
-        chunk.append(encoded)
-        size += len(encoded) + 1
-    if chunk:
-        envelopes.append(b"[" + b",".join(chunk) + b"]")
-    return envelopes
+def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = envelopes.MAX_BYTES) -> list[bytes]:
+    """Stamped events as size-bounded envelopes (one message each)."""
+    return envelopes.pack((encode_stamped(item) for item in items), max_bytes)
 
 
 def unpack_stamped(raw: bytes) -> list[StampedEvent]:
     """The stamped events of one envelope."""
-    return [_stamped(data) for data in orjson.loads(raw)]
+    return [_stamped(data) for data in envelopes.unpack(raw)]
 
 
 class RedisState:

@@ -52,6 +52,7 @@ class Settings:
     stream_maxlen: int = 1000
     port_infrastructure: Path | None = None  # None: the bundled stream/data/port-infrastructure.geojson
     stream_retention_s: int = 86400
+    fetch_wait_ms: int = 100
     gateway_origins: tuple[str, ...] = ()
     gateway_max_connections_per_driver: int = 3
     gateway_queue_max: int = 256
@@ -83,6 +84,7 @@ class Settings:
             if env.get("CORRIDOR_PORT_INFRASTRUCTURE")
             else None,
             stream_retention_s=_env_int(env, "CORRIDOR_STREAM_RETENTION_S", 86400),
+            fetch_wait_ms=_env_int(env, "CORRIDOR_FETCH_WAIT_MS", 100),
             gateway_origins=tuple(
                 o.strip() for o in (env.get("CORRIDOR_GATEWAY_ORIGINS") or "").split(",") if o.strip()
             ),

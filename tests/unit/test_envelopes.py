@@ -32,3 +32,24 @@ def test_an_event_larger_than_the_limit_travels_alone() -> None:
 def test_no_events_no_envelope() -> None:
     """An empty batch sends nothing."""
     assert pack_stamped([]) == []
+
+
+def test_driver_partition_is_stable_and_spread() -> None:
+    """A driver always maps to the same partition, in any process; drivers spread over all of them."""
+    import subprocess
+    import sys
+
+    from stream.runtime.envelopes import partition_of
+
+    code = "from stream.runtime.envelopes import partition_of; print(partition_of('truck-001', 8))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == partition_of("truck-001", 8)
+    assert {partition_of(f"d{n}", 8) for n in range(200)} == set(range(8))
+
+
+def test_a_single_record_reads_as_a_batch_of_one() -> None:
+    """An envelope holding one bare object (not an array) still unpacks to one record."""
+    from stream.runtime.envelopes import unpack
+
+    assert unpack(b'{"a": 1}') == [{"a": 1}]
+    assert unpack(b'[{"a": 1}, {"a": 2}]') == [{"a": 1}, {"a": 2}]

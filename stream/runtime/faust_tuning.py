@@ -1,0 +1,34 @@
+"""Consumer fetch wait: Faust hard-codes 1.5 s, which on the embedded broker is 1.5 s per hop.
+
+A fetch that finds no new data waits up to ``fetch_max_wait_ms`` on the broker. Kafka answers as
+soon as data arrives, but the embedded broker (Tansu) holds the fetch for the whole wait: with
+Faust's fixed 1,500 ms an event crossing three topics (events, fan-out, alerts) could take seconds to
+reach a driver. Measured with a plain consumer on the embedded broker: p50 392 ms per hop at
+1,500 ms, 20 ms at 100 ms. ``CORRIDOR_FETCH_WAIT_MS`` (default 100) sets it for every consumer
+of the worker; the cost is at most ten empty fetches a second per idle consumer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_kafka
+
+_ORIGINAL = faust_kafka.AIOKafkaConsumerThread._create_worker_consumer
+_applied: dict[str, int] = {}
+
+
+def set_fetch_wait(milliseconds: int) -> None:
+    """Make every consumer the Faust worker creates wait at most ``milliseconds`` per fetch."""
+    if milliseconds <= 0:
+        raise ValueError("CORRIDOR_FETCH_WAIT_MS must be a positive number of milliseconds")
+    _applied["ms"] = milliseconds
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = _ORIGINAL(self, transport)
+        if not hasattr(consumer, "_fetch_max_wait_ms"):
+            raise RuntimeError("this aiokafka version has no fetch wait to tune: pin aiokafka <0.15")
+        consumer._fetch_max_wait_ms = _applied["ms"]
+        return consumer
+
+    faust_kafka.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
