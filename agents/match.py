@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,18 +56,17 @@ async def fan_out_events(stream: Any) -> None:
 
 @app.agent(fanout_topic)
 async def match_events(stream: Any) -> None:
-    """Match each partition's batch of events against that partition's routes at once."""
-    async for batch in stream.take_events(16, within=0.02):  # envelopes of up to ~1,000 events
+    """Match each new batch of events against this worker's routes at once (copies are skipped)."""
+    async for batch in stream.take(16, within=0.02):  # envelopes of up to ~1,000 events
         metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
-        by_partition: dict[int, list[StampedEvent]] = defaultdict(list)
-        for event in batch:
-            by_partition[event.message.partition].extend(unpack_stamped(event.value))
-        for partition, stamped in by_partition.items():
-            started = time.perf_counter()
-            alerts = runtime.index(partition).apply_events(stamped, datetime.now(UTC))
-            metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
-            metrics.count_matches("events", alerts)
-            await publish_alerts(alerts, {item.event.id: item.seq for item in stamped})
+        stamped = [item for raw in batch if runtime.first_copy(raw) for item in unpack_stamped(raw)]
+        if not stamped:
+            continue
+        started = time.perf_counter()
+        alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
+        metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
+        metrics.count_matches("events", alerts)
+        await publish_alerts(alerts, {item.event.id: item.seq for item in stamped})
         runtime.refresh_gauges()
 
 
@@ -76,8 +74,7 @@ async def match_events(stream: Any) -> None:
 async def expire_events() -> None:
     """Clear the alerts of events whose validity has ended."""
     now = datetime.now(UTC)
-    for index in list(runtime.indexes.values()):
-        await publish_alerts(index.expire(now))
+    await publish_alerts(runtime.index.expire(now))
     runtime.refresh_gauges()
 
 

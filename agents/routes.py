@@ -35,7 +35,8 @@ async def keep_routes(stream: Any) -> None:
         for partition, messages in by_partition.items():
             started = time.perf_counter()
             await until_done("saving routes", runtime.state.save_routes, partition, messages)
-            alerts = runtime.index(partition).apply_routes(messages, datetime.now(UTC))
+            runtime.track(partition, messages)
+            alerts = runtime.index.apply_routes(messages, datetime.now(UTC))
             metrics.match_batch_seconds.labels("routes").observe(time.perf_counter() - started)
             metrics.count_matches("routes", alerts)
             await publish_alerts(alerts)

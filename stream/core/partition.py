@@ -1,8 +1,9 @@
-"""One partition's share of the join: its routes, every active event, and the versions seen.
+"""A worker's share of the join: the routes of its partitions, every active event, the versions seen.
 
 Routes are partitioned by route id (all of a route's messages, and so all of its alerts, live in
 one partition: their transitions are totally ordered). Events are copied to every partition, each
-stamped with a sequence number when Corridor received it. Because messages are delivered at least
+stamped with a sequence number when Corridor received it; a worker applies the first copy it sees
+and skips the others. Because messages are delivered at least
 once and the index is rebuilt from a snapshot before the log is replayed, a message older than what
 the partition already holds is skipped: a replay never moves an alert back to an older state.
 """
@@ -27,7 +28,7 @@ class StampedEvent:
 
 @dataclass
 class PartitionIndex:
-    """The engine of one partition, guarded against replays of older versions."""
+    """The engine of a worker's partitions, guarded against replays of older versions."""
 
     engine: Engine
     _event_seq: dict[str, int] = field(default_factory=dict)
@@ -67,6 +68,12 @@ class PartitionIndex:
         for item in fresh:
             self._event_seq[item.event.id] = item.seq
         return self.engine.apply_events([item.event for item in fresh], now) if fresh else []
+
+    def forget_route(self, route_id: str, now: datetime) -> None:
+        """Drop a route without clearing its alerts: its partition now belongs to another worker."""
+        self.engine.end_route(route_id, now)
+        self._route_at.pop(route_id, None)
+        self._position_at.pop(route_id, None)
 
     def expire(self, now: datetime) -> list[Alert]:
         """Clear the alerts of events whose validity has ended."""

@@ -1,17 +1,18 @@
-"""The Faust application, its topics, and the per-worker runtime (partition indexes, Redis).
+"""The Faust application, its topics, and the per-worker runtime (the index, Redis).
 
 Scale-out: ``corridor.routes`` is keyed by route id, so each route (and every alert of it) belongs
 to exactly one partition; each event is copied by ``fan_out_events`` to every partition of
 ``corridor.events.fanout``, which is co-partitioned with the routes topic (same partition count:
 Faust assigns the same partition numbers of both to the same worker). A worker therefore holds only
-its share of the routes, matches each event against them once per partition, and no pair is ever
-decided in two places.
+its share of the routes, matches each event against them once (the first copy it receives), and
+no pair is ever decided in two places.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 
 import faust
 
-from schemas import Alert, RejectedRecord
+from schemas import Alert, RejectedRecord, RouteMessage
 from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
 from stream.core.partition import PartitionIndex, StampedEvent
@@ -31,6 +32,9 @@ from stream.runtime.retry import redis_client, until_done
 from stream.runtime.settings import Settings
 
 log = logging.getLogger("corridor.worker")
+
+# Event envelopes recognised as copies; a batch's copies arrive within seconds of each other.
+ENVELOPES_REMEMBERED = 4096
 
 settings = Settings.from_env()
 
@@ -88,63 +92,81 @@ rejected_topic = _topic("events.rejected")
 
 
 class Runtime:
-    """What the agents of one worker share: one index per assigned partition, and Redis."""
+    """What the agents of one worker share: one index over its partitions' routes, and Redis.
+
+    Every partition carries a copy of every event; the worker applies the first copy and skips the
+    others (identical envelopes are recognised before they are decoded), so the event side of the
+    join is done once per worker, not once per partition.
+    """
 
     def __init__(self, config: Settings) -> None:
         self.settings = config
-        self.engine_config = EngineConfig(corridor_m=config.corridor_m, crs=config.metric_crs)
-        self.indexes: dict[int, PartitionIndex] = {}
+        self.index = PartitionIndex(Engine(EngineConfig(corridor_m=config.corridor_m, crs=config.metric_crs)))
+        self.owned: set[int] = set()
+        self.route_partition: dict[str, int] = {}
+        self._envelopes: OrderedDict[bytes, None] = OrderedDict()
         self.redis = redis_client(config.resolved_redis_url())
         self.state = RedisState(self.redis, config.redis_prefix)
         self.outbox = RedisOutbox(
             self.redis, config.redis_prefix, config.stream_maxlen, retention_s=config.stream_retention_s
         )
 
-    def index(self, partition: int) -> PartitionIndex:
-        """The index of a partition (an empty one if a message outruns the rebalance)."""
-        found = self.indexes.get(partition)
-        if found is None:
-            log.warning("message for partition %d before its index was built", partition)
-            found = self.indexes[partition] = PartitionIndex(Engine(self.engine_config))
-        return found
+    def track(self, partition: int, messages: Iterable[RouteMessage]) -> None:
+        """Remember which partition each route lives in (to forget them when it moves away)."""
+        for msg in messages:
+            if msg.op == "ended":
+                self.route_partition.pop(msg.route_id, None)
+            else:
+                self.route_partition[msg.route_id] = partition
+
+    def first_copy(self, envelope: bytes) -> bool:
+        """True the first time an event envelope is seen (the other partitions carry copies)."""
+        digest = hashlib.blake2b(envelope, digest_size=16).digest()
+        if digest in self._envelopes:
+            return False
+        self._envelopes[digest] = None
+        if len(self._envelopes) > ENVELOPES_REMEMBERED:
+            self._envelopes.popitem(last=False)
+        return True
 
     def refresh_gauges(self) -> None:
-        """Publish the index sizes (routes are disjoint across partitions; events are shared)."""
-        metrics.active_routes.set(sum(i.engine.route_count for i in self.indexes.values()))
-        metrics.active_events.set(max((i.engine.event_count for i in self.indexes.values()), default=0))
+        """Publish the index sizes."""
+        metrics.active_routes.set(self.index.engine.route_count)
+        metrics.active_events.set(self.index.engine.event_count)
 
     def affected(self) -> tuple[Counter[str], int]:
         """Routes concerned per event id, and distinct drivers, over the raised alerts held here."""
         routes_by_event: Counter[str] = Counter()
         drivers: set[str] = set()
-        for index in self.indexes.values():
-            engine = index.engine
-            for ev, raised in engine.book.by_event.items():
-                routes_by_event[engine.index.states[ev].event.id] += len(raised.r)  # type: ignore[union-attr]
-                drivers.update(engine.route_state(int(r)).route.driver_id for r in raised.r)
+        engine = self.index.engine
+        for ev, raised in engine.book.by_event.items():
+            routes_by_event[engine.index.states[ev].event.id] += len(raised.r)  # type: ignore[union-attr]
+            drivers.update(engine.route_state(int(r)).route.driver_id for r in raised.r)
         return routes_by_event, len(drivers)
 
     async def rebuild(self, partitions: Iterable[int]) -> None:
-        """Build the index of each newly assigned partition from Redis; drop revoked ones."""
+        """Forget the routes of revoked partitions; load those of new ones (and the events) from Redis."""
         wanted = set(partitions)
-        for gone in set(self.indexes) - wanted:
-            del self.indexes[gone]
-        missing = sorted(wanted - set(self.indexes))
+        now = datetime.now(UTC)
+        gone = self.owned - wanted
+        for route_id in [r for r, p in self.route_partition.items() if p in gone]:
+            self.index.forget_route(route_id, now)
+            del self.route_partition[route_id]
+        new = sorted(wanted - self.owned)
         alerts: list[Alert] = []
-        if missing:
-            now = datetime.now(UTC)
+        if new:
             events: list[StampedEvent] = await until_done("loading events", self.state.load_events)
-            for partition in missing:
+            for partition in new:
                 snapshot = await until_done("loading routes", self.state.load_partition, partition)
-                index = PartitionIndex(Engine(self.engine_config))
-                alerts += index.apply_routes([*snapshot.routes, *snapshot.positions], now)
-                alerts += index.apply_events(events, now)
-                self.indexes[partition] = index
+                self.track(partition, snapshot.routes)
+                alerts += self.index.apply_routes([*snapshot.routes, *snapshot.positions], now)
+            alerts += self.index.apply_events(events, now)
+        self.owned = wanted
         log.info(
             "index rebuilt from redis: partitions=%s routes=%d events=%d alerts=%d",
-            sorted(self.indexes),
-            sum(i.engine.route_count for i in self.indexes.values()),
-            max((i.engine.event_count for i in self.indexes.values()), default=0),
+            sorted(self.owned),
+            self.index.engine.route_count,
+            self.index.engine.event_count,
             len(alerts),
         )
         self.refresh_gauges()

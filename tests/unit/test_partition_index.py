@@ -12,6 +12,9 @@ from tests.support.geometry import lonlat, point
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 ROUTE = Route("r1", "d1", tuple((a, b) for a, b in lonlat([(0, 0), (2000, 0)])), Vehicle())
+LONG = Route(
+    "r1", "d1", tuple((a, b) for a, b in lonlat([(0, 0), (500, 0), (1000, 0), (2000, 0)])), Vehicle()
+)
 CLOSURE = Event(id="t:c", source="t", kind="closure", geometry=point(900, 5), title="closed")
 
 
@@ -67,3 +70,23 @@ def test_older_position_is_skipped() -> None:
     assert [a.state for a in passed] == ["cleared"]
     late = RouteMessage("position", "r1", T0 + timedelta(minutes=1), position=near)
     assert index.apply_routes([late], T0) == []
+
+
+def test_forgotten_route_leaves_silently_and_can_come_back() -> None:
+    """A route of a revoked partition is dropped without clears, and reloads from its snapshot later."""
+    index = PartitionIndex(Engine())
+    index.apply_routes([RouteMessage("registered", "r1", T0, route=LONG)], T0)
+    index.apply_events([StampedEvent(1, CLOSURE)], T0)
+    index.apply_routes(
+        [RouteMessage("position", "r1", T0 + timedelta(minutes=1), position=lonlat([(600, 0)])[0])], T0
+    )
+    index.forget_route("r1", T0)
+    assert index.engine.route_count == 0
+    snapshot = [
+        RouteMessage("registered", "r1", T0, route=LONG),
+        RouteMessage("position", "r1", T0 + timedelta(minutes=1), position=lonlat([(600, 0)])[0]),
+    ]
+    alerts = index.apply_routes(snapshot, T0)
+    assert alerts[0].state == "raised" and alerts[-1].distance_ahead_m is not None
+    assert alerts[-1].distance_ahead_m < 500  # measured from the restored position, not the start
+    assert index.engine.route_count == 1
