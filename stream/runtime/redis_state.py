@@ -92,21 +92,32 @@ class RedisState:
             await pipe.execute()
 
     async def save_events(self, stamped: Sequence[StampedEvent]) -> None:
-        """Keep each event's latest version; schedule cancelled and bounded ones for pruning."""
+        """Keep each event's latest version; schedule cancelled and bounded ones for pruning.
+
+        Three commands per batch whatever its size (the last version of an id in the batch wins).
+        """
         if not stamped:
             return
         now = time.time()
+        fields: dict[str, bytes] = {}
+        removable_at: dict[str, float | None] = {}
+        for item in stamped:
+            event = item.event
+            fields[event.id] = encode_stamped(item)
+            if event.status == "cancelled":
+                removable_at[f"e:{event.id}"] = now + TOMBSTONE_RETENTION_S
+            elif event.valid_until is not None:
+                removable_at[f"e:{event.id}"] = event.valid_until.timestamp() + TOMBSTONE_RETENTION_S
+            else:
+                removable_at[f"e:{event.id}"] = None
+        scheduled = {member: at for member, at in removable_at.items() if at is not None}
+        open_ended = [member for member, at in removable_at.items() if at is None]
         async with self._client.pipeline(transaction=False) as pipe:
-            for item in stamped:
-                event = item.event
-                pipe.hset(self._events, event.id, encode_stamped(item))
-                member = f"e:{event.id}"
-                if event.status == "cancelled":
-                    pipe.zadd(self._expiry, {member: now + TOMBSTONE_RETENTION_S})
-                elif event.valid_until is not None:
-                    pipe.zadd(self._expiry, {member: event.valid_until.timestamp() + TOMBSTONE_RETENTION_S})
-                else:
-                    pipe.zrem(self._expiry, member)
+            pipe.hset(self._events, mapping=fields)  # type: ignore[arg-type]
+            if scheduled:
+                pipe.zadd(self._expiry, scheduled)  # type: ignore[arg-type]
+            if open_ended:
+                pipe.zrem(self._expiry, *open_ended)
             await pipe.execute()
 
     async def load_events(self) -> list[StampedEvent]:
