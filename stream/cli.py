@@ -25,6 +25,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def load_command(target: str) -> click.Command | None:
+    """The click command at ``module:attribute``, imported now (None if the module is absent)."""
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    command: click.Command = getattr(module, attr)
+    return command
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported only when invoked."""
 
@@ -33,17 +46,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return None
-        command: click.Command = getattr(module, attr)
-        return command
+        return load_command(target) if target else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from stream.cli import load_command
 
 # subcommand -> "module:attribute"; each benchmark lives in its own module under stream/bench/.
 BENCHES: dict[str, str] = {
@@ -30,17 +30,7 @@ class _LazyBenches(click.Group):
 
             return run_all
         target = BENCHES.get(cmd_name) or LONG_RUNS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return None
-        command: click.Command = getattr(module, attr)
-        return command
+        return load_command(target) if target else None
 
 
 @click.group(cls=_LazyBenches)
