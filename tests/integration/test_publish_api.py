@@ -12,13 +12,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer
 
 from stream.core.port.infrastructure import load
 from stream.runtime.producer import Publisher
 from stream.runtime.publish_api import PublishApi
 from stream.runtime.publishers import PublisherStore
 from stream.runtime.settings import Settings
+from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
 
 START = datetime(2030, 6, 1, 8, 0, tzinfo=UTC)
@@ -53,23 +53,6 @@ def _port_call(when: datetime, **changes: Any) -> dict[str, Any]:
     }
     call.update(changes)
     return call
-
-
-async def _read(settings: Settings, topic: str, count: int, timeout: float = 15) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        settings.topic(topic), bootstrap_servers=settings.bootstrap_servers(), auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    values: list[dict[str, Any]] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(values) < count and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            values += [orjson.loads(m.value) for msgs in batch.values() for m in msgs]
-    finally:
-        await consumer.stop()
-    return values
 
 
 class Api:
@@ -168,7 +151,7 @@ async def test_not_json_is_400_and_refused_records_are_dead_lettered(api: Api) -
     assert status == 400 and body["errors"][0].startswith("(body): not JSON")
     status, _, _ = await api.post("/v1/events", _event(kind="flood"), credential)
     assert status == 422
-    letters = await _read(api.settings, "events.rejected", 2)
+    letters = await read_topic(api.settings, "events.rejected", 2)
     assert [(r["source"], r["reason"]) for r in letters] == [("havre", "undecodable"), ("havre", "schema")]
     assert "flood" in letters[1]["error"] and letters[0]["raw"] == "{not json"
 
@@ -201,7 +184,7 @@ async def test_accepted_events_arrive_on_the_events_topic(api: Api) -> None:
     events = [_event("havre:works-1"), _event("havre-port:gate-2", "havre-port", kind="closure")]
     status, body, _ = await api.post("/v1/events", events, credential)
     assert status == 202 and body == {"accepted": ["havre:works-1", "havre-port:gate-2"]}
-    arrived = {e["id"]: e for e in await _read(api.settings, "events", 2)}
+    arrived = {e["id"]: e for e in await read_topic(api.settings, "events", 2)}
     assert set(arrived) == {"havre:works-1", "havre-port:gate-2"}
     assert arrived["havre-port:gate-2"]["kind"] == "closure"
     assert arrived["havre:works-1"]["geometry"] == events[0]["geometry"]
@@ -215,7 +198,7 @@ async def test_port_calls_become_port_call_events_with_their_delay(api: Api) -> 
     later = START + timedelta(minutes=45)
     status, body, _ = await api.post("/v1/port-calls", [_port_call(later)], credential)
     assert status == 202
-    first, second = await _read(api.settings, "events", 2)
+    first, second = await read_topic(api.settings, "events", 2)
     assert first["kind"] == second["kind"] == "port_call" and second["terminal"] == "FRLEH-TDF"
     assert first["source"] == "tdf" and "delay_minutes" not in first["details"]
     assert first["details"]["terminal_name"] == "Terminal de France (Port 2000)"
@@ -260,6 +243,6 @@ async def test_corridor_api_process_accepts_into_the_broker(deployment: Deployme
         url = f"http://127.0.0.1:{port}/v1/events"
         async with session.post(url, data=orjson.dumps(_event("havre:p1")), headers=headers) as response:
             assert response.status == 202 and await response.json() == {"accepted": ["havre:p1"]}
-    (arrived,) = await _read(deployment.settings, "events", 1)
+    (arrived,) = await read_topic(deployment.settings, "events", 1)
     assert arrived["id"] == "havre:p1"
     assert credential.split(".")[2] not in proc.output()
