@@ -50,6 +50,8 @@ match_batch_seconds = Histogram(
     ["side"],
     buckets=LATENCY_BUCKETS,
 )
+for _side in ("events", "routes"):  # both series exist from the start, so their rates do too
+    match_batch_seconds.labels(_side)
 messages_processed = Counter(
     "corridor_messages_processed_total",
     "Messages taken from a topic by this worker's agents.",

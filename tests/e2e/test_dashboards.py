@@ -220,8 +220,11 @@ async def test_every_dashboard_panel_shows_data(
         {"corridor-worker": [worker_metrics], "corridor-gateway": [gateway_metrics]},
     )
     try:
-        await _workload(deployment, port)
         instances = f"127.0.0.1:{worker_metrics}|127.0.0.1:{gateway_metrics}"
+        # Rates need a sample from before the workload: wait for two scrapes of both processes.
+        scraped = f'count_over_time(up{{instance=~"{instances}"}}[1m]) >= 2'
+        wait_until(lambda: len(prometheus.query(scraped)) == 2, 30, "two scrapes of the worker and gateway")
+        await _workload(deployment, port)
         queries = _panel_queries(instances)
         assert len(queries) >= 20
 
