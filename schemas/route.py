@@ -74,22 +74,6 @@ class Route:
         props["coordinates"] = geometry["coordinates"]
         return cls.from_dict(props)
 
-    def to_feature(self) -> dict[str, Any]:
-        """The route as a GeoJSON Feature."""
-        props: dict[str, Any] = {"route_id": self.route_id, "driver_id": self.driver_id}
-        props["vehicle"] = {k: getattr(self.vehicle, k) for k in self.vehicle.__slots__}
-        for name in ("depart_at", "arrive_by"):
-            value = getattr(self, name)
-            if value is not None:
-                props[name] = value.isoformat()
-        if self.destination:
-            props["destination"] = self.destination
-        return {
-            "type": "Feature",
-            "geometry": {"type": "LineString", "coordinates": [list(c) for c in self.coordinates]},
-            "properties": props,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class RouteMessage:

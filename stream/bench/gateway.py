@@ -47,6 +47,22 @@ def raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+async def open_driver(port: int, name: str, token: str, open_timeout: float) -> Any:
+    """A benchmark driver's socket (no compression, no pings), past its hello message."""
+    import websockets  # noqa: PLC0415 - only in the client process
+
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}/drivers/{name}/alerts",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        compression=None,
+        ping_interval=None,
+        open_timeout=open_timeout,
+        max_size=2**16,
+    )
+    await ws.recv()  # hello
+    return ws
+
+
 def driver_id(n: int) -> str:
     """The n-th bench driver."""
     return f"bench-{n:05d}"
@@ -80,15 +96,7 @@ async def _clients(pipe: Connection, port: int, drivers: int) -> None:
         name = driver_id(n)
         token = keyring.issue(name, time.time(), 3600)
         async with sem:
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{port}/drivers/{name}/alerts",
-                additional_headers={"Authorization": f"Bearer {token}"},
-                compression=None,
-                ping_interval=None,
-                open_timeout=120,
-                max_size=2**16,
-            )
-            await ws.recv()  # hello
+            ws = await open_driver(port, name, token, open_timeout=120)
         connected += 1
         mine = received[n]
         try:

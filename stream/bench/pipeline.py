@@ -42,6 +42,7 @@ import numpy as np
 
 from schemas import Event, Route, RouteMessage
 from schemas.codec import dumps
+from stream.bench.gateway import open_driver
 from stream.bench.matchers import summary
 from stream.core import lifecycle as lc
 from stream.core.city import City, events, make_route, route_chunks
@@ -322,14 +323,7 @@ async def _clients(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
         nonlocal connected
         token = keyring.issue(name, time.time(), 3600)
         async with sem:
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{port}/drivers/{name}/alerts",
-                additional_headers={"Authorization": f"Bearer {token}"},
-                compression=None,
-                ping_interval=None,
-                open_timeout=60,
-            )
-            await ws.recv()  # hello
+            ws = await open_driver(port, name, token, open_timeout=60)
         connected += 1
         try:
             while True:

@@ -17,9 +17,8 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -281,17 +280,3 @@ class EmbeddedServices:
                 "log": str(self.redis.log_file),
             },
         }
-
-
-@contextlib.contextmanager
-def running(state_dir: Path) -> Iterator[dict[str, str]]:
-    """Start the embedded services for the duration of a block, then stop them."""
-    services = EmbeddedServices(state_dir)
-    try:
-        yield services.up()
-    finally:
-        services.down()
-
-
-if __name__ == "__main__":  # pragma: no cover - manual check
-    print(json.dumps(EmbeddedServices(Path(sys.argv[1])).up()))

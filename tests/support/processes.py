@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from stream.runtime.settings import Settings
@@ -12,7 +11,6 @@ from stream.runtime.supervisor import Supervisor, corridor_command, wait_until
 __all__ = ["Deployment", "wait_until"]
 
 
-@dataclass
 class Deployment(Supervisor):
     """Environment of one isolated deployment and the processes started in it."""
 
