@@ -1,30 +1,34 @@
 """Alerts into Redis: one durable, bounded stream per driver, deduplicated, with a wake-up.
 
-Each alert transition is appended atomically (a Lua script) to the driver's stream unless the
-driver already has it: the same content for an alert id is never appended twice, a ``raised``
-for an alert the driver already holds becomes ``updated``, and a ``cleared`` for an alert the
-driver never saw is dropped. Every append publishes the driver id on the wake-up channel, which
-gateways listen to.
+The alerts of one driver in a batch are appended atomically by one Lua script call (its keys share
+the driver's Redis Cluster hash slot), in order, unless the driver already has them: the same
+content for an alert id is never appended twice, a ``raised`` for an alert the driver already holds
+becomes ``updated``, and a ``cleared`` for an alert the driver never saw is dropped. A call that
+appends anything publishes the driver id once on the wake-up channel, which gateways listen to.
 
-A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every append trims entries older
-than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream loses its
-old entries too), and the whole stream expires ``retention_s`` after its last append.
+A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every call that appends trims
+entries older than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream
+loses its old entries too), and the whole stream expires ``retention_s`` after its last append.
 
 Every stored transition is also appended, as the driver received it, to one global stream bounded
 by length (``<prefix>:dispatch``): the dispatchers' live feed of every driver's alerts. It is
-written after the per-driver appends (a separate key, so that the per-driver script stays on one
-Redis Cluster slot); a lost dispatch entry never affects what drivers receive.
+written after the per-driver appends, by one more script call (a separate key, so that the
+per-driver script stays on one Redis Cluster slot); a lost dispatch entry never affects what
+drivers receive.
+
+Alerts are taken as plain dicts (the wire form, as decoded from JSON) or as ``Alert`` records.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from schemas import Alert
 from schemas.codec import to_plain
@@ -32,31 +36,57 @@ from schemas.codec import to_plain
 SEEN_TTL_S = 7 * 24 * 3600
 RETENTION_S = 24 * 3600
 DISPATCH_MAXLEN = 5000
+ALERTS_PER_CALL = 500  # bounds the time one script call holds Redis
 
+STATES = frozenset({"raised", "updated", "cleared"})
+
+# KEYS: seen hash, stream. ARGV: maxlen, time field, wake channel, seen ttl, driver id, retention ms,
+# stream ttl, then (alert id, content mark, payload) per alert. Returns per alert {stream id, payload
+# as stored} or false (nil) when the driver already has it.
 _APPEND = """
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-local mark = ARGV[2]
-local payload = ARGV[3]
-if mark == 'C' then
-  if (not prev) or prev == 'C' then return false end
-elseif prev == mark then
-  return false
-elseif prev and prev ~= 'C' then
-  payload = string.gsub(payload, '"state":"%a+"', '"state":"updated"', 1)
-else
-  payload = string.gsub(payload, '"state":"%a+"', '"state":"raised"', 1)
+local out = {}
+local appended = false
+for i = 8, #ARGV, 3 do
+  local alert_id, mark, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local prev = redis.call('HGET', KEYS[1], alert_id)
+  local keep = true
+  if mark == 'C' then
+    if (not prev) or prev == 'C' then keep = false end
+  elseif prev == mark then
+    keep = false
+  elseif prev and prev ~= 'C' then
+    payload = string.gsub(payload, '"state":"%a+"', '"state":"updated"', 1)
+  else
+    payload = string.gsub(payload, '"state":"%a+"', '"state":"raised"', 1)
+  end
+  if keep then
+    redis.call('HSET', KEYS[1], alert_id, mark)
+    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 't', ARGV[2])
+    out[#out + 1] = {id, payload}
+    appended = true
+  else
+    out[#out + 1] = false
+  end
 end
-redis.call('HSET', KEYS[1], ARGV[1], mark)
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'a', payload, 't', ARGV[5])
-if ARGV[9] ~= '0' then
-  local now = redis.call('TIME')
-  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[9])
-  redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', oldest))
+if appended then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  if ARGV[6] ~= '0' then
+    local now = redis.call('TIME')
+    local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[6])
+    redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', oldest))
+  end
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+  redis.call('PUBLISH', ARGV[3], ARGV[5])
 end
-redis.call('EXPIRE', KEYS[2], ARGV[10])
-redis.call('PUBLISH', ARGV[6], ARGV[8])
-return {id, payload}
+return out
+"""
+
+# KEYS: the dispatch stream. ARGV: maxlen, then (payload, driver id, driver stream id) per entry.
+_DISPATCH = """
+for i = 2, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'a', ARGV[i], 'd', ARGV[i + 1], 's', ARGV[i + 2])
+end
+return #ARGV
 """
 
 
@@ -80,6 +110,26 @@ def wake_channel(prefix: str) -> str:
     return f"{prefix}:wake"
 
 
+class InvalidAlert(ValueError):
+    """An alert lacks what the outbox needs to store it (driver id, alert id, a known state)."""
+
+
+def plain_alert(alert: Alert | Mapping[str, Any]) -> dict[str, Any]:
+    """The wire form of an alert, checked for what storing it relies on; raises ``InvalidAlert``."""
+    if isinstance(alert, Alert):
+        return to_plain(alert)
+    if not isinstance(alert, Mapping):
+        raise InvalidAlert(f"an alert must be a JSON object, got {type(alert).__name__}")
+    data = alert if isinstance(alert, dict) else dict(alert)
+    for field in ("driver_id", "alert_id"):
+        value = data.get(field)
+        if not isinstance(value, str) or not value:
+            raise InvalidAlert(f"alert {field} must be a non-empty string, got {value!r}")
+    if data.get("state") not in STATES:
+        raise InvalidAlert(f"alert state must be one of {sorted(STATES)}, got {data.get('state')!r}")
+    return data
+
+
 # Fields that change on every recomputation without telling the driver anything new: a replay or an
 # index rebuild that differs only in these is the same alert. (The engine decides what is news.)
 _NOT_NEWS = frozenset({"state", "created_at", "event_received_at", "expected_at"})
@@ -90,6 +140,9 @@ def _mark(alert: dict[str, Any]) -> str:
         return "C"
     view = {k: v for k, v in alert.items() if k not in _NOT_NEWS}
     return "A" + hashlib.blake2b(orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
+
+
+A = TypeVar("A", bound=Alert | Mapping[str, Any])
 
 
 class RedisOutbox:
@@ -108,49 +161,81 @@ class RedisOutbox:
         self._maxlen = maxlen
         self._retention_s = retention_s
         self._dispatch_maxlen = dispatch_maxlen
-        self._script = client.register_script(_APPEND)
+        self._append_sha = _sha(_APPEND)
+        self._dispatch_sha = _sha(_DISPATCH)
 
-    async def append(self, alerts: Sequence[Alert]) -> list[tuple[Alert, str | None]]:
-        """Append a batch in one round trip; each alert gets its stream id, or None if deduped."""
+    async def append(self, alerts: Sequence[A]) -> list[tuple[A, str | None]]:
+        """Store a batch: one script call per driver, all in one round trip (plus one for dispatch).
+
+        Each alert gets its driver stream id, or None if the driver already had it. Every alert is
+        checked before anything is written (``InvalidAlert`` for one that cannot be stored).
+        """
         if not alerts:
             return []
+        plains = [plain_alert(alert) for alert in alerts]
+        by_driver: dict[str, list[int]] = {}
+        for i, plain in enumerate(plains):
+            by_driver.setdefault(plain["driver_id"], []).append(i)
         now_ms = str(int(time.time() * 1000))
-        retention_ms = str(max(0, self._retention_s * 1000))
-        stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
         channel = wake_channel(self._prefix)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for alert in alerts:
-                plain = to_plain(alert)
-                await self._script(
-                    keys=[
-                        driver_seen_key(self._prefix, alert.driver_id),
-                        driver_stream_key(self._prefix, alert.driver_id),
-                    ],
-                    args=[
-                        alert.alert_id,
-                        _mark(plain),
-                        orjson.dumps(plain),
-                        self._maxlen,
-                        now_ms,
-                        channel,
-                        SEEN_TTL_S,
-                        alert.driver_id,
-                        retention_ms,
-                        stream_ttl,
-                    ],
-                    client=pipe,
-                )
-            results = await pipe.execute()
-        stored = [(alert, _text(r[0]) if r else None) for alert, r in zip(alerts, results, strict=True)]
-        if self._dispatch_maxlen > 0 and any(sid for _, sid in stored):
-            key = dispatch_stream_key(self._prefix)
+        retention_ms = max(0, self._retention_s * 1000)
+        stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
+        calls: list[tuple[list[int], list[Any]]] = []
+        for driver, indexes in by_driver.items():
+            keys = [driver_seen_key(self._prefix, driver), driver_stream_key(self._prefix, driver)]
+            head = [self._maxlen, now_ms, channel, SEEN_TTL_S, driver, retention_ms, stream_ttl]
+            for start in range(0, len(indexes), ALERTS_PER_CALL):
+                chunk = indexes[start : start + ALERTS_PER_CALL]
+                args: list[Any] = [*keys, *head]
+                for i in chunk:
+                    plain = plains[i]
+                    args += (plain["alert_id"], _mark(plain), orjson.dumps(plain))
+                calls.append((chunk, args))
+        replies = await self._run(self._append_sha, _APPEND, 2, [args for _, args in calls])
+        ids: list[str | None] = [None] * len(plains)
+        payloads: list[bytes | None] = [None] * len(plains)
+        for (chunk, _), reply in zip(calls, replies, strict=True):
+            for i, stored in zip(chunk, reply, strict=True):
+                if stored:
+                    ids[i], payloads[i] = _text(stored[0]), stored[1]
+        if self._dispatch_maxlen > 0 and any(ids):
+            args = [dispatch_stream_key(self._prefix), self._dispatch_maxlen]
+            for plain, sid, payload in zip(plains, ids, payloads, strict=True):
+                if sid is not None:
+                    args += (payload, plain["driver_id"], sid)
+            await self._run(self._dispatch_sha, _DISPATCH, 1, [args])
+        return list(zip(alerts, ids, strict=True))
+
+    async def _run(self, sha: str, script: str, nkeys: int, calls: list[list[Any]]) -> list[Any]:
+        """EVALSHA every call in one pipeline; loads the script and retries the calls Redis lacked it for.
+
+        (A registered redis-py script would ask Redis whether it exists on every pipeline: a round trip.)
+        """
+        replies: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(2):
             async with self._client.pipeline(transaction=False) as pipe:
-                for (alert, sid), r in zip(stored, results, strict=True):
-                    if sid is not None:
-                        fields = {"a": r[1], "d": alert.driver_id, "s": sid}
-                        pipe.xadd(key, fields, maxlen=self._dispatch_maxlen, approximate=True)  # type: ignore[arg-type]
-                await pipe.execute()
-        return stored
+                for n in pending:
+                    pipe.evalsha(sha, nkeys, *calls[n])
+                results = await pipe.execute(raise_on_error=False)
+            missing: list[int] = []
+            for n, result in zip(pending, results, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 0:
+                    missing.append(n)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    replies[n] = result
+            if not missing:
+                break
+            await self._client.script_load(script)
+            pending = missing
+        return replies
+
+
+def _sha(script: str) -> str:
+    """The name Redis gives a script (EVALSHA)."""
+    return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - not a security use
 
 
 def _text(value: bytes | str) -> str:

@@ -6,10 +6,19 @@ import asyncio
 from dataclasses import replace
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from schemas import Alert, alert_id_for
-from stream.runtime.redis_outbox import RedisOutbox, dispatch_stream_key, driver_stream_key
+from schemas.codec import to_plain
+from stream.runtime import redis_outbox
+from stream.runtime.redis_outbox import (
+    InvalidAlert,
+    RedisOutbox,
+    dispatch_stream_key,
+    driver_seen_key,
+    driver_stream_key,
+)
 
 
 def _alert(driver: str = "d1", event: str = "e1", state: str = "raised", title: str = "x") -> Alert:
@@ -64,21 +73,26 @@ async def test_clear_of_unseen_alert_is_dropped(redis_client: aioredis.Redis, pr
     assert await _states(redis_client, prefix, "d1") == []
 
 
+async def _wakeups(pubsub: aioredis.client.PubSub, count: int) -> list[str]:
+    woken: list[str] = []
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while len(woken) < count and asyncio.get_running_loop().time() < deadline:
+        message = await pubsub.get_message(timeout=0.2)
+        if message is not None:
+            woken.append(message["data"].decode())
+    return woken
+
+
 async def test_drivers_are_kept_apart(redis_client: aioredis.Redis, prefix: str) -> None:
-    """Each driver's stream holds only its own alerts, and each append wakes its driver."""
+    """Each driver's stream holds only its own alerts; a batch wakes each driver it wrote to once."""
     outbox = RedisOutbox(redis_client, prefix)
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe(f"{prefix}:wake")
         await outbox.append([_alert("d1"), _alert("d2", "e2"), replace(_alert("d1"), title="y")])
-        woken: list[str] = []
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while len(woken) < 3 and asyncio.get_running_loop().time() < deadline:
-            message = await pubsub.get_message(timeout=0.5)
-            if message is not None:
-                woken.append(message["data"].decode())
+        woken = await _wakeups(pubsub, 3)
     assert await _states(redis_client, prefix, "d1") == [("e1", "raised"), ("e1", "updated")]
     assert await _states(redis_client, prefix, "d2") == [("e2", "raised")]
-    assert sorted(woken) == ["d1", "d1", "d2"]
+    assert sorted(woken) == ["d1", "d2"]
 
 
 async def test_streams_are_bounded_by_age(redis_client: aioredis.Redis, prefix: str) -> None:
@@ -103,3 +117,113 @@ async def test_dispatch_stream_gets_every_stored_transition_as_delivered(
     assert seen == [("d1", "raised"), ("d2", "raised"), ("d1", "updated"), ("d2", "cleared")]
     driver_ids = [i.decode() for i, _ in await redis_client.xrange(driver_stream_key(prefix, "d1"))]
     assert [f[b"s"].decode() for _, f in entries if f[b"d"] == b"d1"] == driver_ids
+
+
+async def test_one_call_stores_a_drivers_alerts_in_order_with_mixed_dedupe(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """Several alerts of one driver in one batch: each decided against the ones before it, in order."""
+    outbox = RedisOutbox(redis_client, prefix)
+    await outbox.append([_alert(event="e0")])
+    batch = [
+        _alert(event="e1"),
+        _alert(event="e1"),  # a replay inside the batch
+        _alert(event="e2", state="cleared"),  # never seen by the driver
+        _alert(event="e0", title="closed until 18:00"),  # news for an alert the driver holds
+        _alert(event="e0", state="raised", title="closed until 18:00"),  # and its replay
+        _alert(event="e3", state="updated"),  # the driver never had it: raised
+        _alert(event="e1", state="cleared"),
+        _alert(event="e1", state="cleared"),
+    ]
+    async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(f"{prefix}:wake")
+        results = await outbox.append(batch)
+        woken = await _wakeups(pubsub, 2)
+    assert [alert for alert, _ in results] == batch
+    assert [sid is not None for _, sid in results] == [True, False, False, True, False, True, True, False]
+    entries = await redis_client.xrange(driver_stream_key(prefix, "d1"))
+    assert [e[0].decode() for e in entries][1:] == [sid for _, sid in results if sid is not None]
+    assert await _states(redis_client, prefix, "d1") == [
+        ("e0", "raised"),
+        ("e1", "raised"),
+        ("e0", "updated"),
+        ("e3", "raised"),
+        ("e1", "cleared"),
+    ]
+    assert woken == ["d1"]  # one wake-up for the whole batch
+
+
+async def test_a_replayed_batch_stores_nothing_and_adds_no_dispatch_entry(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """Replaying a batch of several drivers (a restart re-raises everything) is absorbed entirely."""
+    outbox = RedisOutbox(redis_client, prefix)
+    batch = [_alert(d, e) for d in ("d1", "d2", "d3") for e in ("e1", "e2")]
+    first = await outbox.append(batch)
+    again = await outbox.append(list(reversed(batch)))
+    assert all(sid is not None for _, sid in first)
+    assert all(sid is None for _, sid in again)
+    assert await redis_client.xlen(dispatch_stream_key(prefix)) == len(batch)
+    for driver in ("d1", "d2", "d3"):
+        assert await _states(redis_client, prefix, driver) == [("e1", "raised"), ("e2", "raised")]
+
+
+async def test_plain_dicts_are_stored_as_records_are(redis_client: aioredis.Redis, prefix: str) -> None:
+    """A decoded wire dict is stored byte for byte as its Alert would be, and deduplicated against it."""
+    record = _alert("d1", "e1")
+    plain = orjson.loads(orjson.dumps(to_plain(record)))
+    await RedisOutbox(redis_client, prefix).append([record])
+    [(returned, sid)] = await RedisOutbox(redis_client, prefix + "b").append([plain])
+    assert returned is plain and sid is not None
+    [(_, replay)] = await RedisOutbox(redis_client, prefix).append([plain])
+    assert replay is None
+    one = await redis_client.xrange(driver_stream_key(prefix, "d1"))
+    two = await redis_client.xrange(driver_stream_key(prefix + "b", "d1"))
+    assert [f[b"a"] for _, f in one] == [f[b"a"] for _, f in two] == [orjson.dumps(plain)]
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"driver_id": None}, "driver_id"),
+        ({"alert_id": ""}, "alert_id"),
+        ({"state": "exploded"}, "state"),
+    ],
+)
+async def test_an_alert_that_cannot_be_stored_is_refused_before_any_write(
+    redis_client: aioredis.Redis, prefix: str, change: dict[str, object], complaint: str
+) -> None:
+    """A batch with an alert lacking its driver, id or a known state writes nothing and says why."""
+    outbox = RedisOutbox(redis_client, prefix)
+    bad = {**to_plain(_alert("d2")), **change}
+    with pytest.raises(InvalidAlert, match=complaint):
+        await outbox.append([to_plain(_alert("d1")), bad])
+    with pytest.raises(InvalidAlert, match="JSON object"):
+        await outbox.append(["not an alert"])  # type: ignore[list-item]
+    assert await redis_client.exists(driver_stream_key(prefix, "d1"), driver_seen_key(prefix, "d1")) == 0
+
+
+async def test_large_batches_are_split_into_calls_in_order(
+    redis_client: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver with more alerts than one script call takes keeps them in order across calls."""
+    monkeypatch.setattr(redis_outbox, "ALERTS_PER_CALL", 3)
+    outbox = RedisOutbox(redis_client, prefix)
+    batch = [_alert("d1", f"e{n}") for n in range(8)] + [_alert("d1", "e2", state="cleared")]
+    results = await outbox.append(batch)
+    assert all(sid is not None for _, sid in results)
+    expected = [(f"e{n}", "raised") for n in range(8)] + [("e2", "cleared")]
+    assert await _states(redis_client, prefix, "d1") == expected
+
+
+async def test_scripts_are_loaded_again_after_redis_forgets_them(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """After a Redis restart (an empty script cache) the next append loads its scripts and stores."""
+    outbox = RedisOutbox(redis_client, prefix)
+    await outbox.append([_alert("d1", "e1")])
+    await redis_client.script_flush()
+    [(_, sid)] = await outbox.append([_alert("d1", "e2")])
+    assert sid is not None
+    assert await _states(redis_client, prefix, "d1") == [("e1", "raised"), ("e2", "raised")]
+    assert await redis_client.xlen(dispatch_stream_key(prefix)) == 2
