@@ -146,6 +146,39 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
     )
 
 
+async def test_malformed_alerts_are_dead_lettered_and_the_rest_stored(
+    deployment: Deployment, redis_client: aioredis.Redis
+) -> None:
+    """An alert envelope that is not JSON, or an alert without a driver or a known state, is
+    dead-lettered with its reason; the good alerts of the same envelope reach their driver."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import Alert, alert_id_for
+    from schemas.codec import to_plain
+
+    deployment.start_worker()
+    settings = deployment.settings
+    good = to_plain(
+        Alert(alert_id_for("rz", "it:z"), "rz", "dz", "it:z", "closure", "raised", 10.0, None, None, "z")
+    )
+    envelope = orjson.dumps([{**good, "driver_id": None}, good, {**good, "state": "exploded"}])
+    async with Publisher(settings) as pub:  # the worker is up once it has created its topics
+        await pub.register_routes([_route("r1", "d1", 0)])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic("alerts"), b"[{not json", key=b"alerts")
+        await producer.send_and_wait(settings.topic("alerts"), envelope, key=b"alerts")
+    finally:
+        await producer.stop()
+    await _wait_stream(redis_client, settings.topic_prefix, "dz", [("it:z", "raised")])
+    records = await read_topic(settings, "events.rejected", 3)
+    assert sorted(r["reason"] for r in records) == ["invalid_alert"] * 3
+    errors = " ".join(r["error"] for r in records)
+    assert "not an alert envelope" in errors and "driver_id" in errors and "exploded" in errors
+    assert all(r["where"].startswith(settings.topic("alerts")) for r in records)
+
+
 async def test_redis_restart_loses_nothing(
     deployment: Deployment, redis_client: aioredis.Redis, embedded_services: EmbeddedServices
 ) -> None:
