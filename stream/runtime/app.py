@@ -25,6 +25,7 @@ from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
 from stream.core.partition import PartitionIndex, StampedEvent
 from stream.runtime import envelopes, metrics
+from stream.runtime.affected import affected
 from stream.runtime.faust_tuning import set_fetch_wait
 from stream.runtime.redis_outbox import RedisOutbox
 from stream.runtime.redis_state import RedisState
@@ -134,15 +135,9 @@ class Runtime:
         metrics.active_routes.set(self.index.engine.route_count)
         metrics.active_events.set(self.index.engine.event_count)
 
-    def affected(self) -> tuple[Counter[str], int]:
-        """Routes concerned per event id, and distinct drivers, over the raised alerts held here."""
-        routes_by_event: Counter[str] = Counter()
-        drivers: set[str] = set()
-        engine = self.index.engine
-        for ev, raised in engine.book.by_event.items():
-            routes_by_event[engine.index.states[ev].event.id] += len(raised.r)  # type: ignore[union-attr]
-            drivers.update(engine.route_state(int(r)).route.driver_id for r in raised.r)
-        return routes_by_event, len(drivers)
+    def affected(self, top: int = metrics.TOP_EVENTS) -> tuple[Counter[str], int]:
+        """Routes concerned by the ``top`` events concerning most, and distinct drivers alerted here."""
+        return affected(self.index.engine, top)
 
     async def rebuild(self, partitions: Iterable[int]) -> None:
         """Forget the routes of revoked partitions; load those of new ones (and the events) from Redis."""
