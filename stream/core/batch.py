@@ -11,7 +11,7 @@ import numpy as np
 from schemas import Event
 from stream.core import lifecycle as lc
 from stream.core.lifecycle import Delta, EventAlerts
-from stream.core.matching import Concerned, apply_rules, batch_rows, decide, first_rows
+from stream.core.matching import Concerned, apply_rules, batch_rows, decide
 from stream.core.rules import epoch
 from stream.core.shapes import ShapeBatch, shapes_for
 
@@ -65,7 +65,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
         geo, shapes = _shapes(engine, geo)
     if geo:
         slots = index.store(geo, shapes, at)
-        rows = first_rows(batch_rows(engine.grid, engine.table, index.table, shapes, slots))
+        rows = batch_rows(engine.grid, engine.table, index.table, shapes, slots)
         found = decide(engine.grid, engine.table, index.table, index.states, rows, shapes.prims, when)
         _reconcile(book, geo, slots, found, changed, delta)
     if ports:

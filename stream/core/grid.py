@@ -275,15 +275,12 @@ class SegmentGrid:
         self._atop = int(caps.sum())
 
     # -- queries -----------------------------------------------------------------------------
-    def query(self, boxes: Array) -> tuple[Array, Array]:
-        """Segments whose filed midpoint lies in each box (``xmin, ymin, xmax, ymax`` rows).
-
-        Returns ``(box index, segment)`` pairs; grow boxes by ``reach_m`` plus the corridor to
-        find every segment within the corridor of what the box covers.
-        """
+    def box_cells(self, boxes: Array) -> tuple[Array, Array, Array]:
+        """The existing cells under each box: ``(box index, cell row)`` pairs in box order, and the
+        boxes relative to the grid origin in float32 (as the filed midpoints), grown by a hair."""
         empty = np.zeros(0, dtype=np.int64)
         if self.origin is None or len(boxes) == 0:
-            return empty, empty
+            return empty, empty, np.zeros((0, 4), dtype=np.float32)
         ox, oy, cell = self.origin[0], self.origin[1], self.cell_m
         rel = boxes - np.array([ox, oy, ox, oy])
         ix0 = np.floor(rel[:, 0] / cell).astype(np.int64)
@@ -296,17 +293,27 @@ class SegmentGrid:
         nyb = ny[box]
         rows = self._lookup(ix0[box] + k // nyb + _OFF, iy0[box] + k % nyb + _OFF)
         found = rows >= 0
-        rows = rows[found]
-        box = box[found]
+        grown = (rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])).astype(np.float32)
+        return box[found], rows[found], grown
+
+    def query(self, boxes: Array) -> tuple[Array, Array]:
+        """Segments whose filed midpoint lies in each box (``xmin, ymin, xmax, ymax`` rows).
+
+        Returns ``(box index, segment)`` pairs; grow boxes by ``reach_m`` plus the corridor to
+        find every segment within the corridor of what the box covers.
+        """
+        box, rows, rel = self.box_cells(boxes)
         counts = self._ccount[rows]
         idx = ragged(self._cstart[rows], counts)
         ebox = np.repeat(box, counts)
-        lox, loy, hix, hiy = (
-            (rel[:, k] + d).astype(np.float32) for k, d in enumerate((-_SLACK, -_SLACK, _SLACK, _SLACK))
-        )
         mx, my = self._amx[idx], self._amy[idx]
+        lox, loy, hix, hiy = (rel[:, k] for k in range(4))
         keep = (mx >= lox[ebox]) & (mx <= hix[ebox]) & (my >= loy[ebox]) & (my <= hiy[ebox])
         return ebox[keep], self._ap[idx[keep]].astype(np.int64)
+
+    def arena(self) -> tuple[Array, Array, Array, Array, Array]:
+        """The cells' slices of the arena and its columns: start, count, segment, midpoint x, y."""
+        return self._cstart, self._ccount, self._ap, self._amx, self._amy
 
     @property
     def nbytes(self) -> int:

@@ -16,6 +16,7 @@ import shapely
 
 from stream.core.distance import heading_dot, point_segment, segment_segment
 from stream.core.grid import SegmentGrid
+from stream.core.kernels import scan_cells
 from stream.core.rules import applies_to, in_schedule, valid_at
 from stream.core.shapes import ShapeBatch
 from stream.core.tables import EventState, EventTable, RouteTable
@@ -90,22 +91,6 @@ def _distances(
     return dist, t
 
 
-def exact_rows(
-    grid: SegmentGrid, routes: RouteTable, thr: Array, ev_of_q: Array, prims: Array, p: Array, q: Array
-) -> Rows:
-    """Keep the candidate pairs (segment p, primitive q) within the primitive's event corridor."""
-    r = grid.vroute[p]
-    live = np.flatnonzero(p >= routes.cur_p[r])  # a freed segment has r = -1: cur_p[-1] is huge
-    p, q, r = p[live], q[live], r[live]
-    ax, ay, _ = segment_starts(grid, routes, p, r, along=False)
-    ev = ev_of_q[q]
-    limit = thr[ev]
-    b = grid.vxy[p + 1]
-    dist, t = _distances(ax, ay, b.real, b.imag, prims, q, limit)
-    keep = np.flatnonzero(dist <= limit)
-    return Rows(ev[keep], r[keep], p[keep], dist[keep], t[keep], q[keep])
-
-
 def inside_rows(
     grid: SegmentGrid, routes: RouteTable, polygons: Array, slots: Array, qs: Array, owner: Array, p: Array
 ) -> Rows:
@@ -129,23 +114,44 @@ def _objects(items: list[Any]) -> Array:
 def batch_rows(
     grid: SegmentGrid, routes: RouteTable, events: EventTable, batch: ShapeBatch, slots: Array
 ) -> Rows:
-    """Candidates of a batch of events from the grid, checked exactly."""
-    box, p = grid.query(batch.boxes)
-    width = batch.box_hi - batch.box_lo
-    if (width == 1).all():
-        q = batch.box_lo[box]
-    else:
-        n = width[box]
-        q = np.repeat(batch.box_lo[box] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
-        p = np.repeat(p, n)
+    """Per (event, route) of a batch, the first segment ahead within the corridor (``first_rows``),
+    sorted by event slot: one compiled scan of the grid cells under the events' boxes, plus the
+    segments that start inside areal events."""
+    box, cell, rel = grid.box_cells(batch.boxes)
     ev_of_q = slots[batch.prim_event]
-    parts = [exact_rows(grid, routes, events.thr, ev_of_q, batch.prims, p, q)]
+    cstart, ccount, ap, amx, amy = grid.arena()
+    cols = scan_cells(
+        box,
+        cell,
+        slots[batch.box_event],
+        batch.box_lo,
+        batch.box_hi,
+        rel,
+        batch.prims,
+        ev_of_q,
+        events.thr,
+        cstart,
+        ccount,
+        ap,
+        amx,
+        amy,
+        grid.vx,
+        grid.vy,
+        grid.vroute,
+        routes.cur_p,
+        routes.has_pos,
+        routes.px,
+        routes.py,
+    )
+    rows = Rows(*cols)
     areal = np.array([i for i, poly in enumerate(batch.polygons) if poly is not None], dtype=np.int64)
     if len(areal):
         owner, p = grid.query(batch.bbox[areal])
         polygons = _objects([batch.polygons[i] for i in areal.tolist()])
-        parts.append(inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p))
-    return Rows.concat(parts)
+        inside = inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p)
+        if len(inside.ev):
+            return first_rows(Rows.concat([rows, inside]))
+    return rows.take(np.argsort(rows.ev, kind="stable"))
 
 
 def route_rows(

@@ -1,0 +1,167 @@
+"""Compiled inner loops of the join (numba): a scan of grid cells that keeps the pairs that match.
+
+The vectorised numpy form of the same work (``stream.core.distance``) builds an array per step
+for every candidate; here each grid entry is read once, checked against its query box, measured
+exactly against the event's primitives, and kept only if it is the first segment of its route
+within the corridor. Results are the same rows ``matching.first_rows`` would pick.
+Compiled code is cached next to this module (``cache=True``), so a process pays the compilation
+once per machine, not once per start.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+Array = np.ndarray[Any, Any]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _point_segment2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> tuple[float, float]:
+    """Squared distance from P to segment AB, and the parameter on AB of the closest point."""
+    rx = bx - ax
+    ry = by - ay
+    rr = rx * rx + ry * ry
+    t = ((px - ax) * rx + (py - ay) * ry) / (rr if rr > 0.0 else 1.0)
+    t = min(1.0, max(0.0, t))
+    dx = ax + t * rx - px
+    dy = ay + t * ry - py
+    return dx * dx + dy * dy, t
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_distance2(
+    ax: float, ay: float, bx: float, by: float, cx: float, cy: float, dx: float, dy: float
+) -> tuple[float, float]:
+    """Squared distance between segment AB and primitive CD (a point when C == D), and the
+    parameter on AB of AB's closest point. Crossing segments are at distance 0, as in
+    ``distance.segment_segment``, with the same choice among equally close points."""
+    if cx == dx and cy == dy:
+        return _point_segment2(cx, cy, ax, ay, bx, by)
+    rx, ry, sx, sy = bx - ax, by - ay, dx - cx, dy - cy
+    den = rx * sy - ry * sx
+    if den != 0.0:
+        qx, qy = cx - ax, cy - ay
+        u = (qx * sy - qy * sx) / den
+        v = (qx * ry - qy * rx) / den
+        if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0:
+            return 0.0, u
+    dist, t = _point_segment2(cx, cy, ax, ay, bx, by)
+    d2, t2 = _point_segment2(dx, dy, ax, ay, bx, by)
+    if d2 < dist:
+        dist, t = d2, t2
+    da, _ = _point_segment2(ax, ay, cx, cy, dx, dy)
+    if da < dist:
+        dist, t = da, 0.0
+    db, _ = _point_segment2(bx, by, cx, cy, dx, dy)
+    if db < dist:
+        dist, t = db, 1.0
+    return dist, t
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_cells(
+    pair_box: Array,
+    pair_row: Array,
+    box_ev: Array,
+    box_lo: Array,
+    box_hi: Array,
+    box_rel: Array,
+    prims: Array,
+    prim_ev: Array,
+    thr: Array,
+    cstart: Array,
+    ccount: Array,
+    ap: Array,
+    amx: Array,
+    amy: Array,
+    vx: Array,
+    vy: Array,
+    vroute: Array,
+    cur_p: Array,
+    has_pos: Array,
+    px: Array,
+    py: Array,
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """Per (event, route), the first segment ahead of the vehicle within the event's corridor.
+
+    ``pair_box``/``pair_row`` list the grid cells of each query box, grouped by event
+    (``box_ev``: the event of each box, as its slot); a box pairs its candidates with primitives
+    ``box_lo .. box_hi`` (rows of ``prims``, owned by event slots ``prim_ev``). ``box_rel`` holds
+    the boxes relative to the grid origin, as the arena's float32 midpoints are. Returns the
+    columns event slot, route slot, segment, distance, parameter on the segment, primitive.
+    """
+    cap = 1024
+    o_ev = np.empty(cap, np.int64)
+    o_r = np.empty(cap, np.int64)
+    o_p = np.empty(cap, np.int64)
+    o_d = np.empty(cap, np.float64)
+    o_t = np.empty(cap, np.float64)
+    o_q = np.empty(cap, np.int64)
+    n = 0
+    stamp = np.full(len(cur_p), -1, np.int64)
+    where = np.zeros(len(cur_p), np.int64)
+    group = -1
+    last_ev = -1
+    for k in range(len(pair_box)):
+        b = pair_box[k]
+        e = box_ev[b]
+        if e != last_ev:
+            last_ev = e
+            group += 1
+        row = pair_row[k]
+        lox, loy, hix, hiy = box_rel[b, 0], box_rel[b, 1], box_rel[b, 2], box_rel[b, 3]
+        limit = thr[e]
+        limit2 = limit * limit
+        for j in range(cstart[row], cstart[row] + ccount[row]):
+            mx = amx[j]
+            my = amy[j]
+            if mx < lox or mx > hix or my < loy or my > hiy:
+                continue
+            p = ap[j]
+            r = vroute[p]
+            if r < 0 or p < cur_p[r]:
+                continue
+            ax = vx[p]
+            ay = vy[p]
+            if p == cur_p[r] and has_pos[r]:
+                ax = px[r]
+                ay = py[r]
+            if stamp[r] == group and p > o_p[where[r]]:
+                continue  # a segment of this route nearer its vehicle already matched this event
+            bx = vx[p + 1]
+            by = vy[p + 1]
+            for q in range(box_lo[b], box_hi[b]):
+                cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
+                if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
+                    continue
+                if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
+                    continue
+                d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
+                if not d2 <= limit2:
+                    continue
+                d = math.sqrt(d2)
+                if stamp[r] == group:
+                    i = where[r]
+                    if p < o_p[i] or (p == o_p[i] and d < o_d[i]):
+                        o_p[i], o_d[i], o_t[i], o_q[i] = p, d, t, q
+                    continue
+                if n == cap:
+                    cap *= 2
+                    o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
+                    o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
+                stamp[r] = group
+                where[r] = n
+                o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = prim_ev[q], r, p, d, t, q
+                n += 1
+    return o_ev[:n], o_r[:n], o_p[:n], o_d[:n], o_t[:n], o_q[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(arr: Array, cap: int) -> Array:
+    out = np.empty(cap, arr.dtype)
+    out[: len(arr)] = arr
+    return out
