@@ -34,7 +34,7 @@ class PartitionSnapshot:
 
 def encode_stamped(item: StampedEvent) -> bytes:
     """The wire and storage form of a stamped event."""
-    return orjson.dumps({"seq": item.seq, "event": to_plain(item.event)})
+    return orjson.dumps({"seq": item.seq, "event": item.event}, option=orjson.OPT_NAIVE_UTC)
 
 
 def _stamped(data: dict[str, Any]) -> StampedEvent:
@@ -91,19 +91,22 @@ class RedisState:
                     pipe.zrem(self._expiry, member)
             await pipe.execute()
 
-    async def save_events(self, stamped: Sequence[StampedEvent]) -> None:
+    async def save_events(
+        self, stamped: Sequence[StampedEvent], encoded: Sequence[bytes] | None = None
+    ) -> None:
         """Keep each event's latest version; schedule cancelled and bounded ones for pruning.
 
         Three commands per batch whatever its size (the last version of an id in the batch wins).
+        ``encoded``: the items' ``encode_stamped`` forms, when the caller has them already.
         """
         if not stamped:
             return
         now = time.time()
         fields: dict[str, bytes] = {}
         removable_at: dict[str, float | None] = {}
-        for item in stamped:
+        for item, value in zip(stamped, encoded or [encode_stamped(item) for item in stamped], strict=True):
             event = item.event
-            fields[event.id] = encode_stamped(item)
+            fields[event.id] = value
             if event.status == "cancelled":
                 removable_at[f"e:{event.id}"] = now + TOMBSTONE_RETENTION_S
             elif event.valid_until is not None:

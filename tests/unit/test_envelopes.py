@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from schemas import Event
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+
+from schemas import Alert, Event, VehicleConditions
+from schemas.codec import dumps, to_plain
 from stream.core.partition import StampedEvent
-from stream.runtime.redis_state import pack_stamped, unpack_stamped
+from stream.runtime.envelopes import encode_alert
+from stream.runtime.redis_state import decode_stamped, encode_stamped, pack_stamped, unpack_stamped
 
 
 def _stamped(n: int) -> StampedEvent:
@@ -53,3 +60,59 @@ def test_a_single_record_reads_as_a_batch_of_one() -> None:
 
     assert unpack(b'{"a": 1}') == [{"a": 1}]
     assert unpack(b'[{"a": 1}, {"a": 2}]') == [{"a": 1}, {"a": 2}]
+
+
+def _alert(**changes: object) -> Alert:
+    alert = Alert(
+        alert_id="a1",
+        route_id="r1",
+        driver_id="d1",
+        event_id="e1",
+        kind="closure",
+        state="raised",
+        distance_ahead_m=120.5,
+        valid_from=datetime(2026, 5, 4, 8, 0, tzinfo=UTC),
+        valid_until=None,
+        title='a title with "event_received_at":null inside',
+        street="Rue \u00e9",
+        expected_at=datetime(2026, 5, 4, 9, 30, 15, 123456, tzinfo=UTC),
+        created_at=datetime(2026, 5, 4, 8, 1, tzinfo=timezone(timedelta(hours=2))),
+    )
+    return replace(alert, **changes)  # type: ignore[arg-type]
+
+
+def test_encoded_alerts_are_what_the_codec_writes() -> None:
+    """An alert's wire form, with or without its receipt time, is the codec's encoding of the record."""
+    received = datetime(2026, 5, 4, 8, 0, 0, 250000, tzinfo=UTC)
+    for alert in (_alert(), _alert(distance_ahead_m=None, title=None, state="cleared", reason="expired")):
+        assert encode_alert(alert) == dumps(alert)
+        encoded = encode_alert(alert, received)
+        assert encoded == dumps(replace(alert, event_received_at=received))
+        assert Alert.from_dict(orjson.loads(encoded)) == replace(alert, event_received_at=received)
+
+
+def test_a_receipt_time_replaces_one_already_set() -> None:
+    """An alert that already carries a receipt time gets the one given."""
+    earlier = datetime(2026, 5, 4, 7, 0, tzinfo=UTC)
+    received = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+    encoded = encode_alert(_alert(event_received_at=earlier), received)
+    assert encoded == dumps(_alert(event_received_at=received))
+
+
+def test_stamped_events_are_encoded_as_the_codec_writes_them() -> None:
+    """The stored and fanned-out form of an event is the codec's plain form, datetimes and all."""
+    event = Event(
+        id="t:rich",
+        source="t",
+        kind="restriction",
+        geometry={"type": "Point", "coordinates": [2.35, 48.85]},
+        valid_from=datetime(2026, 5, 4, 8, 0, tzinfo=timezone(timedelta(hours=2))),
+        valid_until=datetime(2026, 5, 4, 18, 0, 0, 500, tzinfo=UTC),
+        schedule={"mon": ("08:00-12:00",)},
+        vehicles=VehicleConditions(max_weight_t=7.5, critair=("4", "5"), hazmat=True),
+        title="Poids lourds \u2265 7,5 t",
+        details={"lanes": 2, "note": None},
+    )
+    item = StampedEvent(1_234_567_890_123, event)
+    assert encode_stamped(item) == orjson.dumps({"seq": item.seq, "event": to_plain(event)})
+    assert decode_stamped(encode_stamped(item)) == item
