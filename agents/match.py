@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 
 from schemas import Event
 from stream.core.partition import StampedEvent
-from stream.runtime import metrics
+from stream.runtime import envelopes, metrics
 from stream.runtime.app import (
     app,
     consumer_lags,
@@ -21,8 +22,9 @@ from stream.runtime.app import (
     partition_count,
     publish_alerts,
     runtime,
+    settle_heap,
 )
-from stream.runtime.redis_state import pack_stamped, unpack_stamped
+from stream.runtime.redis_state import encode_stamped, unpack_stamped
 from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.match")
@@ -46,10 +48,12 @@ async def fan_out_events(stream: Any) -> None:
                 await dead_letter("stream", "event", where, f"not a normalized event: {exc!r}", message.value)
                 continue
             stamped.append(StampedEvent(time.time_ns(), event))
-            metrics.events_in.labels(event.source, event.kind).inc()
-        await until_done("saving events", runtime.state.save_events, stamped)
+        for (source, kind), count in Counter((s.event.source, s.event.kind) for s in stamped).items():
+            metrics.events_in.labels(source, kind).inc(count)
+        encoded = [encode_stamped(item) for item in stamped]
+        await until_done("saving events", runtime.state.save_events, stamped, encoded)
         partitions = partition_count(fanout_topic)
-        for envelope in pack_stamped(stamped):
+        for envelope in envelopes.pack(encoded):
             for partition in range(partitions):
                 await fanout_topic.send(key=b"events", value=envelope, partition=partition)
 
@@ -88,7 +92,8 @@ async def observe_worker() -> None:
 
 @app.timer(PRUNE_EVERY_S)
 async def prune_state() -> None:
-    """Forget tombstones and expired events whose retention has passed."""
+    """Forget tombstones and expired events whose retention has passed; let the collector see the index."""
     pruned = await until_done("pruning state", runtime.state.prune)
     if pruned:
         log.info("pruned %d stored tombstones and expired events", pruned)
+    settle_heap()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -38,8 +39,7 @@ async def notify_drivers(stream: Any) -> None:
                 except InvalidAlert as exc:
                     await dead_letter("stream", "alert", where, str(exc), orjson.dumps(record))
         stored = await until_done("storing alerts", runtime.outbox.append, alerts)
-        for alert, stream_id in stored:
-            if stream_id is None:
-                metrics.alerts_deduplicated.inc()
-            else:
-                metrics.alerts_stored.labels(alert["state"]).inc()
+        states = Counter(alert["state"] for alert, stream_id in stored if stream_id is not None)
+        for state, count in states.items():
+            metrics.alerts_stored.labels(state).inc(count)
+        metrics.alerts_deduplicated.inc(len(stored) - states.total())

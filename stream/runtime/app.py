@@ -10,11 +10,12 @@ no pair is ever decided in two places.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,10 +166,41 @@ class Runtime:
             len(alerts),
         )
         self.refresh_gauges()
+        settle_heap()
         await publish_alerts(alerts)
 
 
 runtime = Runtime(settings)
+
+
+def settle_heap() -> None:
+    """Collect everything, then freeze what survives (the index) out of the collector's scans.
+
+    A full collection walks every tracked object: with an index of 10,000 routes that pauses the
+    worker ~80 ms each time, several times a second's worth of alerts. Frozen objects are still
+    freed by reference counting; cyclic garbage among them waits for the next ``settle_heap``.
+    """
+    started = time.perf_counter()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    metrics.gc_freezes.inc()
+    log.info("gc: %d objects frozen (%.0f ms)", gc.get_freeze_count(), (time.perf_counter() - started) * 1000)
+
+
+_gc_started: list[float] = []
+
+
+def _measure_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        metrics.gc_pause_seconds.labels(str(info.get("generation", "?"))).observe(
+            time.perf_counter() - _gc_started.pop()
+        )
+
+
+gc.callbacks.append(_measure_gc)
 
 
 async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes) -> None:
@@ -194,14 +226,23 @@ async def publish_alerts(alerts: list[Alert], received_ns: Mapping[str, int] | N
     """
     if not alerts:
         return
+    for (kind, state), count in Counter((alert.kind, alert.state) for alert in alerts).items():
+        metrics.alerts_emitted.labels(kind, state).inc(count)
     partitions = partition_count(alerts_topic)
+    received: dict[str, datetime] = {}
+    if received_ns:
+        for event_id in {alert.event_id for alert in alerts}:
+            seq = received_ns.get(event_id)
+            if seq is not None:
+                received[event_id] = datetime.fromtimestamp(seq / 1e9, UTC)
+    partition_of: dict[str, int] = {}
     by_partition: dict[int, list[bytes]] = {}
     for alert in alerts:
-        metrics.alerts_emitted.labels(alert.kind, alert.state).inc()
-        seq = received_ns.get(alert.event_id) if received_ns else None
-        received = None if seq is None else datetime.fromtimestamp(seq / 1e9, UTC)
-        sent = alert if received is None else replace(alert, event_received_at=received)
-        by_partition.setdefault(envelopes.partition_of(alert.driver_id, partitions), []).append(dumps(sent))
+        partition = partition_of.get(alert.driver_id)
+        if partition is None:
+            partition = partition_of[alert.driver_id] = envelopes.partition_of(alert.driver_id, partitions)
+        encoded = envelopes.encode_alert(alert, received.get(alert.event_id))
+        by_partition.setdefault(partition, []).append(encoded)
     for partition, encoded in by_partition.items():
         for envelope in envelopes.pack(encoded):
             await alerts_topic.send(key=b"alerts", value=envelope, partition=partition)
