@@ -88,8 +88,7 @@ def run_engine(city: City, batch: int) -> tuple[list[float], list[Pairs], float]
     engine = Engine(EngineConfig(corridor_m=CORRIDOR_M))
     started = time.perf_counter()
     for first, lon, lat in route_chunks(city):
-        for i in range(len(lon)):
-            engine.upsert_route(make_route(first + i, lon[i], lat[i]), AT)
+        engine.upsert_routes_delta([make_route(first + i, lon[i], lat[i]) for i in range(len(lon))], AT)
     load_s = time.perf_counter() - started
     evs = events(city)
     times: list[float] = []

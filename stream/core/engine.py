@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -22,14 +23,7 @@ from stream.core.eventindex import EventIndex
 from stream.core.geo import DEFAULT_CRS, project_xy
 from stream.core.grid import SegmentGrid, pieces
 from stream.core.lifecycle import AlertBook, Delta
-from stream.core.matching import (
-    Concerned,
-    apply_rules,
-    behind,
-    decide,
-    first_rows,
-    route_rows,
-)
+from stream.core.matching import Concerned, apply_rules, behind, decide, routes_rows
 from stream.core.progress import snap, travel_speed
 from stream.core.rules import epoch, vehicle_values
 from stream.core.tables import RouteState, RouteTable
@@ -98,58 +92,77 @@ class Engine:
 
     def upsert_route_delta(self, route: Route, at: datetime) -> Delta:
         """``upsert_route``, with the transitions as columns."""
+        return self.upsert_routes_delta([route], at)
+
+    def upsert_routes(self, routes: Sequence[Route], at: datetime) -> list[Alert]:
+        """Register or replace several routes at once (the last version of each counts)."""
+        return self.alerts(self.upsert_routes_delta(routes, at))
+
+    def upsert_routes_delta(self, routes: Sequence[Route], at: datetime) -> Delta:
+        """``upsert_routes``, with the transitions as columns: one projection, one filing in the
+        grid and one compiled scan for the whole batch."""
         self._bury()
         delta = Delta(at)
-        n = len(route.coordinates)
-        if all(len(c) == 2 for c in route.coordinates):
-            flat = np.fromiter(chain.from_iterable(route.coordinates), dtype=float, count=2 * n)
-            lonlat = flat.reshape(n, 2)
-        else:
-            lonlat = np.asarray([c[:2] for c in route.coordinates], dtype=float)
-        x, y = project_xy(lonlat[:, 0], lonlat[:, 1], self.config.crs)
-        slot = self._slot_of.get(route.route_id)
-        old_scope: set[int] = set()
-        position = None
-        if slot is None:
-            slot = self.table.allocate()
-            self._slot_of[route.route_id] = slot
-            self._routes.extend([None] * (slot + 1 - len(self._routes)))
-        else:
-            old = self._routes[slot]
-            assert old is not None  # noqa: S101
-            old_scope = self._scope(old)
-            position = old.position
-            self.grid.remove(int(self.table.start[slot]), old.n)
-            self._by_destination.get(old.route.destination or "", set()).discard(slot)
-        lengths = np.hypot(np.diff(x), np.diff(y))
-        start = self.grid.insert(slot, x, y)
-        _, mx, my = pieces(x, y, lengths, self.config.piece_m)
-        cells = self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my)))
-        light = Route(
-            route.route_id,
-            route.driver_id,
-            (),
-            route.vehicle,
-            route.depart_at,
-            route.arrive_by,
-            route.destination,
-        )
-        state = RouteState(light, slot, lonlat, len(x), float(lengths.sum()), cells)
-        self._routes[slot] = state
+        latest = list({route.route_id: route for route in routes}.values())
+        if not latest:
+            return delta
+        lonlats = [_lonlat(route) for route in latest]
+        counts = np.fromiter((len(a) for a in lonlats), dtype=np.int64, count=len(lonlats))
+        ends = np.cumsum(counts)
+        every = np.concatenate(lonlats)
+        allx, ally = project_xy(every[:, 0], every[:, 1], self.config.crs)
+        slots: list[int] = []
+        extra: list[set[int]] = []
+        moved: list[tuple[int, tuple[float, float, float]]] = []
+        for route in latest:
+            slot = self._slot_of.get(route.route_id)
+            if slot is None:
+                slot = self.table.allocate()
+                self._slot_of[route.route_id] = slot
+                self._routes.extend([None] * (slot + 1 - len(self._routes)))
+                extra.append(set())
+            else:
+                old = self._routes[slot]
+                assert old is not None  # noqa: S101
+                extra.append(self._scope(old))
+                if old.position is not None:
+                    moved.append((slot, old.position))
+                self.grid.remove(int(self.table.start[slot]), old.n)
+                self._by_destination.get(old.route.destination or "", set()).discard(slot)
+            slots.append(slot)
+        xs = np.split(allx, ends[:-1])
+        ys = np.split(ally, ends[:-1])
+        starts = self.grid.insert_many(slots, xs, ys).tolist()
         t = self.table
-        t.w[slot], t.h[slot], t.wd[slot], t.ln[slot], t.crit[slot], t.hazmat[slot] = vehicle_values(
-            route.vehicle
-        )
-        t.speed[slot] = travel_speed(route, state.length_m, self.config.speed_kmh)
-        t.start[slot] = t.cur_p[slot] = start
-        t.has_pos[slot], t.base_s[slot] = False, 0.0
-        t.base_t[slot] = epoch(route.depart_at) if route.depart_at is not None else epoch(at)
-        if route.destination:
-            self._by_destination.setdefault(route.destination, set()).add(slot)
-        if position is not None:
+        for k, route in enumerate(latest):
+            slot, x, y = slots[k], xs[k], ys[k]
+            lengths = np.hypot(np.diff(x), np.diff(y))
+            _, mx, my = pieces(x, y, lengths, self.config.piece_m)
+            cells = self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my)))
+            light = Route(
+                route.route_id,
+                route.driver_id,
+                (),
+                route.vehicle,
+                route.depart_at,
+                route.arrive_by,
+                route.destination,
+            )
+            state = RouteState(light, slot, lonlats[k], len(x), float(lengths.sum()), cells)
+            self._routes[slot] = state
+            t.w[slot], t.h[slot], t.wd[slot], t.ln[slot], t.crit[slot], t.hazmat[slot] = vehicle_values(
+                route.vehicle
+            )
+            t.speed[slot] = travel_speed(route, state.length_m, self.config.speed_kmh)
+            t.start[slot] = t.cur_p[slot] = starts[k]
+            t.has_pos[slot], t.base_s[slot] = False, 0.0
+            t.base_t[slot] = epoch(route.depart_at) if route.depart_at is not None else epoch(at)
+            if route.destination:
+                self._by_destination.setdefault(route.destination, set()).add(slot)
+        for slot, position in moved:
             self._move(slot, *position)
-        reason = lc.ROUTE_CHANGED if old_scope else lc.NO_LONGER
-        self._rematch(slot, at, delta, old_scope, reason)
+        reasons = [lc.ROUTE_CHANGED if old_scope else lc.NO_LONGER for old_scope in extra]
+        self._rematch(slots, at, delta, extra, reasons)
         return delta
 
     def route_position(self, route_id: str, position: tuple[float, float], at: datetime) -> list[Alert]:
@@ -164,7 +177,7 @@ class Engine:
         if slot is None:
             return delta
         self._move(slot, float(position[0]), float(position[1]), epoch(at))
-        self._rematch(slot, at, delta, set(), lc.NO_LONGER)
+        self._rematch([slot], at, delta, [set()], [lc.NO_LONGER])
         return delta
 
     def _move(self, slot: int, lon: float, lat: float, when: float) -> None:
@@ -195,25 +208,34 @@ class Engine:
             scope |= self.index.port_calls.get(state.route.destination, set())
         return scope
 
-    def _rematch(self, slot: int, at: datetime, delta: Delta, extra: set[int], reason: int) -> None:
-        state = self._routes[slot]
-        assert state is not None  # noqa: S101
-        scope = self._scope(state)
+    def _rematch(
+        self, slots: list[int], at: datetime, delta: Delta, extra: list[set[int]], reasons: list[int]
+    ) -> None:
+        """Match routes against the events near them and reconcile each route's alerts."""
         states = self.index.states
-        nearby = [s for e in scope if (s := states[e]) is not None and len(s.prims)]
-        rows = first_rows(route_rows(self.grid, self.table, self.index.table, slot, state.n, nearby))
+        scopes = [self._scope(self.route_state(slot)) for slot in slots]
+        nearby = [[s for e in scope if (s := states[e]) is not None and len(s.prims)] for scope in scopes]
+        ends = np.fromiter((self.route_state(slot).n for slot in slots), dtype=np.int64, count=len(slots))
+        r = np.asarray(slots, dtype=np.int64)
+        rows, prims = routes_rows(self.grid, self.table, r, ends, nearby, self.index.table.thr)
         when = (epoch(at), self.config.at_only)
-        prims = np.concatenate([s.prims for s in nearby]) if nearby else np.zeros((0, 4))
         found = decide(self.grid, self.table, self.index.table, states, rows, prims, when)
-        ports = self._port_calls_of(slot, scope, when)
-        now = {
-            int(e): (float(a), float(x))
-            for c in (found, ports)
-            for e, a, x in zip(c.ev.tolist(), c.ahead.tolist(), c.expected.tolist(), strict=True)
-        }
-        ahead_geo = set(rows.ev[~behind(self.table, rows)].tolist())
-        passed = scope - ahead_geo if reason == lc.NO_LONGER else set()
-        self.book.set_route(slot, scope | extra, now, delta, reason, passed)
+        found = found.take(np.argsort(found.r, kind="stable"))
+        ahead_geo = rows.take(~behind(self.table, rows))
+        ahead_geo = ahead_geo.take(np.argsort(ahead_geo.r, kind="stable"))
+        f_lo, f_hi = np.searchsorted(found.r, r), np.searchsorted(found.r, r, side="right")
+        g_lo, g_hi = np.searchsorted(ahead_geo.r, r), np.searchsorted(ahead_geo.r, r, side="right")
+        for k, slot in enumerate(slots):
+            ports = self._port_calls_of(slot, scopes[k], when)
+            now = {
+                int(e): (float(a), float(x))
+                for c in (found.take(slice(f_lo[k], f_hi[k])), ports)
+                for e, a, x in zip(c.ev.tolist(), c.ahead.tolist(), c.expected.tolist(), strict=True)
+            }
+            passed: set[int] = set()
+            if reasons[k] == lc.NO_LONGER:
+                passed = scopes[k] - set(ahead_geo.ev[g_lo[k] : g_hi[k]].tolist())
+            self.book.set_route(slot, scopes[k] | extra[k], now, delta, reasons[k], passed)
 
     def _port_calls_of(self, slot: int, scope: set[int], when: tuple[float, bool]) -> Concerned:
         state = self._routes[slot]
@@ -278,3 +300,12 @@ class Engine:
                 self._routes[slot] = None
                 self.table.release(slot)
         self._graveyard.clear()
+
+
+def _lonlat(route: Route) -> np.ndarray[Any, Any]:
+    """A route's coordinates as an (n, 2) lon/lat array (a third value, if any, is dropped)."""
+    n = len(route.coordinates)
+    if all(len(c) == 2 for c in route.coordinates):
+        flat = np.fromiter(chain.from_iterable(route.coordinates), dtype=float, count=2 * n)
+        return flat.reshape(n, 2)
+    return np.asarray([c[:2] for c in route.coordinates], dtype=float).reshape(n, 2)

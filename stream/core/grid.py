@@ -87,25 +87,37 @@ class SegmentGrid:
     # -- vertex pool -------------------------------------------------------------------------
     def insert(self, route_slot: int, x: Array, y: Array) -> int:
         """File a route's polyline; returns the pool index of its first vertex."""
-        n = len(x)
-        cap = _size_class(n)
-        free = self._free.get(cap)
-        if free:
-            start = free.pop()
-        else:
-            start = self._top
-            self._top += cap
-            self._grow_pool(self._top)
-        if self.origin is None:
-            self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
-        end = start + n
-        self.vxy[start:end] = x + 1j * y
-        lengths = np.hypot(np.diff(x), np.diff(y))
-        self.vs[start] = 0.0
-        np.cumsum(lengths, out=self.vs[start + 1 : end])
-        self.vroute[start : end - 1] = route_slot
-        self._file(start, x, y, lengths)
-        return start
+        return int(self.insert_many([route_slot], [x], [y])[0])
+
+    def insert_many(self, route_slots: list[int], xs: list[Array], ys: list[Array]) -> Array:
+        """File several routes' polylines at once; returns the pool index of each first vertex."""
+        starts = np.empty(len(route_slots), dtype=np.int64)
+        filed: list[tuple[Array, ...]] = []
+        for k, (route_slot, x, y) in enumerate(zip(route_slots, xs, ys, strict=True)):
+            n = len(x)
+            cap = _size_class(n)
+            free = self._free.get(cap)
+            if free:
+                start = free.pop()
+            else:
+                start = self._top
+                self._top += cap
+                self._grow_pool(self._top)
+            if self.origin is None:
+                self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
+            end = start + n
+            self.vxy[start:end] = x + 1j * y
+            lengths = np.hypot(np.diff(x), np.diff(y))
+            self.vs[start] = 0.0
+            np.cumsum(lengths, out=self.vs[start + 1 : end])
+            self.vroute[start : end - 1] = route_slot
+            seg, mx, my = pieces(x, y, lengths, self.piece_m)
+            filed.append((seg + start, mx, my))
+            starts[k] = start
+        if filed:
+            p, mx, my = (np.concatenate(col) for col in zip(*filed, strict=True))
+            self._add_entries(*self._cells(mx, my), p, mx, my)
+        return starts
 
     def remove(self, start: int, n: int) -> None:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""
@@ -152,10 +164,6 @@ class SegmentGrid:
         flat = tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE
         rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1)
         return rows
-
-    def _file(self, start: int, x: Array, y: Array, lengths: Array) -> None:
-        seg, mx, my = pieces(x, y, lengths, self.piece_m)
-        self._add_entries(*self._cells(mx, my), seg + start, mx, my)
 
     def _add_entries(self, ix: Array, iy: Array, p: Array, mx: Array, my: Array) -> None:
         assert self.origin is not None  # noqa: S101

@@ -165,3 +165,107 @@ def _grow(arr: Array, cap: int) -> Array:
     out = np.empty(cap, arr.dtype)
     out[: len(arr)] = arr
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_routes(
+    route_slot: Array,
+    seg_lo: Array,
+    seg_hi: Array,
+    ev_ptr: Array,
+    ev_idx: Array,
+    ev_slot: Array,
+    ev_prim_lo: Array,
+    ev_prim_hi: Array,
+    ev_bbox: Array,
+    ev_areal: Array,
+    prims: Array,
+    thr: Array,
+    vx: Array,
+    vy: Array,
+    cur_p: Array,
+    has_pos: Array,
+    px: Array,
+    py: Array,
+) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array, Array]:
+    """The other direction: routes against the events near them, first segment per pair.
+
+    Route ``k`` (slot ``route_slot[k]``) runs segments ``seg_lo[k] .. seg_hi[k]`` (pool indices,
+    from the one its vehicle is on) against the events ``ev_idx[ev_ptr[k] : ev_ptr[k + 1]]``
+    (rows of the ``ev_*`` columns: slot, primitives, bounding box, areal). Returns the matching
+    rows (event slot, route slot, segment, distance, parameter, primitive), then the candidates
+    for the inside test of areal events (route slot, segment, event row): segments that start in
+    the event's bounding box.
+    """
+    cap = 256
+    o_ev = np.empty(cap, np.int64)
+    o_r = np.empty(cap, np.int64)
+    o_p = np.empty(cap, np.int64)
+    o_d = np.empty(cap, np.float64)
+    o_t = np.empty(cap, np.float64)
+    o_q = np.empty(cap, np.int64)
+    n = 0
+    icap = 256
+    i_r = np.empty(icap, np.int64)
+    i_p = np.empty(icap, np.int64)
+    i_e = np.empty(icap, np.int64)
+    m = 0
+    stamp = np.full(len(thr), -1, np.int64)
+    where = np.zeros(len(thr), np.int64)
+    for k in range(len(route_slot)):
+        r = route_slot[k]
+        for p in range(seg_lo[k], seg_hi[k]):
+            ax = vx[p]
+            ay = vy[p]
+            if p == cur_p[r] and has_pos[r]:
+                ax = px[r]
+                ay = py[r]
+            bx = vx[p + 1]
+            by = vy[p + 1]
+            for j in range(ev_ptr[k], ev_ptr[k + 1]):
+                e = ev_idx[j]
+                slot = ev_slot[e]
+                inbox = ev_bbox[e, 0] <= ax <= ev_bbox[e, 2] and ev_bbox[e, 1] <= ay <= ev_bbox[e, 3]
+                if ev_areal[e] and inbox:
+                    if m == icap:
+                        icap *= 2
+                        i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
+                    i_r[m], i_p[m], i_e[m] = r, p, e
+                    m += 1
+                if stamp[slot] == k and p > o_p[where[slot]]:
+                    continue  # matched on an earlier segment of this route
+                limit = thr[slot]
+                for q in range(ev_prim_lo[e], ev_prim_hi[e]):
+                    cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
+                    if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
+                        continue
+                    if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
+                        continue
+                    d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
+                    if not d2 <= limit * limit:
+                        continue
+                    d = math.sqrt(d2)
+                    if stamp[slot] == k:
+                        i = where[slot]
+                        if d < o_d[i]:
+                            o_d[i], o_t[i], o_q[i] = d, t, q
+                        continue
+                    if n == cap:
+                        cap *= 2
+                        o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
+                        o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
+                    stamp[slot] = k
+                    where[slot] = n
+                    o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = slot, r, p, d, t, q
+                    n += 1
+    return (
+        o_ev[:n],
+        o_r[:n],
+        o_p[:n],
+        o_d[:n],
+        o_t[:n],
+        o_q[:n],
+        i_r[:m],
+        i_p[:m],
+        i_e[:m],
+    )

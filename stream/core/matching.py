@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import shapely
 
-from stream.core.distance import heading_dot, point_segment, segment_segment
+from stream.core.distance import heading_dot
 from stream.core.grid import SegmentGrid
-from stream.core.kernels import scan_cells
+from stream.core.kernels import scan_cells, scan_routes
 from stream.core.rules import applies_to, in_schedule, valid_at
 from stream.core.shapes import ShapeBatch
 from stream.core.tables import EventState, EventTable, RouteTable
@@ -65,30 +65,6 @@ def segment_starts(
         if along:
             s0[clip] = routes.base_s[rc]
     return ax, ay, s0
-
-
-def _distances(
-    ax: Array, ay: Array, bx: Array, by: Array, prims: Array, q: Array, limit: Array
-) -> tuple[Array, Array]:
-    """Distances from segments AB to the primitives ``q`` (rows x0, y0, x1, y1 of ``prims``).
-
-    Pairs certainly further than ``limit`` (judged from the segment's midpoint) get +inf.
-    """
-    cols = [np.ascontiguousarray(prims[:, k]) for k in range(4)]
-    point = (cols[0] == cols[2]) & (cols[1] == cols[3])
-    if point.all():
-        return point_segment(cols[0][q], cols[1][q], ax, ay, bx, by)
-    x0, y0, x1, y1 = (c[q] for c in cols)
-    dist, t = np.full(len(ax), np.inf), np.zeros(len(ax))
-    pt = point[q]
-    i = np.flatnonzero(pt)
-    dist[i], t[i] = point_segment(x0[i], y0[i], ax[i], ay[i], bx[i], by[i])
-    i = np.flatnonzero(~pt)
-    mx, my = (ax[i] + bx[i]) * 0.5, (ay[i] + by[i]) * 0.5
-    near, _ = point_segment(mx, my, x0[i], y0[i], x1[i], y1[i])
-    i = i[near <= limit[i] + 0.5 * np.hypot(bx[i] - ax[i], by[i] - ay[i]) + 1e-6]
-    dist[i], t[i] = segment_segment(ax[i], ay[i], bx[i], by[i], x0[i], y0[i], x1[i], y1[i])
-    return dist, t
 
 
 def inside_rows(
@@ -154,52 +130,68 @@ def batch_rows(
     return rows.take(np.argsort(rows.ev, kind="stable"))
 
 
-def route_rows(
+def routes_rows(
     grid: SegmentGrid,
     routes: RouteTable,
-    events: EventTable,
-    r: int,
-    n: int,
-    nearby: list[EventState],
-) -> Rows:
-    """One route's segments (``n`` vertices) ahead of its vehicle against nearby events."""
-    p = np.arange(int(routes.cur_p[r]), int(routes.start[r]) + n - 1)
-    if len(p) == 0 or not nearby:
-        return Rows.concat([])
-    prims = np.concatenate([e.prims for e in nearby])
-    sizes = [len(e.prims) for e in nearby]
-    ev_of_q = np.repeat([e.slot for e in nearby], sizes)
-    rr = np.full(len(p), r)
-    ax, ay, _ = segment_starts(grid, routes, p, rr, along=False)
-    bx, by = grid.vx[p + 1], grid.vy[p + 1]
-    grow = events.thr[ev_of_q]
-    qlo = np.minimum(prims[:, :2], prims[:, 2:]) - grow[:, None]
-    qhi = np.maximum(prims[:, :2], prims[:, 2:]) + grow[:, None]
-    lox, hix = np.minimum(ax, bx), np.maximum(ax, bx)
-    loy, hiy = np.minimum(ay, by), np.maximum(ay, by)
-    near = (lox[:, None] <= qhi[None, :, 0]) & (hix[:, None] >= qlo[None, :, 0])
-    near &= (loy[:, None] <= qhi[None, :, 1]) & (hiy[:, None] >= qlo[None, :, 1])
-    si, qi = np.nonzero(near)
-    ev = ev_of_q[qi]
-    limit = events.thr[ev]
-    dist, t = _distances(ax[si], ay[si], bx[si], by[si], prims, qi, limit)
-    keep = dist <= limit
-    parts = [Rows(ev[keep], rr[si[keep]], p[si[keep]], dist[keep], t[keep], qi[keep])]
-    areal = [k for k, e in enumerate(nearby) if e.polygon is not None]
-    if areal:
-        box = np.array([nearby[k].bbox for k in areal])
-        inb = (ax[:, None] >= box[None, :, 0]) & (ax[:, None] <= box[None, :, 2])
-        inb &= (ay[:, None] >= box[None, :, 1]) & (ay[:, None] <= box[None, :, 3])
-        si, ki = np.nonzero(inb)
-        if len(si):
-            polygons = _objects([nearby[k].polygon for k in areal])
-            inside = shapely.contains_xy(polygons[ki], ax[si], ay[si])
-            si, ki = si[inside], ki[inside]
-            first = (np.cumsum(sizes) - sizes)[np.array(areal)]
-            zeros = np.zeros(len(si))
-            slots = np.array([nearby[k].slot for k in areal])
-            parts.append(Rows(slots[ki], rr[si], p[si], zeros, zeros, first[ki]))
-    return Rows.concat(parts)
+    slots: Array,
+    ends: Array,
+    scopes: list[list[EventState]],
+    thr: Array,
+) -> tuple[Rows, Array]:
+    """Routes (slots, with ``ends`` vertices) ahead of their vehicles against the events near each.
+
+    Returns the first rows of each (event, route) pair and the primitive array their ``q`` index.
+    """
+    row_of: dict[int, int] = {}
+    states: list[EventState] = []
+    ev_idx: list[int] = []
+    ev_ptr = [0]
+    for nearby in scopes:
+        for state in nearby:
+            i = row_of.get(state.slot)
+            if i is None:
+                i = row_of[state.slot] = len(states)
+                states.append(state)
+            ev_idx.append(i)
+        ev_ptr.append(len(ev_idx))
+    sizes = np.fromiter((len(s.prims) for s in states), dtype=np.int64, count=len(states))
+    hi = np.cumsum(sizes)
+    lo = hi - sizes
+    prims = np.concatenate([s.prims for s in states]) if states else np.zeros((0, 4))
+    bbox = np.array([s.bbox for s in states], dtype=float).reshape(-1, 4)
+    areal = np.array([s.polygon is not None for s in states], dtype=bool)
+    ev_slot = np.array([s.slot for s in states], dtype=np.int64)
+    out = scan_routes(
+        slots,
+        routes.cur_p[slots],
+        routes.start[slots] + ends - 1,
+        np.asarray(ev_ptr, dtype=np.int64),
+        np.asarray(ev_idx, dtype=np.int64),
+        ev_slot,
+        lo,
+        hi,
+        bbox,
+        areal,
+        prims,
+        thr,
+        grid.vx,
+        grid.vy,
+        routes.cur_p,
+        routes.has_pos,
+        routes.px,
+        routes.py,
+    )
+    rows = Rows(*out[:6])
+    ir, ip, ie = out[6:]
+    if len(ir):
+        ax, ay, _ = segment_starts(grid, routes, ip, ir, along=False)
+        polygons = _objects([states[i].polygon for i in ie.tolist()])
+        inside = shapely.contains_xy(polygons, ax, ay)
+        ie = ie[inside]
+        zeros = np.zeros(len(ie))
+        found = Rows(ev_slot[ie], ir[inside], ip[inside], zeros, zeros, lo[ie])
+        rows = first_rows(Rows.concat([rows, found]))
+    return rows, prims
 
 
 def first_rows(rows: Rows) -> Rows:
@@ -229,6 +221,10 @@ class Concerned:
     r: Array
     ahead: Array
     expected: Array
+
+    def take(self, sel: Array | slice) -> Concerned:
+        """The pairs selected by a mask or an index array."""
+        return Concerned(self.ev[sel], self.r[sel], self.ahead[sel], self.expected[sel])
 
 
 def decide(

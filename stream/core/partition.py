@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas import Alert, Event, RouteMessage
+from schemas import Alert, Event, Route, RouteMessage
 from stream.core.engine import Engine
 
 
@@ -36,8 +36,20 @@ class PartitionIndex:
     _position_at: dict[str, datetime] = field(default_factory=dict)
 
     def apply_routes(self, messages: Sequence[RouteMessage], now: datetime) -> list[Alert]:
-        """Registered/updated routes are matched, positions move vehicles, ended routes clear."""
+        """Registered/updated routes are matched, positions move vehicles, ended routes clear.
+
+        Consecutive registrations are matched together (one engine call for the run); a position
+        or an end of route first flushes the registrations before it, so each route's messages
+        take effect in order.
+        """
         alerts: list[Alert] = []
+        pending: list[Route] = []
+
+        def flush() -> None:
+            if pending:
+                alerts.extend(self.engine.upsert_routes(pending, now))
+                pending.clear()
+
         for msg in messages:
             last = self._route_at.get(msg.route_id)
             if msg.op == "position":
@@ -45,6 +57,7 @@ class PartitionIndex:
                 if msg.position is None or (seen and msg.at <= seen) or (last and msg.at < last):
                     continue
                 self._position_at[msg.route_id] = msg.at
+                flush()
                 alerts.extend(self.engine.route_position(msg.route_id, msg.position, msg.at))
                 continue
             if last is not None and msg.at < last:
@@ -52,9 +65,11 @@ class PartitionIndex:
             self._route_at[msg.route_id] = msg.at
             if msg.op == "ended":
                 self._position_at.pop(msg.route_id, None)
+                flush()
                 alerts.extend(self.engine.end_route(msg.route_id, now))
             elif msg.route is not None:
-                alerts.extend(self.engine.upsert_route(msg.route, now))
+                pending.append(msg.route)
+        flush()
         return alerts
 
     def apply_events(self, stamped: Sequence[StampedEvent], now: datetime) -> list[Alert]:

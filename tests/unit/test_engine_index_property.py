@@ -101,7 +101,8 @@ def check(found: set[Any], sure: set[Any], edge: set[Any]) -> None:
 def test_index_matches_brute_force(
     walks: list[list[tuple[float, float]]], shapes: list[tuple[str, Any]], corridor: float, cell: float
 ) -> None:
-    """Routes then events, events then routes, and a churned grid all give the brute-force pairs."""
+    """Routes then events, events then routes (one by one or in a batch), and a churned grid all give
+    the brute-force pairs."""
     routes = [make_route(i, w) for i, w in enumerate(walks)]
     events = [make_event(i, s) for i, s in enumerate(shapes)]
     sure, edge = brute_force(routes, events, corridor)
@@ -118,6 +119,11 @@ def test_index_matches_brute_force(
     raised = {(a.route_id, a.event_id) for r in routes for a in by_route.upsert_route(r, AT)}
     check(raised, sure, edge)
 
+    in_one_batch = Engine(config)
+    in_one_batch.apply_events(events, AT)
+    raised = {(a.route_id, a.event_id) for a in in_one_batch.upsert_routes(routes, AT) if a.state == "raised"}
+    check(raised, sure, edge)
+
     churned = Engine(config)
     churned.grid.compact_slack = 0  # compact the arena whenever it fills up
     churned.apply_events(events, AT)
@@ -126,6 +132,5 @@ def test_index_matches_brute_force(
         churned.upsert_route(moved, AT)
     for r in routes[::2]:
         churned.end_route(r.route_id, AT)
-    for r in routes:
-        churned.upsert_route(r, AT)
+    churned.upsert_routes(routes, AT)  # re-filed together, over the stale entries of the first ones
     check(active_pairs(churned), sure, edge)
