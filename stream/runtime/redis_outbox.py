@@ -5,6 +5,8 @@ the driver's Redis Cluster hash slot), in order, unless the driver already has t
 content for an alert id is never appended twice, a ``raised`` for an alert the driver already holds
 becomes ``updated``, and a ``cleared`` for an alert the driver never saw is dropped. A call that
 appends anything publishes the driver id once on the wake-up channel, which gateways listen to.
+The alerts of a call travel as one argument (length-prefixed fields), which keeps the client's
+command packing cheap.
 
 A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every call that appends trims
 entries older than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream
@@ -40,14 +42,34 @@ ALERTS_PER_CALL = 500  # bounds the time one script call holds Redis
 
 STATES = frozenset({"raised", "updated", "cleared"})
 
+# Records travel as one argument of length-prefixed fields (``<bytes>:<value>``, as ``_fields``
+# writes them): one argument per call rather than several per alert keeps the client's packing cheap.
+_READ_FIELDS = """
+local function reader(data)
+  local pos = 1
+  return function()
+    if pos > #data then return nil end
+    local colon = string.find(data, ':', pos, true)
+    local stop = colon + tonumber(string.sub(data, pos, colon - 1))
+    pos = stop + 1
+    return string.sub(data, colon + 1, stop)
+  end
+end
+"""
+
 # KEYS: seen hash, stream. ARGV: maxlen, time field, wake channel, seen ttl, driver id, retention ms,
-# stream ttl, then (alert id, content mark, payload) per alert. Returns per alert {stream id, payload
-# as stored} or false (nil) when the driver already has it.
-_APPEND = """
+# stream ttl, and the alerts: (alert id, content mark, payload) fields each. Returns per alert
+# {stream id, payload as stored} or false (nil) when the driver already has it.
+_APPEND = (
+    _READ_FIELDS
+    + """
 local out = {}
 local appended = false
-for i = 8, #ARGV, 3 do
-  local alert_id, mark, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local field = reader(ARGV[8])
+while true do
+  local alert_id = field()
+  if not alert_id then break end
+  local mark, payload = field(), field()
   local prev = redis.call('HGET', KEYS[1], alert_id)
   local keep = true
   if mark == 'C' then
@@ -80,14 +102,30 @@ if appended then
 end
 return out
 """
+)
 
-# KEYS: the dispatch stream. ARGV: maxlen, then (payload, driver id, driver stream id) per entry.
-_DISPATCH = """
-for i = 2, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'a', ARGV[i], 'd', ARGV[i + 1], 's', ARGV[i + 2])
+# KEYS: the dispatch stream. ARGV: maxlen, and the entries: (payload, driver id, driver stream id)
+# fields each.
+_DISPATCH = (
+    _READ_FIELDS
+    + """
+local field = reader(ARGV[2])
+local count = 0
+while true do
+  local payload = field()
+  if not payload then break end
+  local driver, sid = field(), field()
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 'd', driver, 's', sid)
+  count = count + 1
 end
-return #ARGV
+return count
 """
+)
+
+
+def _fields(*values: bytes) -> bytes:
+    """Values as length-prefixed fields, as the scripts read them."""
+    return b"".join(b"%d:%b" % (len(value), value) for value in values)
 
 
 def driver_stream_key(prefix: str, driver_id: str) -> str:
@@ -142,6 +180,11 @@ def _mark(alert: dict[str, Any]) -> str:
     return "A" + hashlib.blake2b(orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
 
 
+def _record(alert: dict[str, Any]) -> bytes:
+    """An alert as the append script reads it: its id, its content mark, its payload."""
+    return _fields(alert["alert_id"].encode(), _mark(alert).encode(), orjson.dumps(alert))
+
+
 A = TypeVar("A", bound=Alert | Mapping[str, Any])
 
 
@@ -186,11 +229,8 @@ class RedisOutbox:
             head = [self._maxlen, now_ms, channel, SEEN_TTL_S, driver, retention_ms, stream_ttl]
             for start in range(0, len(indexes), ALERTS_PER_CALL):
                 chunk = indexes[start : start + ALERTS_PER_CALL]
-                args: list[Any] = [*keys, *head]
-                for i in chunk:
-                    plain = plains[i]
-                    args += (plain["alert_id"], _mark(plain), orjson.dumps(plain))
-                calls.append((chunk, args))
+                records = b"".join(_record(plains[i]) for i in chunk)
+                calls.append((chunk, [*keys, *head, records]))
         replies = await self._run(self._append_sha, _APPEND, 2, [args for _, args in calls])
         ids: list[str | None] = [None] * len(plains)
         payloads: list[bytes | None] = [None] * len(plains)
@@ -199,11 +239,17 @@ class RedisOutbox:
                 if stored:
                     ids[i], payloads[i] = _text(stored[0]), stored[1]
         if self._dispatch_maxlen > 0 and any(ids):
-            args = [dispatch_stream_key(self._prefix), self._dispatch_maxlen]
-            for plain, sid, payload in zip(plains, ids, payloads, strict=True):
-                if sid is not None:
-                    args += (payload, plain["driver_id"], sid)
-            await self._run(self._dispatch_sha, _DISPATCH, 1, [args])
+            entries = b"".join(
+                _fields(payload, plain["driver_id"].encode(), sid.encode())
+                for plain, sid, payload in zip(plains, ids, payloads, strict=True)
+                if sid is not None and payload is not None
+            )
+            await self._run(
+                self._dispatch_sha,
+                _DISPATCH,
+                1,
+                [[dispatch_stream_key(self._prefix), self._dispatch_maxlen, entries]],
+            )
         return list(zip(alerts, ids, strict=True))
 
     async def _run(self, sha: str, script: str, nkeys: int, calls: list[list[Any]]) -> list[Any]:

@@ -227,3 +227,24 @@ async def test_scripts_are_loaded_again_after_redis_forgets_them(
     assert sid is not None
     assert await _states(redis_client, prefix, "d1") == [("e1", "raised"), ("e2", "raised")]
     assert await redis_client.xlen(dispatch_stream_key(prefix)) == 2
+
+
+async def test_ids_and_texts_of_any_content_are_stored_exactly(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """Separators, digits, line breaks and multi-byte characters in ids and texts reach Redis unchanged."""
+    outbox = RedisOutbox(redis_client, prefix)
+    driver = "dé:12:\n{x}"
+    alerts = [
+        {**to_plain(_alert(event="e1")), "driver_id": driver, "alert_id": "3:abc", "title": "10:€€€ fermé\n"},
+        {**to_plain(_alert(event="e2")), "driver_id": driver, "alert_id": "€:\n:", "title": ""},
+    ]
+    results = await outbox.append([*alerts, alerts[0]])
+    assert [sid is not None for _, sid in results] == [True, True, False]
+    entries = await redis_client.xrange(driver_stream_key(prefix, driver))
+    assert [orjson.loads(f[b"a"]) for _, f in entries] == alerts
+    assert set(await redis_client.hkeys(driver_seen_key(prefix, driver))) == {b"3:abc", "€:\n:".encode()}
+    dispatched = await redis_client.xrange(dispatch_stream_key(prefix))
+    assert [(f[b"d"].decode(), f[b"s"].decode()) for _, f in dispatched] == [
+        (driver, sid) for _, sid in results if sid is not None
+    ]
