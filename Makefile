@@ -11,6 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -c "from stream.core.engine import warm_up; print(f'engine kernels compiled in {warm_up():.1f} s')"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 lint: install

@@ -23,5 +23,8 @@ def worker(loglevel: str) -> None:
         from stream.runtime.app import app, settings  # noqa: PLC0415
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    from stream.core.engine import warm_up  # noqa: PLC0415
+
+    warm_up()  # compiled kernels ready before the first batch is taken
     metrics.serve(settings.metrics_port)
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()
