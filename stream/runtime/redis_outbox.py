@@ -176,13 +176,16 @@ _NOT_NEWS = frozenset({"state", "created_at", "event_received_at", "expected_at"
 def _mark(alert: dict[str, Any]) -> str:
     if alert["state"] == "cleared":
         return "C"
-    view = {k: v for k, v in alert.items() if k not in _NOT_NEWS}
+    view = alert.copy()
+    for field in _NOT_NEWS:
+        view.pop(field, None)
     return "A" + hashlib.blake2b(orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
 
 
 def _record(alert: dict[str, Any]) -> bytes:
     """An alert as the append script reads it: its id, its content mark, its payload."""
-    return _fields(alert["alert_id"].encode(), _mark(alert).encode(), orjson.dumps(alert))
+    alert_id, mark, payload = alert["alert_id"].encode(), _mark(alert).encode(), orjson.dumps(alert)
+    return b"%d:%b%d:%b%d:%b" % (len(alert_id), alert_id, len(mark), mark, len(payload), payload)
 
 
 A = TypeVar("A", bound=Alert | Mapping[str, Any])
