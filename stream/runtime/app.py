@@ -176,9 +176,9 @@ runtime = Runtime(settings)
 def settle_heap() -> None:
     """Collect everything, then freeze what survives (the index) out of the collector's scans.
 
-    A full collection walks every tracked object: with an index of 10,000 routes that pauses the
-    worker ~80 ms each time, several times a second's worth of alerts. Frozen objects are still
-    freed by reference counting; cyclic garbage among them waits for the next ``settle_heap``.
+    A full collection walks every tracked object: with an index of 10,000 routes each one paused the
+    worker ~80 ms, about once a second under load. Frozen objects are still freed by reference
+    counting; cyclic garbage among them waits for the next ``settle_heap``.
     """
     started = time.perf_counter()
     gc.unfreeze()
