@@ -21,7 +21,7 @@ from schemas import Alert, Event, Route, Vehicle
 from stream.core import lifecycle as lc
 from stream.core.eventindex import EventIndex
 from stream.core.geo import DEFAULT_CRS, project_xy
-from stream.core.grid import SegmentGrid, pieces
+from stream.core.grid import SegmentGrid
 from stream.core.lifecycle import AlertBook, Delta
 from stream.core.matching import Concerned, apply_rules, behind, decide, routes_rows
 from stream.core.progress import snap, travel_speed
@@ -132,12 +132,11 @@ class Engine:
             slots.append(slot)
         xs = np.split(allx, ends[:-1])
         ys = np.split(ally, ends[:-1])
-        starts = self.grid.insert_many(slots, xs, ys).tolist()
+        starts, shapes = self.grid.insert_many(slots, xs, ys)
         t = self.table
         for k, route in enumerate(latest):
             slot, x, y = slots[k], xs[k], ys[k]
-            lengths = np.hypot(np.diff(x), np.diff(y))
-            _, mx, my = pieces(x, y, lengths, self.config.piece_m)
+            lengths, mx, my = shapes[k]
             cells = self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my)))
             light = Route(
                 route.route_id,
@@ -154,7 +153,7 @@ class Engine:
                 route.vehicle
             )
             t.speed[slot] = travel_speed(route, state.length_m, self.config.speed_kmh)
-            t.start[slot] = t.cur_p[slot] = starts[k]
+            t.start[slot] = t.cur_p[slot] = int(starts[k])
             t.has_pos[slot], t.base_s[slot] = False, 0.0
             t.base_t[slot] = epoch(route.depart_at) if route.depart_at is not None else epoch(at)
             if route.destination:

@@ -85,13 +85,13 @@ class SegmentGrid:
         return self.vxy.imag
 
     # -- vertex pool -------------------------------------------------------------------------
-    def insert(self, route_slot: int, x: Array, y: Array) -> int:
-        """File a route's polyline; returns the pool index of its first vertex."""
-        return int(self.insert_many([route_slot], [x], [y])[0])
-
-    def insert_many(self, route_slots: list[int], xs: list[Array], ys: list[Array]) -> Array:
-        """File several routes' polylines at once; returns the pool index of each first vertex."""
+    def insert_many(
+        self, route_slots: list[int], xs: list[Array], ys: list[Array]
+    ) -> tuple[Array, list[tuple[Array, Array, Array]]]:
+        """File several routes' polylines at once. Returns the pool index of each first vertex, and
+        each route's segment lengths and piece midpoints (x, y)."""
         starts = np.empty(len(route_slots), dtype=np.int64)
+        shapes: list[tuple[Array, Array, Array]] = []
         filed: list[tuple[Array, ...]] = []
         for k, (route_slot, x, y) in enumerate(zip(route_slots, xs, ys, strict=True)):
             n = len(x)
@@ -113,11 +113,12 @@ class SegmentGrid:
             self.vroute[start : end - 1] = route_slot
             seg, mx, my = pieces(x, y, lengths, self.piece_m)
             filed.append((seg + start, mx, my))
+            shapes.append((lengths, mx, my))
             starts[k] = start
         if filed:
             p, mx, my = (np.concatenate(col) for col in zip(*filed, strict=True))
             self._add_entries(*self._cells(mx, my), p, mx, my)
-        return starts
+        return starts, shapes
 
     def remove(self, start: int, n: int) -> None:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""
