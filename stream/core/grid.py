@@ -6,6 +6,10 @@ midpoint (a long segment once per piece of at most ``piece_m``), so a query box 
 ``corridor + piece_m / 2`` finds every segment within the corridor of what it covers. Cells are
 slices of one arena array that grow by relocation; removed routes leave stale entries behind (their
 vertices become NaN, so they never match) that are swept when their cell next grows.
+
+An arena entry holds the segment and its piece's endpoints in centimetres from the cell's corner
+(int16): a scan measures candidates on those sequential bytes and reads the pool, at random, only
+for the few that come within a centimetre or two of the corridor.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numpy as np
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
-_SLACK = 0.1  # metres: float32 midpoints are compared with this much margin
+_SLACK = 0.1  # metres: quantised midpoints are compared with this much margin
+QUANTUM = 0.01  # metres per unit of a piece endpoint in the arena
 _NAN_XY = complex(np.nan, np.nan)
 _TILE = 128  # cells are looked up through dense tiles of _TILE x _TILE cells
 
@@ -68,10 +73,11 @@ class SegmentGrid:
         self._cstart = np.zeros(1024, dtype=np.int64)
         self._ccap = np.zeros(1024, dtype=np.int64)
         self._ccount = np.zeros(1024, dtype=np.int64)
+        self._cix = np.zeros(1024, dtype=np.int32)  # cell column, from the origin
+        self._ciy = np.zeros(1024, dtype=np.int32)
         self._ncells = 0
         self._ap = np.zeros(8192, dtype=np.int32)
-        self._amx = np.zeros(8192, dtype=np.float32)
-        self._amy = np.zeros(8192, dtype=np.float32)
+        self._aq = np.zeros((8192, 4), dtype=np.int16)  # piece x0, y0, x1, y1 in cm from the corner
         self._atop = 0
 
     @property
@@ -93,6 +99,7 @@ class SegmentGrid:
         starts = np.empty(len(route_slots), dtype=np.int64)
         shapes: list[tuple[Array, Array, Array]] = []
         filed: list[tuple[Array, ...]] = []
+        piece_m = self.piece_m
         for k, (route_slot, x, y) in enumerate(zip(route_slots, xs, ys, strict=True)):
             n = len(x)
             cap = _size_class(n)
@@ -111,13 +118,15 @@ class SegmentGrid:
             self.vs[start] = 0.0
             np.cumsum(lengths, out=self.vs[start + 1 : end])
             self.vroute[start : end - 1] = route_slot
-            seg, mx, my = pieces(x, y, lengths, self.piece_m)
-            filed.append((seg + start, mx, my))
+            seg, mx, my = pieces(x, y, lengths, piece_m)
+            half = 0.5 / np.maximum(1.0, np.ceil(lengths / piece_m))[seg]
+            hx, hy = half * np.diff(x)[seg], half * np.diff(y)[seg]
+            filed.append((seg + start, mx, my, hx, hy))
             shapes.append((lengths, mx, my))
             starts[k] = start
         if filed:
-            p, mx, my = (np.concatenate(col) for col in zip(*filed, strict=True))
-            self._add_entries(*self._cells(mx, my), p, mx, my)
+            p, mx, my, hx, hy = (np.concatenate(col) for col in zip(*filed, strict=True))
+            self._add_entries(*self._cells(mx, my), p, mx, my, hx, hy)
         return starts, shapes
 
     def remove(self, start: int, n: int) -> None:
@@ -166,7 +175,9 @@ class SegmentGrid:
         rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1)
         return rows
 
-    def _add_entries(self, ix: Array, iy: Array, p: Array, mx: Array, my: Array) -> None:
+    def _add_entries(
+        self, ix: Array, iy: Array, p: Array, mx: Array, my: Array, hx: Array, hy: Array
+    ) -> None:
         assert self.origin is not None  # noqa: S101
         rows = self._lookup(ix, iy, create=True)
         missing = np.nonzero(rows < 0)[0]
@@ -185,8 +196,11 @@ class SegmentGrid:
         base = self._cstart[rows] + self._ccount[rows]
         pos = np.repeat(base - first, counts) + np.arange(len(order))
         self._ap[pos] = p[order]
-        self._amx[pos] = (mx[order] - self.origin[0]).astype(np.float32)
-        self._amy[pos] = (my[order] - self.origin[1]).astype(np.float32)
+        cx = mx[order] - (self.origin[0] + (ix[order] - _OFF) * self.cell_m)
+        cy = my[order] - (self.origin[1] + (iy[order] - _OFF) * self.cell_m)
+        hx, hy = hx[order], hy[order]
+        q = np.column_stack((cx - hx, cy - hy, cx + hx, cy + hy))
+        self._aq[pos] = np.rint(q / QUANTUM).astype(np.int16)
         self._ccount[rows] += counts
 
     def _new_rows(self, ix: Array, iy: Array, counts: Array) -> Array:
@@ -195,7 +209,7 @@ class SegmentGrid:
         first = self._ncells
         self._ncells += n
         while self._ncells > len(self._cstart):
-            for name in ("_cstart", "_ccap", "_ccount"):
+            for name in ("_cstart", "_ccap", "_ccount", "_cix", "_ciy"):
                 old = getattr(self, name)
                 setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
         caps = np.maximum(6, counts + (counts + 1) // 2)
@@ -203,6 +217,8 @@ class SegmentGrid:
         rows = np.arange(first, first + n, dtype=np.int64)
         self._cstart[rows] = base + np.cumsum(caps) - caps
         self._ccap[rows] = caps
+        self._cix[rows] = ix - _OFF
+        self._ciy[rows] = iy - _OFF
         tid = np.fromiter(
             (self._tile_of[k] for k in (((ix // _TILE) << 32) | (iy // _TILE)).tolist()),
             dtype=np.int64,
@@ -218,21 +234,27 @@ class SegmentGrid:
                 self._compact()
             if self._atop + n > len(self._ap):
                 new = max(len(self._ap) + len(self._ap) // 4, self._atop + n)
-                for name in ("_ap", "_amx", "_amy"):
+                for name in ("_ap", "_aq"):
                     old = getattr(self, name)
-                    arr = np.zeros(new, dtype=old.dtype)
+                    arr = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
                     arr[: self._atop] = old[: self._atop]
                     setattr(self, name, arr)
         start = self._atop
         self._atop += n
         return start
 
-    def _valid(self, idx: Array) -> Array:
-        """Arena entries still current: their segment passes through the midpoint they hold."""
+    def _midpoints(self, idx: Array, rows: Array) -> tuple[Array, Array]:
+        """Metric midpoints of the pieces in arena entries ``idx`` (held by cells ``rows``)."""
         assert self.origin is not None  # noqa: S101
+        q = self._aq[idx].astype(np.float64)
+        mx = self.origin[0] + self._cix[rows] * self.cell_m + (q[:, 0] + q[:, 2]) * (QUANTUM / 2)
+        my = self.origin[1] + self._ciy[rows] * self.cell_m + (q[:, 1] + q[:, 3]) * (QUANTUM / 2)
+        return mx, my
+
+    def _valid(self, idx: Array, rows: Array) -> Array:
+        """Arena entries still current: their segment passes through the midpoint they hold."""
         p = self._ap[idx].astype(np.int64)
-        mx = self._amx[idx].astype(np.float64) + self.origin[0]
-        my = self._amy[idx].astype(np.float64) + self.origin[1]
+        mx, my = self._midpoints(idx, rows)
         a, b = self.vxy[p], self.vxy[p + 1]
         ax, ay, bx, by = a.real, a.imag, b.real, b.imag
         cross = np.abs((bx - ax) * (my - ay) - (by - ay) * (mx - ax))
@@ -246,10 +268,10 @@ class SegmentGrid:
         counts = self._ccount[rows]
         src = ragged(self._cstart[rows], counts)
         owner = np.repeat(np.arange(len(rows)), counts)
-        keep = self._valid(src)
+        keep = self._valid(src, rows[owner])
         live = np.bincount(owner[keep], minlength=len(rows))
         dst = ragged(self._cstart[rows], live)
-        for arr in (self._ap, self._amx, self._amy):
+        for arr in (self._ap, self._aq):
             arr[dst] = arr[src[keep]]
         self._ccount[rows] = live
         move = np.flatnonzero(live + incoming > self._ccap[rows])
@@ -262,7 +284,7 @@ class SegmentGrid:
         starts = base + np.cumsum(caps) - caps
         src = ragged(self._cstart[rows], live)  # read after _reserve: it may have compacted
         dst = ragged(starts, live)
-        for arr in (self._ap, self._amx, self._amy):
+        for arr in (self._ap, self._aq):
             arr[dst] = arr[src]
         self._cstart[rows] = starts
         self._ccap[rows] = caps
@@ -274,9 +296,9 @@ class SegmentGrid:
         starts = np.cumsum(caps) - caps
         src = ragged(self._cstart[:n], counts)
         dst = ragged(starts, counts)
-        for name in ("_ap", "_amx", "_amy"):
+        for name in ("_ap", "_aq"):
             old = getattr(self, name)
-            arr = np.zeros(int(caps.sum()) * 5 // 4, dtype=old.dtype)
+            arr = np.zeros((int(caps.sum()) * 5 // 4, *old.shape[1:]), dtype=old.dtype)
             arr[dst] = old[src]
             setattr(self, name, arr)
         self._cstart[:n] = starts
@@ -286,10 +308,10 @@ class SegmentGrid:
     # -- queries -----------------------------------------------------------------------------
     def box_cells(self, boxes: Array) -> tuple[Array, Array, Array]:
         """The existing cells under each box: ``(box index, cell row)`` pairs in box order, and the
-        boxes relative to the grid origin in float32 (as the filed midpoints), grown by a hair."""
+        boxes relative to the grid origin, grown by a hair (the slack of quantised midpoints)."""
         empty = np.zeros(0, dtype=np.int64)
         if self.origin is None or len(boxes) == 0:
-            return empty, empty, np.zeros((0, 4), dtype=np.float32)
+            return empty, empty, np.zeros((0, 4))
         ox, oy, cell = self.origin[0], self.origin[1], self.cell_m
         rel = boxes - np.array([ox, oy, ox, oy])
         ix0 = np.floor(rel[:, 0] / cell).astype(np.int64)
@@ -302,7 +324,7 @@ class SegmentGrid:
         nyb = ny[box]
         rows = self._lookup(ix0[box] + k // nyb + _OFF, iy0[box] + k % nyb + _OFF)
         found = rows >= 0
-        grown = (rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])).astype(np.float32)
+        grown = rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])
         return box[found], rows[found], grown
 
     def query(self, boxes: Array) -> tuple[Array, Array]:
@@ -311,21 +333,23 @@ class SegmentGrid:
         Returns ``(box index, segment)`` pairs; grow boxes by ``reach_m`` plus the corridor to
         find every segment within the corridor of what the box covers.
         """
-        box, rows, rel = self.box_cells(boxes)
+        box, rows, _ = self.box_cells(boxes)
         counts = self._ccount[rows]
         idx = ragged(self._cstart[rows], counts)
         ebox = np.repeat(box, counts)
-        mx, my = self._amx[idx], self._amy[idx]
-        lox, loy, hix, hiy = (rel[:, k] for k in range(4))
+        mx, my = self._midpoints(idx, np.repeat(rows, counts))
+        grown = boxes + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])
+        lox, loy, hix, hiy = (grown[:, k] for k in range(4))
         keep = (mx >= lox[ebox]) & (mx <= hix[ebox]) & (my >= loy[ebox]) & (my <= hiy[ebox])
         return ebox[keep], self._ap[idx[keep]].astype(np.int64)
 
-    def arena(self) -> tuple[Array, Array, Array, Array, Array]:
-        """The cells' slices of the arena and its columns: start, count, segment, midpoint x, y."""
-        return self._cstart, self._ccount, self._ap, self._amx, self._amy
+    def arena(self) -> tuple[Array, ...]:
+        """The cells' slices of the arena and its columns: start, count, cell column, cell row,
+        segment, piece endpoints (cm from the cell's corner)."""
+        return self._cstart, self._ccount, self._cix, self._ciy, self._ap, self._aq
 
     @property
     def nbytes(self) -> int:
         """Memory held by the pool and the arena."""
-        arrays = (self.vxy, self.vs, self.vroute, self._ap, self._amx, self._amy)
+        arrays = (self.vxy, self.vs, self.vroute, self._ap, self._aq, self._cix, self._ciy)
         return sum(a.nbytes for a in arrays)

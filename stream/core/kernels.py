@@ -62,6 +62,23 @@ def segment_distance2(
     return dist, t
 
 
+PREFILTER_SLACK = 0.02  # metres: a quantised piece lies within 0.71 cm of the true one
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _inside_rings(x: float, y: float, prims: Array, lo: int, hi: int) -> bool:
+    """Even-odd test of a point against the ring edges ``prims[lo:hi]`` (holes and several
+    polygons included)."""
+    inside = False
+    for q in range(lo, hi):
+        cy, dy = prims[q, 1], prims[q, 3]
+        if (cy > y) != (dy > y):
+            cx, dx = prims[q, 0], prims[q, 2]
+            if x < cx + (y - cy) * (dx - cx) / (dy - cy):
+                inside = not inside
+    return inside
+
+
 @numba.njit(cache=True, nogil=True)
 def scan_cells(
     pair_box: Array,
@@ -70,14 +87,19 @@ def scan_cells(
     box_lo: Array,
     box_hi: Array,
     box_rel: Array,
+    box_inside: Array,
+    box_bbox: Array,
     prims: Array,
     prim_ev: Array,
     thr: Array,
+    origin: Array,
+    cell_m: float,
+    cix: Array,
+    ciy: Array,
     cstart: Array,
     ccount: Array,
     ap: Array,
-    amx: Array,
-    amy: Array,
+    aq: Array,
     vx: Array,
     vy: Array,
     vroute: Array,
@@ -91,8 +113,12 @@ def scan_cells(
     ``pair_box``/``pair_row`` list the grid cells of each query box, grouped by event
     (``box_ev``: the event of each box, as its slot); a box pairs its candidates with primitives
     ``box_lo .. box_hi`` (rows of ``prims``, owned by event slots ``prim_ev``). ``box_rel`` holds
-    the boxes relative to the grid origin, as the arena's float32 midpoints are. Returns the
-    columns event slot, route slot, segment, distance, parameter on the segment, primitive.
+    the boxes relative to the grid ``origin``; a box with ``box_inside`` also matches segments that
+    start inside its event's rings (bounding box ``box_bbox``), at distance 0. Candidates are
+    measured first on their quantised piece (``aq``, centimetres from the cell's corner); only
+    those within the corridor plus ``PREFILTER_SLACK`` are read from the vertex pool and measured
+    exactly. Returns the columns event slot, route slot, segment, distance, parameter on the
+    segment, primitive.
     """
     cap = 1024
     o_ev = np.empty(cap, np.int64)
@@ -106,6 +132,7 @@ def scan_cells(
     where = np.zeros(len(cur_p), np.int64)
     group = -1
     last_ev = -1
+    unit = 0.01  # metres per quantum (grid.QUANTUM)
     for k in range(len(pair_box)):
         b = pair_box[k]
         e = box_ev[b]
@@ -113,50 +140,104 @@ def scan_cells(
             last_ev = e
             group += 1
         row = pair_row[k]
-        lox, loy, hix, hiy = box_rel[b, 0], box_rel[b, 1], box_rel[b, 2], box_rel[b, 3]
+        rx = cix[row] * cell_m
+        ry = ciy[row] * cell_m
+        cornx = origin[0] + rx
+        corny = origin[1] + ry
+        # the box in units of 2 quanta from the corner: compared with the sum of a piece's ends
+        lo2x = (box_rel[b, 0] - rx) / (unit / 2)
+        lo2y = (box_rel[b, 1] - ry) / (unit / 2)
+        hi2x = (box_rel[b, 2] - rx) / (unit / 2)
+        hi2y = (box_rel[b, 3] - ry) / (unit / 2)
         limit = thr[e]
         limit2 = limit * limit
+        pre = limit + PREFILTER_SLACK
+        pre2 = pre * pre
+        lo = box_lo[b]
+        hi = box_hi[b]
+        inside_test = box_inside[b]
+        bx0 = box_bbox[b, 0] - cornx - PREFILTER_SLACK
+        by0 = box_bbox[b, 1] - corny - PREFILTER_SLACK
+        bx1 = box_bbox[b, 2] - cornx + PREFILTER_SLACK
+        by1 = box_bbox[b, 3] - corny + PREFILTER_SLACK
         for j in range(cstart[row], cstart[row] + ccount[row]):
-            mx = amx[j]
-            my = amy[j]
-            if mx < lox or mx > hix or my < loy or my > hiy:
+            q0 = np.float64(aq[j, 0])
+            q1 = np.float64(aq[j, 1])
+            q2 = np.float64(aq[j, 2])
+            q3 = np.float64(aq[j, 3])
+            m2 = q0 + q2
+            if m2 < lo2x or m2 > hi2x:
+                continue
+            m2 = q1 + q3
+            if m2 < lo2y or m2 > hi2y:
+                continue
+            sx, sy, ex, ey = q0 * unit, q1 * unit, q2 * unit, q3 * unit
+            near = inside_test and bx0 <= sx <= bx1 and by0 <= sy <= by1
+            if not near:
+                for q in range(lo, hi):
+                    cx = prims[q, 0] - cornx
+                    cy = prims[q, 1] - corny
+                    dx = prims[q, 2] - cornx
+                    dy = prims[q, 3] - corny
+                    if min(sx, ex) > max(cx, dx) + pre or max(sx, ex) < min(cx, dx) - pre:
+                        continue
+                    if min(sy, ey) > max(cy, dy) + pre or max(sy, ey) < min(cy, dy) - pre:
+                        continue
+                    d2, _ = segment_distance2(sx, sy, ex, ey, cx, cy, dx, dy)
+                    if d2 <= pre2:
+                        near = True
+                        break
+            if not near:
                 continue
             p = ap[j]
             r = vroute[p]
             if r < 0 or p < cur_p[r]:
                 continue
+            if stamp[r] == group and p > o_p[where[r]]:
+                continue  # a segment of this route nearer its vehicle already matched this event
             ax = vx[p]
             ay = vy[p]
             if p == cur_p[r] and has_pos[r]:
                 ax = px[r]
                 ay = py[r]
-            if stamp[r] == group and p > o_p[where[r]]:
-                continue  # a segment of this route nearer its vehicle already matched this event
             bx = vx[p + 1]
             by = vy[p + 1]
-            for q in range(box_lo[b], box_hi[b]):
-                cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
-                if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
+            best = np.inf
+            best_t = 0.0
+            best_q = lo
+            if (
+                inside_test
+                and box_bbox[b, 0] <= ax <= box_bbox[b, 2]
+                and box_bbox[b, 1] <= ay <= box_bbox[b, 3]
+                and _inside_rings(ax, ay, prims, lo, hi)
+            ):
+                best = 0.0
+            else:
+                for q in range(lo, hi):
+                    cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
+                    if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
+                        continue
+                    if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
+                        continue
+                    d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
+                    if d2 < best:
+                        best, best_t, best_q = d2, t, q
+                if not best <= limit2:
                     continue
-                if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
-                    continue
-                d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
-                if not d2 <= limit2:
-                    continue
-                d = math.sqrt(d2)
-                if stamp[r] == group:
-                    i = where[r]
-                    if p < o_p[i] or (p == o_p[i] and d < o_d[i]):
-                        o_p[i], o_d[i], o_t[i], o_q[i] = p, d, t, q
-                    continue
-                if n == cap:
-                    cap *= 2
-                    o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
-                    o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
-                stamp[r] = group
-                where[r] = n
-                o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = prim_ev[q], r, p, d, t, q
-                n += 1
+            d = math.sqrt(best)
+            if stamp[r] == group:
+                i = where[r]
+                if p < o_p[i] or (p == o_p[i] and d < o_d[i]):
+                    o_p[i], o_d[i], o_t[i], o_q[i] = p, d, best_t, best_q
+                continue
+            if n == cap:
+                cap *= 2
+                o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
+                o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
+            stamp[r] = group
+            where[r] = n
+            o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = prim_ev[best_q], r, p, d, best_t, best_q
+            n += 1
     return o_ev[:n], o_r[:n], o_p[:n], o_d[:n], o_t[:n], o_q[:n]
 
 

@@ -91,26 +91,33 @@ def batch_rows(
     grid: SegmentGrid, routes: RouteTable, events: EventTable, batch: ShapeBatch, slots: Array
 ) -> Rows:
     """Per (event, route) of a batch, the first segment ahead within the corridor (``first_rows``),
-    sorted by event slot: one compiled scan of the grid cells under the events' boxes, plus the
-    segments that start inside areal events."""
-    box, cell, rel = grid.box_cells(batch.boxes)
+    sorted by event slot: one compiled scan of the grid cells under the events' boxes (boxes taken
+    in event slot order, so the rows come out sorted), plus, for areas the scan cannot test with
+    their rings, the segments that start inside them."""
+    order = np.argsort(slots[batch.box_event], kind="stable")
+    box, cell, rel = grid.box_cells(batch.boxes[order])
     ev_of_q = slots[batch.prim_event]
-    cstart, ccount, ap, amx, amy = grid.arena()
+    cstart, ccount, cix, ciy, ap, aq = grid.arena()
     cols = scan_cells(
         box,
         cell,
-        slots[batch.box_event],
-        batch.box_lo,
-        batch.box_hi,
+        slots[batch.box_event[order]],
+        batch.box_lo[order],
+        batch.box_hi[order],
         rel,
+        batch.box_inside[order],
+        batch.bbox[batch.box_event[order]],
         batch.prims,
         ev_of_q,
         events.thr,
+        np.asarray(grid.origin or (0.0, 0.0)),
+        grid.cell_m,
+        cix,
+        ciy,
         cstart,
         ccount,
         ap,
-        amx,
-        amy,
+        aq,
         grid.vx,
         grid.vy,
         grid.vroute,
@@ -120,14 +127,15 @@ def batch_rows(
         routes.py,
     )
     rows = Rows(*cols)
-    areal = np.array([i for i, poly in enumerate(batch.polygons) if poly is not None], dtype=np.int64)
-    if len(areal):
+    other = [i for i, poly in enumerate(batch.polygons) if poly is not None and not batch.rings[i]]
+    if other:
+        areal = np.asarray(other, dtype=np.int64)
         owner, p = grid.query(batch.bbox[areal])
-        polygons = _objects([batch.polygons[i] for i in areal.tolist()])
+        polygons = _objects([batch.polygons[i] for i in other])
         inside = inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p)
         if len(inside.ev):
             return first_rows(Rows.concat([rows, inside]))
-    return rows.take(np.argsort(rows.ev, kind="stable"))
+    return rows
 
 
 def routes_rows(

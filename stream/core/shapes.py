@@ -3,8 +3,10 @@
 A point is a degenerate segment; lines give their segments; polygons give their rings' segments
 and keep a shapely polygon for the inside test (a route segment that starts inside is at
 distance 0). Each event gets query boxes: one around the whole event when that is compact, one
-per primitive otherwise (a long diagonal closure should not scan its whole bounding box), and
-always one per edge for areas (their inside is found by a separate query of the bounding box).
+per primitive otherwise (a long diagonal closure should not scan its whole bounding box). An area
+whose primitives are exactly the rings of a valid polygon gets one box around it, in which the scan
+also tests segment starts for being inside (even-odd over the rings); other areas (collections,
+invalid rings) get one box per edge and their inside is found with the shapely polygon.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class ShapeBatch:
     prim_hi: Array  # (E,) one past its last primitive
     bbox: Array  # (E, 4): xmin, ymin, xmax, ymax of each event
     polygons: list[BaseGeometry | None]  # areal events only
+    rings: Array  # (E,) bool: an area whose primitives are exactly its valid polygon's rings
     boxes: Array  # (B, 4) query boxes, already grown by the margin
     box_event: Array  # (B,)
     box_lo: Array  # (B,) primitives a box's candidates are paired with
     box_hi: Array  # (B,)
+    box_inside: Array  # (B,) bool: also test segment starts for being inside the event's rings
 
 
 def _walk(geom: dict[str, Any], out: list[tuple[int, list[Any]]]) -> bool:
@@ -106,8 +110,8 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
             np.maximum.reduceat(hi_xy, prim_lo)[:, 1],
         )
     )
-    polygons = _polygons(geometries, areal, x, y, vevent)
-    return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, margin)
+    polygons, rings = _polygons(geometries, areal, x, y, vevent)
+    return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, rings, margin)
 
 
 def _polygons(
@@ -116,11 +120,13 @@ def _polygons(
     x: Array,
     y: Array,
     vevent: list[int],
-) -> list[BaseGeometry | None]:
-    """Metric shapely polygons of the areal events (rebuilt from the projected rings)."""
+) -> tuple[list[BaseGeometry | None], Array]:
+    """Metric shapely polygons of the areal events (rebuilt from the projected rings), and which
+    of them are valid polygons made of exactly the event's rings."""
     out: list[BaseGeometry | None] = [None] * len(geometries)
+    rings = np.zeros(len(geometries), dtype=bool)
     if not any(areal):
-        return out
+        return out, rings
     events = np.asarray(vevent, dtype=np.int64)
     first = np.searchsorted(events, np.arange(len(geometries)))
     last = np.searchsorted(events, np.arange(len(geometries)), side="right")
@@ -134,6 +140,7 @@ def _polygons(
         ring = np.repeat(np.arange(len(simple)), [last[i] - first[i] for i in simple])
         polys = shapely.polygons(shapely.linearrings(np.column_stack((x[idx], y[idx])), indices=ring))
         bad = ~shapely.is_valid(polys)
+        rings[simple] = ~bad
         if bad.any():
             polys[bad] = shapely.make_valid(polys[bad])
         shapely.prepare(polys)
@@ -148,10 +155,11 @@ def _polygons(
             shapely.geometry.shape(geometries[i]), lambda _xy, s=sel: np.column_stack((x[s], y[s]))
         )
         polys_i = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"]
+        rings[i] = geometries[i].get("type") in ("Polygon", "MultiPolygon") and bool(geom.is_valid)
         shape = shapely.make_valid(shapely.union_all(polys_i))
         shapely.prepare(shape)
         out[i] = shape
-    return out
+    return out, rings
 
 
 def _with_boxes(
@@ -162,15 +170,17 @@ def _with_boxes(
     bbox: Array,
     polygons: list[BaseGeometry | None],
     areal: list[bool],
+    rings: Array,
     margin: float,
 ) -> ShapeBatch:
-    """Pick one box per compact event, one per primitive for spread-out ones."""
+    """Pick one box per compact event or ring-tested area, one per primitive for spread-out ones."""
     grow = np.array([-margin, -margin, margin, margin])
     pw = np.abs(prims[:, 2] - prims[:, 0]) + 2 * margin
     ph = np.abs(prims[:, 3] - prims[:, 1]) + 2 * margin
     prim_area = np.add.reduceat(pw * ph, prim_lo)
     whole = (bbox[:, 2] - bbox[:, 0] + 2 * margin) * (bbox[:, 3] - bbox[:, 1] + 2 * margin)
-    single = (whole <= 1.5 * prim_area) & ~np.asarray(areal, dtype=bool)  # areas: per edge
+    is_areal = np.asarray(areal, dtype=bool)
+    single = ((whole <= 1.5 * prim_area) & ~is_areal) | rings  # other areas: per edge
     ev_single = np.nonzero(single)[0]
     split = np.isin(prim_event, ev_single, invert=True)
     split_prims = np.nonzero(split)[0]
@@ -180,4 +190,18 @@ def _with_boxes(
     box_event = np.concatenate((ev_single, prim_event[split]))
     box_lo = np.concatenate((prim_lo[ev_single], split_prims))
     box_hi = np.concatenate((prim_hi[ev_single], split_prims + 1))
-    return ShapeBatch(prims, prim_event, prim_lo, prim_hi, bbox, polygons, boxes, box_event, box_lo, box_hi)
+    box_inside = np.concatenate((rings[ev_single], np.zeros(len(split_prims), dtype=bool)))
+    return ShapeBatch(
+        prims,
+        prim_event,
+        prim_lo,
+        prim_hi,
+        bbox,
+        polygons,
+        rings,
+        boxes,
+        box_event,
+        box_lo,
+        box_hi,
+        box_inside,
+    )
