@@ -114,6 +114,7 @@ class Engine:
         slots: list[int] = []
         extra: list[set[int]] = []
         moved: list[tuple[int, tuple[float, float, float]]] = []
+        gone: tuple[list[int], list[int]] = ([], [])
         for route in latest:
             slot = self._slot_of.get(route.route_id)
             if slot is None:
@@ -127,9 +128,11 @@ class Engine:
                 extra.append(self._scope(old))
                 if old.position is not None:
                     moved.append((slot, old.position))
-                self.grid.remove(int(self.table.start[slot]), old.n)
+                gone[0].append(int(self.table.start[slot]))
+                gone[1].append(old.n)
                 self._by_destination.get(old.route.destination or "", set()).discard(slot)
             slots.append(slot)
+        self.grid.remove_many(*gone)
         xs = np.split(allx, ends[:-1])
         ys = np.split(ally, ends[:-1])
         starts, shapes = self.grid.insert_many(slots, xs, ys)

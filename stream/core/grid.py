@@ -4,8 +4,8 @@ Vertices live in a pool (numpy arrays, one block per route, blocks reused by siz
 segment ``p`` runs from vertex ``p`` to ``p + 1``. Each segment is filed in the grid cell of its
 midpoint (a long segment once per piece of at most ``piece_m``), so a query box grown by
 ``corridor + piece_m / 2`` finds every segment within the corridor of what it covers. Cells are
-slices of one arena array that grow by relocation; removed routes leave stale entries behind (their
-vertices become NaN, so they never match) that are swept when their cell next grows.
+slices of one arena array that grow by relocation; a removed route's entries are taken out of
+its cells at once, so every entry is current.
 
 An arena entry holds the segment and its piece's endpoints in centimetres from the cell's corner
 (int16): a scan measures candidates on those sequential bytes and reads the pool, at random, only
@@ -18,10 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from stream.core.kernels import drop_entries
+
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
 _SLACK = 0.1  # metres: quantised midpoints are compared with this much margin
 QUANTUM = 0.01  # metres per unit of a piece endpoint in the arena
+BLOCK = 16  # vertex blocks are multiples of this size, the route map has one entry per BLOCK
 _NAN_XY = complex(np.nan, np.nan)
 _TILE = 128  # cells are looked up through dense tiles of _TILE x _TILE cells
 
@@ -51,7 +54,7 @@ def pieces(x: Array, y: Array, lengths: Array, piece_m: float) -> tuple[Array, A
 
 
 def _size_class(n: int) -> int:
-    return 16 * -(-n // 16) if n <= 1024 else 1 << (n - 1).bit_length()
+    return BLOCK * -(-n // BLOCK) if n <= 1024 else 1 << (n - 1).bit_length()
 
 
 class SegmentGrid:
@@ -65,7 +68,9 @@ class SegmentGrid:
         self.compact_slack = 1_000_000  # arena entries wasted beyond 2x the live ones before compacting
         self.vxy = np.full(1024, _NAN_XY)  # vertex x + 1j * y: one gather fetches both
         self.vs = np.zeros(1024)  # distance along the route at each vertex
-        self.vroute = np.full(1024, -1, dtype=np.int32)  # route slot of segment p, -1 if none
+        # route slot of the vertices p .. p + 15 (blocks start and end on multiples of 16), -1 if
+        # none: 4 bytes per 16 vertices, small enough to stay in cache while a scan reads it
+        self.block_route = np.full(1024 // BLOCK, -1, dtype=np.int32)
         self._top = 0
         self._free: dict[int, list[int]] = {}
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
@@ -117,7 +122,7 @@ class SegmentGrid:
             lengths = np.hypot(np.diff(x), np.diff(y))
             self.vs[start] = 0.0
             np.cumsum(lengths, out=self.vs[start + 1 : end])
-            self.vroute[start : end - 1] = route_slot
+            self.block_route[start // BLOCK : (start + cap) // BLOCK] = route_slot
             seg, mx, my = pieces(x, y, lengths, piece_m)
             half = 0.5 / np.maximum(1.0, np.ceil(lengths / piece_m))[seg]
             hx, hy = half * np.diff(x)[seg], half * np.diff(y)[seg]
@@ -129,23 +134,50 @@ class SegmentGrid:
             self._add_entries(*self._cells(mx, my), p, mx, my, hx, hy)
         return starts, shapes
 
+    def route_of(self, p: Array) -> Array:
+        """Route slot of segments ``p`` (-1 for none)."""
+        out: Array = self.block_route[p // BLOCK]
+        return out
+
+    def remove_many(self, starts: list[int], ns: list[int]) -> None:
+        """Forget the routes whose blocks start at ``starts`` (``ns`` vertices each): their entries
+        leave their cells, their blocks are free for reuse."""
+        if not starts:
+            return
+        mxs, mys = [], []
+        for start, n in zip(starts, ns, strict=True):
+            x, y = self.vx[start : start + n], self.vy[start : start + n]
+            _, mx, my = pieces(x, y, np.hypot(np.diff(x), np.diff(y)), self.piece_m)
+            mxs.append(mx)
+            mys.append(my)
+            self.block_route[start // BLOCK : (start + _size_class(n)) // BLOCK] = -2  # being removed
+        rows = self._lookup(*self._cells(np.concatenate(mxs), np.concatenate(mys)))
+        drop_entries(
+            np.unique(rows[rows >= 0]), self._cstart, self._ccount, self._ap, self._aq, self.block_route
+        )
+        for start, n in zip(starts, ns, strict=True):
+            cap = _size_class(n)
+            self.vxy[start : start + cap] = _NAN_XY
+            self.block_route[start // BLOCK : (start + cap) // BLOCK] = -1
+            self._free.setdefault(cap, []).append(start)
+
     def remove(self, start: int, n: int) -> None:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""
-        cap = _size_class(n)
-        self.vxy[start : start + cap] = _NAN_XY
-        self.vroute[start : start + cap] = -1
-        self._free.setdefault(cap, []).append(start)
+        self.remove_many([start], [n])
 
     def _grow_pool(self, need: int) -> None:
         size = len(self.vxy)
         if need <= size:
             return
-        new = max(need, size + size // 4)
-        for name, fill in (("vxy", _NAN_XY), ("vs", 0.0), ("vroute", -1)):
+        new = BLOCK * -(-max(need, size + size // 4) // BLOCK)
+        for name, fill in (("vxy", _NAN_XY), ("vs", 0.0)):
             old = getattr(self, name)
             arr = np.full(new, fill, dtype=old.dtype)
             arr[:size] = old
             setattr(self, name, arr)
+        blocks = np.full(new // BLOCK, -1, dtype=np.int32)
+        blocks[: len(self.block_route)] = self.block_route
+        self.block_route = blocks
 
     # -- cells -------------------------------------------------------------------------------
     def _cells(self, mx: Array, my: Array) -> tuple[Array, Array]:
@@ -251,34 +283,10 @@ class SegmentGrid:
         my = self.origin[1] + self._ciy[rows] * self.cell_m + (q[:, 1] + q[:, 3]) * (QUANTUM / 2)
         return mx, my
 
-    def _valid(self, idx: Array, rows: Array) -> Array:
-        """Arena entries still current: their segment passes through the midpoint they hold."""
-        p = self._ap[idx].astype(np.int64)
-        mx, my = self._midpoints(idx, rows)
-        a, b = self.vxy[p], self.vxy[p + 1]
-        ax, ay, bx, by = a.real, a.imag, b.real, b.imag
-        cross = np.abs((bx - ax) * (my - ay) - (by - ay) * (mx - ax))
-        ok = (np.minimum(ax, bx) - 1 <= mx) & (mx <= np.maximum(ax, bx) + 1)
-        ok &= (np.minimum(ay, by) - 1 <= my) & (my <= np.maximum(ay, by) + 1)
-        out: Array = ok & (self.vroute[p] >= 0) & (cross <= np.hypot(bx - ax, by - ay) + 1e-9)
-        return out
-
     def _make_room(self, rows: Array, incoming: Array) -> None:
-        """Sweep stale entries out of full cells, then move those still short of room."""
-        counts = self._ccount[rows]
-        src = ragged(self._cstart[rows], counts)
-        owner = np.repeat(np.arange(len(rows)), counts)
-        keep = self._valid(src, rows[owner])
-        live = np.bincount(owner[keep], minlength=len(rows))
-        dst = ragged(self._cstart[rows], live)
-        for arr in (self._ap, self._aq):
-            arr[dst] = arr[src[keep]]
-        self._ccount[rows] = live
-        move = np.flatnonzero(live + incoming > self._ccap[rows])
-        if not len(move):
-            return
-        rows, live = rows[move], live[move]
-        need = live + incoming[move]
+        """Move full cells to the top of the arena, with room to spare."""
+        live = self._ccount[rows]
+        need = live + incoming
         caps = need + need // 2 + 8  # room to spare: a busy cell is not moved often
         base = self._reserve(int(caps.sum()))
         starts = base + np.cumsum(caps) - caps
@@ -351,5 +359,5 @@ class SegmentGrid:
     @property
     def nbytes(self) -> int:
         """Memory held by the pool and the arena."""
-        arrays = (self.vxy, self.vs, self.vroute, self._ap, self._aq, self._cix, self._ciy)
+        arrays = (self.vxy, self.vs, self.block_route, self._ap, self._aq, self._cix, self._ciy)
         return sum(a.nbytes for a in arrays)

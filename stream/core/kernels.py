@@ -63,6 +63,7 @@ def segment_distance2(
 
 
 PREFILTER_SLACK = 0.02  # metres: a quantised piece lies within 0.71 cm of the true one
+_BLOCK = 16  # grid.BLOCK: vertices per entry of the route map
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -79,6 +80,27 @@ def _inside_rings(x: float, y: float, prims: Array, lo: int, hi: int) -> bool:
     return inside
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _nearest(
+    ax: float, ay: float, bx: float, by: float, prims: Array, lo: int, hi: int, limit: float
+) -> tuple[float, float, int]:
+    """Squared distance from segment AB to the nearest of ``prims[lo:hi]`` within ``limit`` (inf
+    if none), the parameter on AB of its closest point, and that primitive."""
+    best = np.inf
+    best_t = 0.0
+    best_q = lo
+    for q in range(lo, hi):
+        cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
+        if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
+            continue
+        if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
+            continue
+        d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
+        if d2 < best:
+            best, best_t, best_q = d2, t, q
+    return best, best_t, best_q
+
+
 @numba.njit(cache=True, nogil=True)
 def scan_cells(
     pair_box: Array,
@@ -89,8 +111,9 @@ def scan_cells(
     box_rel: Array,
     box_inside: Array,
     box_bbox: Array,
+    box_elo: Array,
+    box_ehi: Array,
     prims: Array,
-    prim_ev: Array,
     thr: Array,
     origin: Array,
     cell_m: float,
@@ -100,9 +123,9 @@ def scan_cells(
     ccount: Array,
     ap: Array,
     aq: Array,
+    block_route: Array,
     vx: Array,
     vy: Array,
-    vroute: Array,
     cur_p: Array,
     has_pos: Array,
     px: Array,
@@ -112,47 +135,49 @@ def scan_cells(
 
     ``pair_box``/``pair_row`` list the grid cells of each query box, grouped by event
     (``box_ev``: the event of each box, as its slot); a box pairs its candidates with primitives
-    ``box_lo .. box_hi`` (rows of ``prims``, owned by event slots ``prim_ev``). ``box_rel`` holds
+    ``box_lo .. box_hi`` of ``prims`` (its event's are ``box_elo .. box_ehi``). ``box_rel`` holds
     the boxes relative to the grid ``origin``; a box with ``box_inside`` also matches segments that
-    start inside its event's rings (bounding box ``box_bbox``), at distance 0. Candidates are
-    measured first on their quantised piece (``aq``, centimetres from the cell's corner); only
-    those within the corridor plus ``PREFILTER_SLACK`` are read from the vertex pool and measured
-    exactly. Returns the columns event slot, route slot, segment, distance, parameter on the
-    segment, primitive.
+    start inside its event's rings (bounding box ``box_bbox``), at distance 0.
+
+    Two passes: the candidates under each box are measured on their quantised piece (``aq``,
+    centimetres from the cell's corner), sequential bytes; those near the corridor are then looked
+    up (route, vehicle), one clearly inside it taken as it is, one within ``PREFILTER_SLACK`` of its
+    edge (or on the vehicle's segment, or to be tested for being inside) measured exactly first.
+    Only the first segment of each (event, route) is kept, then measured exactly against all its
+    event's primitives. Returns the columns event slot, route slot, segment, distance, parameter
+    on the segment, primitive.
     """
     cap = 1024
-    o_ev = np.empty(cap, np.int64)
     o_r = np.empty(cap, np.int64)
     o_p = np.empty(cap, np.int64)
-    o_d = np.empty(cap, np.float64)
-    o_t = np.empty(cap, np.float64)
-    o_q = np.empty(cap, np.int64)
+    o_b = np.empty(cap, np.int64)
     n = 0
     stamp = np.full(len(cur_p), -1, np.int64)
     where = np.zeros(len(cur_p), np.int64)
-    group = -1
-    last_ev = -1
+    ncap = 4096
+    c_j = np.empty(ncap, np.int64)
+    c_k = np.empty(ncap, np.int64)
+    c_x = np.empty(ncap, np.bool_)
+    m = 0
     unit = 0.01  # metres per quantum (grid.QUANTUM)
-    for k in range(len(pair_box)):
+    for k in range(len(pair_box)):  # first: the candidates near on their quantised piece
         b = pair_box[k]
         e = box_ev[b]
-        if e != last_ev:
-            last_ev = e
-            group += 1
         row = pair_row[k]
         rx = cix[row] * cell_m
         ry = ciy[row] * cell_m
         cornx = origin[0] + rx
         corny = origin[1] + ry
-        # the box in units of 2 quanta from the corner: compared with the sum of a piece's ends
+        # the box in units of half a quantum from the corner: compared with a piece's end sums
         lo2x = (box_rel[b, 0] - rx) / (unit / 2)
         lo2y = (box_rel[b, 1] - ry) / (unit / 2)
         hi2x = (box_rel[b, 2] - rx) / (unit / 2)
         hi2y = (box_rel[b, 3] - ry) / (unit / 2)
         limit = thr[e]
-        limit2 = limit * limit
         pre = limit + PREFILTER_SLACK
         pre2 = pre * pre
+        sure = limit - PREFILTER_SLACK
+        sure2 = sure * sure if sure > 0.0 else -1.0
         lo = box_lo[b]
         hi = box_hi[b]
         inside_test = box_inside[b]
@@ -172,8 +197,9 @@ def scan_cells(
             if m2 < lo2y or m2 > hi2y:
                 continue
             sx, sy, ex, ey = q0 * unit, q1 * unit, q2 * unit, q3 * unit
-            near = inside_test and bx0 <= sx <= bx1 and by0 <= sy <= by1
-            if not near:
+            exact = inside_test and bx0 <= sx <= bx1 and by0 <= sy <= by1
+            if not exact:
+                best = np.inf
                 for q in range(lo, hi):
                     cx = prims[q, 0] - cornx
                     cy = prims[q, 1] - corny
@@ -184,61 +210,108 @@ def scan_cells(
                     if min(sy, ey) > max(cy, dy) + pre or max(sy, ey) < min(cy, dy) - pre:
                         continue
                     d2, _ = segment_distance2(sx, sy, ex, ey, cx, cy, dx, dy)
-                    if d2 <= pre2:
-                        near = True
-                        break
-            if not near:
-                continue
-            p = ap[j]
-            r = vroute[p]
-            if r < 0 or p < cur_p[r]:
-                continue
-            if stamp[r] == group and p > o_p[where[r]]:
-                continue  # a segment of this route nearer its vehicle already matched this event
+                    if d2 < best:
+                        best = d2
+                        if d2 <= sure2:
+                            break
+                if not best <= pre2:
+                    continue
+                exact = best > sure2
+            if m == ncap:
+                ncap *= 2
+                c_j, c_k, c_x = _grow(c_j, ncap), _grow(c_k, ncap), _grow(c_x, ncap)
+            c_j[m], c_k[m], c_x[m] = j, k, exact
+            m += 1
+    group = -1
+    last_ev = -1
+    for i in range(m):  # then: ahead of the vehicle, first of its route, exactly near if unsure
+        k = c_k[i]
+        b = pair_box[k]
+        e = box_ev[b]
+        if e != last_ev:
+            last_ev = e
+            group += 1
+        p = ap[c_j[i]]
+        r = block_route[p // _BLOCK]
+        if r < 0 or p < cur_p[r]:
+            continue
+        if stamp[r] == group and p >= o_p[where[r]]:
+            continue  # this segment, or one nearer the vehicle, already matched this event
+        clipped = p == cur_p[r] and has_pos[r]
+        if c_x[i] or clipped:
             ax = vx[p]
             ay = vy[p]
-            if p == cur_p[r] and has_pos[r]:
+            if clipped:
                 ax = px[r]
                 ay = py[r]
             bx = vx[p + 1]
             by = vy[p + 1]
-            best = np.inf
-            best_t = 0.0
-            best_q = lo
-            if (
-                inside_test
+            lo = box_lo[b]
+            hi = box_hi[b]
+            inside = (
+                box_inside[b]
                 and box_bbox[b, 0] <= ax <= box_bbox[b, 2]
                 and box_bbox[b, 1] <= ay <= box_bbox[b, 3]
                 and _inside_rings(ax, ay, prims, lo, hi)
-            ):
-                best = 0.0
-            else:
-                for q in range(lo, hi):
-                    cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
-                    if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
-                        continue
-                    if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
-                        continue
-                    d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
-                    if d2 < best:
-                        best, best_t, best_q = d2, t, q
-                if not best <= limit2:
+            )
+            if not inside:
+                limit = thr[e]
+                d2, _, _ = _nearest(ax, ay, bx, by, prims, lo, hi, limit)
+                if not d2 <= limit * limit:
                     continue
-            d = math.sqrt(best)
-            if stamp[r] == group:
-                i = where[r]
-                if p < o_p[i] or (p == o_p[i] and d < o_d[i]):
-                    o_p[i], o_d[i], o_t[i], o_q[i] = p, d, best_t, best_q
-                continue
-            if n == cap:
-                cap *= 2
-                o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
-                o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
-            stamp[r] = group
-            where[r] = n
-            o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = prim_ev[best_q], r, p, d, best_t, best_q
-            n += 1
-    return o_ev[:n], o_r[:n], o_p[:n], o_d[:n], o_t[:n], o_q[:n]
+        if stamp[r] == group:
+            w = where[r]
+            o_p[w] = p
+            o_b[w] = b
+            continue
+        if n == cap:
+            cap *= 2
+            o_r, o_p, o_b = _grow(o_r, cap), _grow(o_p, cap), _grow(o_b, cap)
+        stamp[r] = group
+        where[r] = n
+        o_r[n], o_p[n], o_b[n] = r, p, b
+        n += 1
+    o_ev = np.empty(n, np.int64)
+    o_d = np.empty(n, np.float64)
+    o_t = np.empty(n, np.float64)
+    o_q = np.empty(n, np.int64)
+    for i in range(n):  # the kept segments, measured exactly against all their event's primitives
+        r, p, b = o_r[i], o_p[i], o_b[i]
+        lo, hi = box_elo[b], box_ehi[b]
+        ax = vx[p]
+        ay = vy[p]
+        if p == cur_p[r] and has_pos[r]:
+            ax = px[r]
+            ay = py[r]
+        o_ev[i] = box_ev[b]
+        if (
+            box_inside[b]
+            and box_bbox[b, 0] <= ax <= box_bbox[b, 2]
+            and box_bbox[b, 1] <= ay <= box_bbox[b, 3]
+            and _inside_rings(ax, ay, prims, lo, hi)
+        ):
+            o_d[i], o_t[i], o_q[i] = 0.0, 0.0, lo
+        else:
+            d2, t, q = _nearest(ax, ay, vx[p + 1], vy[p + 1], prims, lo, hi, thr[box_ev[b]])
+            o_d[i], o_t[i], o_q[i] = math.sqrt(d2), t, q
+    return o_ev, o_r[:n], o_p[:n], o_d, o_t, o_q
+
+
+@numba.njit(cache=True, nogil=True)
+def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array, block_route: Array) -> None:
+    """Take out of cells ``rows`` the arena entries of segments whose block is marked -2 in
+    ``block_route`` (routes being removed); the last entry of a cell fills each hole."""
+    for row in rows:
+        i = cstart[row]
+        end = i + ccount[row]
+        while i < end:
+            if block_route[ap[i] // _BLOCK] == -2:
+                end -= 1
+                ap[i] = ap[end]
+                aq[i, 0], aq[i, 1], aq[i, 2], aq[i, 3] = aq[end, 0], aq[end, 1], aq[end, 2], aq[end, 3]
+            else:
+                i += 1
+        ccount[row] = end - cstart[row]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -71,7 +71,7 @@ def inside_rows(
     grid: SegmentGrid, routes: RouteTable, polygons: Array, slots: Array, qs: Array, owner: Array, p: Array
 ) -> Rows:
     """Segments (ahead of the vehicle) starting inside their areal event ``owner``: distance 0."""
-    r = grid.vroute[p]
+    r = grid.route_of(p)
     live = np.flatnonzero(p >= routes.cur_p[r])
     p, r, owner = p[live], r[live], owner[live]
     ax, ay, _ = segment_starts(grid, routes, p, r, along=False)
@@ -95,20 +95,21 @@ def batch_rows(
     in event slot order, so the rows come out sorted), plus, for areas the scan cannot test with
     their rings, the segments that start inside them."""
     order = np.argsort(slots[batch.box_event], kind="stable")
+    box_event = batch.box_event[order]
     box, cell, rel = grid.box_cells(batch.boxes[order])
-    ev_of_q = slots[batch.prim_event]
     cstart, ccount, cix, ciy, ap, aq = grid.arena()
     cols = scan_cells(
         box,
         cell,
-        slots[batch.box_event[order]],
+        slots[box_event],
         batch.box_lo[order],
         batch.box_hi[order],
         rel,
         batch.box_inside[order],
-        batch.bbox[batch.box_event[order]],
+        batch.bbox[box_event],
+        batch.prim_lo[box_event],
+        batch.prim_hi[box_event],
         batch.prims,
-        ev_of_q,
         events.thr,
         np.asarray(grid.origin or (0.0, 0.0)),
         grid.cell_m,
@@ -118,9 +119,9 @@ def batch_rows(
         ccount,
         ap,
         aq,
+        grid.block_route,
         grid.vx,
         grid.vy,
-        grid.vroute,
         routes.cur_p,
         routes.has_pos,
         routes.px,
