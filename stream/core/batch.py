@@ -10,7 +10,7 @@ import numpy as np
 
 from schemas import Event
 from stream.core import lifecycle as lc
-from stream.core.lifecycle import Delta, EventAlerts
+from stream.core.lifecycle import Delta
 from stream.core.matching import Concerned, apply_rules, batch_rows, decide
 from stream.core.rules import epoch
 from stream.core.shapes import ShapeBatch, shapes_for
@@ -88,24 +88,12 @@ def _reconcile(
     changed: set[str],
     delta: Delta,
 ) -> None:
-    """New events raise all their pairs at once; events seen before are diffed one by one."""
-    lo = np.searchsorted(found.ev, slots)
-    hi = np.searchsorted(found.ev, slots, side="right")
-    by_event = book.by_event
-    fresh = [s not in by_event for s in slots.tolist()]
-    if all(fresh):
-        delta.add(lc.RAISED, found.ev, found.r, found.ahead, found.expected)
-        book.count += len(found.r)
-    else:
-        mask = np.isin(found.ev, slots[np.asarray(fresh, dtype=bool)])
-        delta.add(lc.RAISED, found.ev[mask], found.r[mask], found.ahead[mask], found.expected[mask])
-        book.count += int(mask.sum())
-    r, ahead, expected = found.r, found.ahead, found.expected
-    for event, slot, a, b, new in zip(events, slots.tolist(), lo.tolist(), hi.tolist(), fresh, strict=True):
-        if new:
-            if b > a:
-                by_event[slot] = EventAlerts(r[a:b], ahead[a:b], expected[a:b])
-        else:
-            book.set_event(
-                slot, found.r[a:b], found.ahead[a:b], found.expected[a:b], event.id in changed, delta
-            )
+    """Every event of the batch against the pairs found for it (``found`` sorted by event), in one
+    call of the book: new events raise all their pairs, events seen before are diffed."""
+    if len(found.ev) > 1 and np.any(found.ev[1:] < found.ev[:-1]):
+        found = found.take(np.argsort(found.ev, kind="stable"))
+    order = np.argsort(slots)  # distinct slots; ``found`` holds their pairs in this order
+    ptr = np.searchsorted(found.ev, slots[order]).astype(np.int64)
+    ptr = np.append(ptr, len(found.ev))
+    flags = np.fromiter((events[i].id in changed for i in order.tolist()), dtype=bool, count=len(order))
+    book.set_events(slots[order], ptr, found.r, found.ahead, found.expected, flags, delta)

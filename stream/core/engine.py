@@ -23,8 +23,9 @@ from stream.core.eventindex import EventIndex
 from stream.core.geo import DEFAULT_CRS, project_xy
 from stream.core.grid import SegmentGrid
 from stream.core.lifecycle import AlertBook, Delta
-from stream.core.matching import Concerned, apply_rules, behind, decide, routes_rows
+from stream.core.matching import Concerned, apply_rules, behind, decide
 from stream.core.progress import snap, travel_speed
+from stream.core.routescan import routes_rows
 from stream.core.rules import epoch, vehicle_values
 from stream.core.tables import RouteState, RouteTable
 
@@ -198,58 +199,51 @@ class Engine:
             return []
         state = self._routes[slot]
         assert state is not None  # noqa: S101
-        self.book.set_route(slot, self._scope(state), {}, delta, lc.ROUTE_ENDED, set())
+        self.book.end_route(slot, delta)
         self.grid.remove(int(self.table.start[slot]), state.n)
         self._by_destination.get(state.route.destination or "", set()).discard(slot)
         self._graveyard.append(("route", slot))
         return self.alerts(delta)
 
     def _scope(self, state: RouteState) -> set[int]:
-        scope = self.index.near(state.cells.tolist())
-        if state.route.destination:
-            scope |= self.index.port_calls.get(state.route.destination, set())
-        return scope
+        """Event slots a route has an alert for: what a re-planned route may have to clear (it
+        clears them as "route changed" if there are any)."""
+        return self.book.events_of(state.slot)
 
     def _rematch(
         self, slots: list[int], at: datetime, delta: Delta, extra: list[set[int]], reasons: list[int]
     ) -> None:
-        """Match routes against the events near them and reconcile each route's alerts."""
-        states = self.index.states
-        scopes = [self._scope(self.route_state(slot)) for slot in slots]
-        nearby = [[s for e in scope if (s := states[e]) is not None and len(s.prims)] for scope in scopes]
+        """Match routes against the events near them and reconcile each route's alerts, whatever
+        the events they were raised for (each route's alerts are on its list in the book, so
+        ``extra``, the events a route had alerts for, is not needed to find them)."""
         ends = np.fromiter((self.route_state(slot).n for slot in slots), dtype=np.int64, count=len(slots))
         r = np.asarray(slots, dtype=np.int64)
-        rows, prims = routes_rows(self.grid, self.table, r, ends, nearby, self.index.table.thr)
+        rows, prims = routes_rows(self.grid, self.table, self.index, r, ends)
         when = (epoch(at), self.config.at_only)
-        found = decide(self.grid, self.table, self.index.table, states, rows, prims, when)
-        found = found.take(np.argsort(found.r, kind="stable"))
+        found = decide(self.grid, self.table, self.index.table, self.index.states, rows, prims, when)
+        ports = self._port_calls_of(slots, when)
+        if len(ports.ev):
+            both = zip(_columns(found), _columns(ports), strict=True)
+            found = Concerned(*(np.concatenate(pair) for pair in both))
+        found = found.take(np.argsort(found.r, kind="stable"))  # a port call after a geometric match
         ahead_geo = rows.take(~behind(self.table, rows))
         ahead_geo = ahead_geo.take(np.argsort(ahead_geo.r, kind="stable"))
-        f_lo, f_hi = np.searchsorted(found.r, r), np.searchsorted(found.r, r, side="right")
-        g_lo, g_hi = np.searchsorted(ahead_geo.r, r), np.searchsorted(ahead_geo.r, r, side="right")
-        for k, slot in enumerate(slots):
-            ports = self._port_calls_of(slot, scopes[k], when)
-            now = {
-                int(e): (float(a), float(x))
-                for c in (found.take(slice(f_lo[k], f_hi[k])), ports)
-                for e, a, x in zip(c.ev.tolist(), c.ahead.tolist(), c.expected.tolist(), strict=True)
-            }
-            passed: set[int] = set()
-            if reasons[k] == lc.NO_LONGER:
-                passed = scopes[k] - set(ahead_geo.ev[g_lo[k] : g_hi[k]].tolist())
-            self.book.set_route(slot, scopes[k] | extra[k], now, delta, reasons[k], passed)
+        self.book.set_routes(r, found, ahead_geo, np.asarray(reasons, dtype=np.int64), delta)
 
-    def _port_calls_of(self, slot: int, scope: set[int], when: tuple[float, bool]) -> Concerned:
-        state = self._routes[slot]
-        assert state is not None  # noqa: S101
-        ports = self.index.port_calls.get(state.route.destination or "", set()) & scope
-        ev = np.fromiter(ports, dtype=np.int64, count=len(ports))
-        r = np.full(len(ev), slot)
-        ahead = np.full(len(ev), self.remaining_m(slot))
+    def _port_calls_of(self, slots: list[int], when: tuple[float, bool]) -> Concerned:
+        """The port calls at the routes' destinations that concern them (by the rules)."""
+        ev: list[int] = []
+        r: list[int] = []
+        for slot in slots:
+            destination = self.route_state(slot).route.destination
+            calls = self.index.port_calls.get(destination) if destination else None
+            if calls:
+                ev.extend(calls)
+                r.extend([slot] * len(calls))
+        ahead = np.array([self.remaining_m(slot) for slot in r], dtype=np.float64)
+        pairs = Concerned(np.array(ev, dtype=np.int64), np.array(r, dtype=np.int64), ahead, ahead)
         ok = np.ones(len(ev), dtype=bool)
-        return apply_rules(
-            self.table, self.index.table, self.index.states, Concerned(ev, r, ahead, ahead), ok, when
-        )
+        return apply_rules(self.table, self.index.table, self.index.states, pairs, ok, when)
 
     # -- events ------------------------------------------------------------------------------
     def apply_events(self, events: Sequence[Event], at: datetime) -> list[Alert]:
@@ -313,6 +307,10 @@ def _lonlat(route: Route) -> np.ndarray[Any, Any]:
     return np.asarray([c[:2] for c in route.coordinates], dtype=float).reshape(n, 2)
 
 
+def _columns(pairs: Concerned) -> tuple[np.ndarray[Any, Any], ...]:
+    return pairs.ev, pairs.r, pairs.ahead, pairs.expected
+
+
 def warm_up() -> float:
     """Compile (or load from the on-disk cache) the engine's kernels with the types a real batch
     passes, so that the first batch of a process is not delayed; returns the seconds it took."""
@@ -334,4 +332,9 @@ def warm_up() -> float:
         at,
     )
     engine.upsert_routes([Route("warm", "warm", line[::-1], Vehicle())], at)
+    engine.route_position("warm", line[1], at)
+    engine.apply_events(
+        [Event(id="p", source="warm", kind="closure", geometry=point, status="cancelled")], at
+    )
+    engine.end_route("warm", at)
     return time.perf_counter() - started

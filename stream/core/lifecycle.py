@@ -1,8 +1,10 @@
 """The alert book: which (route, event) pairs are raised, and the transitions between states.
 
-Alerts are kept per event as columns (route slots, last distance sent, expected time), so a batch
-of new events raises its alerts without a Python object per pair. ``Delta`` collects transitions
-as columns too; ``Delta.alerts`` turns them into ``schemas.Alert`` records.
+Alerts are rows of numpy columns (event slot, route slot, last distance sent, expected time), each
+on a linked list of its event and one of its route, changed by compiled kernels a whole batch at a
+time: no Python object per pair, and a route or an event reaches its own alerts without looking at
+anyone else's. ``Delta`` collects transitions as columns too; ``Delta.alerts`` turns them into
+``schemas.Alert`` records.
 
 States: ``raised`` the first time a pair concerns the driver, ``updated`` when the event changed
 or the distance ahead moved by more than the threshold since the last one sent, ``cleared`` once
@@ -15,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+import numba
 import numpy as np
 
 from schemas import Alert, Event, Route, alert_id_for
@@ -37,15 +40,6 @@ CANCELLED, EXPIRED, ROUTE_CHANGED, PASSED, ROUTE_ENDED, NO_LONGER = range(1, 7)
 
 
 @dataclass(slots=True)
-class EventAlerts:
-    """Raised alerts of one event: route slots, last distance sent, expected time."""
-
-    r: Array
-    dist: Array
-    expected: Array
-
-
-@dataclass(slots=True)
 class Delta:
     """Alert transitions as columns (and single rows); valid until the engine's next call."""
 
@@ -60,6 +54,16 @@ class Delta:
             dist = np.broadcast_to(np.asarray(dist, dtype=np.float64), r.shape)
             expected = np.broadcast_to(np.asarray(expected, dtype=np.float64), r.shape)
             self.parts.append((state, ev, r, dist, expected, reason))
+
+    def add_columns(self, ints: Array, floats: Array) -> None:
+        """Record transitions from kernel rows: (state, reason, event, route) and (distance,
+        expected time); one part per state and reason, in row order."""
+        if not len(ints):
+            return
+        key = ints[:, 0] * 16 + ints[:, 1]
+        for k in np.unique(key).tolist():
+            sel = np.flatnonzero(key == k)
+            self.parts.append((k // 16, ints[sel, 2], ints[sel, 3], floats[sel, 0], floats[sel, 1], k % 16))
 
     def add_one(self, state: int, ev: int, r: int, dist: float, expected: float, reason: int = 0) -> None:
         """Record one transition."""
@@ -119,108 +123,409 @@ class Delta:
         return out
 
 
+class Pairs(Protocol):
+    """(event, route) pair columns (``matching.Rows``, ``matching.Concerned``)."""
+
+    ev: Array
+    r: Array
+
+
+class Found(Pairs, Protocol):
+    """Pairs with distance ahead and expected time (``matching.Concerned``)."""
+
+    ahead: Array
+    expected: Array
+
+
+# Columns of ``AlertBook.links`` (one row per raised alert) and cells of ``AlertBook.meta``.
+_EV, _R, _ENEXT, _EPREV, _RNEXT, _RPREV = range(6)
+_FREE, _TOP, _COUNT, _STAMP = range(4)
+
+
 class AlertBook:
-    """Raised alerts, per event slot."""
+    """Raised alerts as rows of columns, each row on two doubly linked lists: its event's and its
+    route's. Either side finds its alerts by walking a list (no scan of the others), and a row
+    cleared from one side leaves the other's list in O(1).
+
+    ``links`` holds per row event slot, route slot and the four list links (-1 ends a list);
+    ``vals`` the last distance sent and the expected time. ``ehead``/``rhead`` are the first row of
+    each event/route slot. Freed rows are chained through their event link and reused. The
+    ``emark``/``rmark`` arrays are scratch space for the kernels (stamped, never cleared).
+    """
 
     def __init__(self, threshold_m: float) -> None:
         self.threshold_m = threshold_m
-        self.by_event: dict[int, EventAlerts] = {}
-        self.count = 0
+        self.links = np.full((256, 6), -1, dtype=np.int64)
+        self.vals = np.zeros((256, 2))
+        self.ehead = np.full(64, -1, dtype=np.int64)
+        self.emark = np.full((64, 3), -1, dtype=np.int64)
+        self.rhead = np.full(64, -1, dtype=np.int64)
+        self.rmark = np.full((64, 2), -1, dtype=np.int64)
+        self.meta = np.array([-1, 0, 0, 0], dtype=np.int64)  # free row, rows used, alerts, stamp
+
+    @property
+    def count(self) -> int:
+        """Number of alerts raised."""
+        return int(self.meta[_COUNT])
+
+    # -- read API ----------------------------------------------------------------------------
+    def pairs(self) -> tuple[Array, Array]:
+        """(event slots, route slots) of every raised alert."""
+        links = self.links[: self.meta[_TOP]]
+        live = links[:, _EV] >= 0
+        return links[live, _EV].copy(), links[live, _R].copy()
+
+    def routes_per_event(self) -> tuple[Array, Array]:
+        """Event slots with at least one alert, and how many routes each concerns."""
+        ev, _ = self.pairs()
+        slots, counts = np.unique(ev, return_counts=True)
+        return slots, counts
+
+    def events_of(self, r: int) -> set[int]:
+        """Event slots a route has an alert for."""
+        if r >= len(self.rhead):
+            return set()
+        out: set[int] = set()
+        row = int(self.rhead[r])
+        links = self.links
+        while row >= 0:
+            out.add(int(links[row, _EV]))
+            row = int(links[row, _RNEXT])
+        return out
+
+    def alerts_of_event(self, ev: int) -> tuple[Array, Array, Array]:
+        """Route slots, last distance sent and expected time of an event's alerts."""
+        rows = []
+        row = int(self.ehead[ev]) if ev < len(self.ehead) else -1
+        while row >= 0:
+            rows.append(row)
+            row = int(self.links[row, _ENEXT])
+        idx = np.asarray(rows, dtype=np.int64)
+        return self.links[idx, _R].copy(), self.vals[idx, 0].copy(), self.vals[idx, 1].copy()
+
+    # -- transitions -------------------------------------------------------------------------
+    def set_events(
+        self, evs: Array, ptr: Array, r: Array, dist: Array, expected: Array, changed: Array, delta: Delta
+    ) -> None:
+        """The routes each event now concerns (all of them): event ``evs[k]`` has the pairs
+        ``ptr[k] .. ptr[k + 1]`` of the ``r``/``dist``/``expected`` columns. Raise, update (all
+        of them if ``changed[k]``, else those whose distance moved past the threshold) and clear
+        (no longer concerns the route) to match."""
+        evs, ptr, r = _ints(evs), _ints(ptr), _ints(r)
+        self._fit(len(r), _top(evs), _top(r))
+        out = set_events_kernel(
+            self.links,
+            self.vals,
+            self.ehead,
+            self.rhead,
+            self.rmark,
+            self.meta,
+            self.threshold_m,
+            evs,
+            ptr,
+            r,
+            _floats(dist),
+            _floats(expected),
+            np.ascontiguousarray(changed, dtype=np.bool_),
+        )
+        delta.add_columns(*out)
 
     def set_event(self, ev: int, r: Array, dist: Array, expected: Array, changed: bool, delta: Delta) -> None:
-        """The routes an event now concerns (all of them): raise, update and clear to match."""
-        old = self.by_event.get(ev)
-        if old is None:
-            if len(r):
-                self.by_event[ev] = EventAlerts(r, dist, expected)
-                self.count += len(r)
-                delta.add(RAISED, ev, r, dist, expected)
-            return
-        _, io, inew = np.intersect1d(old.r, r, assume_unique=True, return_indices=True)
-        gone = np.ones(len(old.r), dtype=bool)
-        gone[io] = False
-        delta.add(CLEARED, ev, old.r[gone], old.dist[gone], np.nan, NO_LONGER)
-        fresh = np.ones(len(r), dtype=bool)
-        fresh[inew] = False
-        delta.add(RAISED, ev, r[fresh], dist[fresh], expected[fresh])
-        sent = dist.copy()
-        moved = np.abs(dist[inew] - old.dist[io]) > self.threshold_m
-        upd = inew if changed else inew[moved]
-        delta.add(UPDATED, ev, r[upd], dist[upd], expected[upd])
-        if not changed:
-            keep = inew[~moved]
-            sent[keep] = old.dist[io[~moved]]
-        self.count += len(r) - len(old.r)
-        if len(r):
-            self.by_event[ev] = EventAlerts(r, sent, expected)
-        else:
-            del self.by_event[ev]
+        """``set_events`` for one event."""
+        ptr = np.array([0, len(r)], dtype=np.int64)
+        self.set_events(np.array([ev]), ptr, r, dist, expected, np.array([changed]), delta)
 
     def drop_event(self, ev: int, delta: Delta, reason: int) -> None:
         """Clear every alert of an event."""
-        old = self.by_event.pop(ev, None)
-        if old is not None:
-            self.count -= len(old.r)
-            delta.add(CLEARED, ev, old.r, old.dist, np.nan, reason)
+        if ev < len(self.ehead) and self.ehead[ev] >= 0:
+            evs = np.array([ev], dtype=np.int64)
+            out = drop_events_kernel(self.links, self.vals, self.ehead, self.rhead, self.meta, evs, reason)
+            delta.add_columns(*out)
 
-    def set_route(
-        self,
-        r: int,
-        scope: set[int],
-        now: dict[int, tuple[float, float]],
-        delta: Delta,
-        reason: int,
-        passed: set[int],
-    ) -> None:
-        """One route's alerts among the events in ``scope``: ``now`` maps event -> (dist, exp).
+    def set_routes(self, slots: Array, found: Found, ahead_geo: Pairs, reasons: Array, delta: Delta) -> None:
+        """Each route's alerts against the pairs that concern it now.
 
-        Alerts cleared for events in ``passed`` give "vehicle passed" as their reason.
+        ``found`` (``matching.Concerned`` columns sorted by route) holds the pairs concerning route
+        ``slots[k]``; ``ahead_geo`` (its ``ev``, ``r``, sorted by route) its geometric matches
+        ahead of the vehicle, before the rules. An alert whose pair is found again is updated if
+        its distance moved past the threshold (else only its expected time is refreshed), one that
+        is not is cleared with the route's reason (``reasons[k]``), except that with "no longer
+        concerns" an event not among the geometric matches ahead was passed. New pairs are raised.
         """
-        had = self._alerts_of(r, scope)
-        for ev in had.keys() | now.keys():
-            new = now.get(ev)
-            i = had.get(ev)
-            if i is not None:
-                old = self.by_event[ev]
-                if new is None:
-                    delta.add_one(
-                        CLEARED, ev, r, float(old.dist[i]), np.nan, PASSED if ev in passed else reason
-                    )
-                    self.count -= 1
-                    if len(old.r) > 1:
-                        keep = np.arange(len(old.r)) != i
-                        self.by_event[ev] = EventAlerts(old.r[keep], old.dist[keep], old.expected[keep])
-                    else:
-                        del self.by_event[ev]
-                elif abs(new[0] - old.dist[i]) > self.threshold_m:
-                    delta.add_one(UPDATED, ev, r, new[0], new[1])
-                    old.dist[i], old.expected[i] = new
-                else:
-                    old.expected[i] = new[1]
-            elif new is not None:
-                delta.add_one(RAISED, ev, r, new[0], new[1])
-                self.count += 1
-                old_alerts = self.by_event.get(ev)
-                if old_alerts is None:
-                    self.by_event[ev] = EventAlerts(
-                        np.array([r], dtype=np.int64), np.array([new[0]]), np.array([new[1]])
-                    )
-                else:
-                    old_alerts.r = np.append(old_alerts.r, r)
-                    old_alerts.dist = np.append(old_alerts.dist, new[0])
-                    old_alerts.expected = np.append(old_alerts.expected, new[1])
+        slots = _ints(slots)
+        f_r, g_ev, g_r = _ints(found.r), _ints(ahead_geo.ev), _ints(ahead_geo.r)
+        f_ptr = np.searchsorted(f_r, slots).astype(np.int64), np.searchsorted(f_r, slots, "right")
+        g_ptr = np.searchsorted(g_r, slots).astype(np.int64), np.searchsorted(g_r, slots, "right")
+        f_ev = _ints(found.ev)
+        self._fit(len(f_ev), max(_top(f_ev), _top(g_ev)), _top(slots))
+        out = set_routes_kernel(
+            self.links,
+            self.vals,
+            self.ehead,
+            self.rhead,
+            self.emark,
+            self.meta,
+            self.threshold_m,
+            slots,
+            _ints(reasons),
+            f_ptr[0],
+            _ints(f_ptr[1]),
+            f_ev,
+            _floats(found.ahead),
+            _floats(found.expected),
+            g_ptr[0],
+            _ints(g_ptr[1]),
+            g_ev,
+        )
+        delta.add_columns(*out)
 
-    def _alerts_of(self, r: int, scope: set[int]) -> dict[int, int]:
-        """For the events in ``scope`` with an alert for route ``r``: event -> index in its arrays."""
-        by_event = self.by_event
-        evs = [ev for ev in scope if ev in by_event]
-        if not evs:
-            return {}
-        arrays = [by_event[ev].r for ev in evs]
-        sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-        hits = np.flatnonzero(np.concatenate(arrays) == r)
-        if not len(hits):
-            return {}
-        owner = np.searchsorted(np.cumsum(sizes), hits, side="right")
-        starts = np.cumsum(sizes) - sizes
-        return {evs[o]: int(h - starts[o]) for o, h in zip(owner.tolist(), hits.tolist(), strict=True)}
+    def end_route(self, r: int, delta: Delta) -> None:
+        """Clear every alert of a route, as ended."""
+        empty = np.zeros(0, dtype=np.int64)
+        none = _NoPairs(empty, empty, np.zeros(0), np.zeros(0))
+        self.set_routes(np.array([r]), none, none, np.array([ROUTE_ENDED]), delta)
+
+    def _fit(self, new_rows: int, ev_top: int, r_top: int) -> None:
+        """Grow the columns for ``new_rows`` more alerts and slots below ``ev_top``/``r_top``."""
+        need = int(self.meta[_TOP]) + new_rows
+        if need > len(self.links):
+            size = max(need, 2 * len(self.links))
+            self.links = _grown(self.links, size, -1)
+            self.vals = _grown(self.vals, size, 0.0)
+        if ev_top > len(self.ehead):
+            size = max(ev_top, 2 * len(self.ehead))
+            self.ehead, self.emark = _grown(self.ehead, size, -1), _grown(self.emark, size, -1)
+        if r_top > len(self.rhead):
+            size = max(r_top, 2 * len(self.rhead))
+            self.rhead, self.rmark = _grown(self.rhead, size, -1), _grown(self.rmark, size, -1)
+
+
+@dataclass(slots=True)
+class _NoPairs:
+    ev: Array
+    r: Array
+    ahead: Array
+    expected: Array
+
+
+def _ints(a: Any) -> Array:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _floats(a: Any) -> Array:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _top(a: Array) -> int:
+    return int(a.max()) + 1 if len(a) else 0
+
+
+def _grown(a: Array, size: int, fill: Any) -> Array:
+    out = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+# -- kernels -----------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _link(
+    links: Array, vals: Array, ehead: Array, rhead: Array, meta: Array, e: int, r: int, d: float, x: float
+) -> None:
+    """File a new alert at the head of its event's and its route's lists."""
+    row = meta[_FREE]
+    if row >= 0:
+        meta[_FREE] = links[row, _ENEXT]
+    else:
+        row = meta[_TOP]
+        meta[_TOP] += 1
+    links[row, _EV] = e
+    links[row, _R] = r
+    head = ehead[e]
+    links[row, _ENEXT] = head
+    links[row, _EPREV] = -1
+    if head >= 0:
+        links[head, _EPREV] = row
+    ehead[e] = row
+    head = rhead[r]
+    links[row, _RNEXT] = head
+    links[row, _RPREV] = -1
+    if head >= 0:
+        links[head, _RPREV] = row
+    rhead[r] = row
+    vals[row, 0] = d
+    vals[row, 1] = x
+    meta[_COUNT] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _unlink(links: Array, ehead: Array, rhead: Array, meta: Array, row: int) -> None:
+    """Take an alert off both its lists and free its row."""
+    nxt, prev = links[row, _ENEXT], links[row, _EPREV]
+    if prev >= 0:
+        links[prev, _ENEXT] = nxt
+    else:
+        ehead[links[row, _EV]] = nxt
+    if nxt >= 0:
+        links[nxt, _EPREV] = prev
+    nxt, prev = links[row, _RNEXT], links[row, _RPREV]
+    if prev >= 0:
+        links[prev, _RNEXT] = nxt
+    else:
+        rhead[links[row, _R]] = nxt
+    if nxt >= 0:
+        links[nxt, _RPREV] = prev
+    links[row, _EV] = -1
+    links[row, _R] = -1
+    links[row, _ENEXT] = meta[_FREE]
+    meta[_FREE] = row
+    meta[_COUNT] -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _emit(o_i: Array, o_f: Array, n: int, state: int, reason: int, e: int, r: int, d: float, x: float) -> int:
+    o_i[n, 0], o_i[n, 1], o_i[n, 2], o_i[n, 3] = state, reason, e, r
+    o_f[n, 0], o_f[n, 1] = d, x
+    return n + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_length(links: Array, heads: Array, keys: Array, nxt: int) -> int:
+    n = 0
+    for k in range(len(keys)):
+        row = heads[keys[k]]
+        while row >= 0:
+            n += 1
+            row = links[row, nxt]
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def set_events_kernel(
+    links: Array,
+    vals: Array,
+    ehead: Array,
+    rhead: Array,
+    rmark: Array,
+    meta: Array,
+    threshold: float,
+    evs: Array,
+    ptr: Array,
+    r: Array,
+    dist: Array,
+    expected: Array,
+    changed: Array,
+) -> tuple[Array, Array]:
+    """Event side of ``AlertBook.set_events``; returns the transitions (state, reason, event,
+    route) and (distance, expected time) as two row arrays."""
+    size = _walk_length(links, ehead, evs, _ENEXT) + len(r)
+    o_i = np.empty((size, 4), np.int64)
+    o_f = np.empty((size, 2), np.float64)
+    n = 0
+    matched = np.zeros(len(r), np.bool_)
+    for k in range(len(evs)):
+        e = evs[k]
+        meta[_STAMP] += 1
+        stamp = meta[_STAMP]
+        for j in range(ptr[k], ptr[k + 1]):
+            rmark[r[j], 0] = stamp
+            rmark[r[j], 1] = j
+        row = ehead[e]
+        while row >= 0:
+            nxt = links[row, _ENEXT]
+            rr = links[row, _R]
+            if rmark[rr, 0] == stamp:
+                j = rmark[rr, 1]
+                matched[j] = True
+                if changed[k] or abs(dist[j] - vals[row, 0]) > threshold:
+                    n = _emit(o_i, o_f, n, UPDATED, 0, e, rr, dist[j], expected[j])
+                    vals[row, 0] = dist[j]
+                vals[row, 1] = expected[j]
+            else:
+                n = _emit(o_i, o_f, n, CLEARED, NO_LONGER, e, rr, vals[row, 0], np.nan)
+                _unlink(links, ehead, rhead, meta, row)
+            row = nxt
+        for j in range(ptr[k], ptr[k + 1]):
+            if not matched[j] and rmark[r[j], 1] == j:
+                n = _emit(o_i, o_f, n, RAISED, 0, e, r[j], dist[j], expected[j])
+                _link(links, vals, ehead, rhead, meta, e, r[j], dist[j], expected[j])
+    return o_i[:n], o_f[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def drop_events_kernel(
+    links: Array, vals: Array, ehead: Array, rhead: Array, meta: Array, evs: Array, reason: int
+) -> tuple[Array, Array]:
+    """Clear every alert of the events ``evs`` with ``reason``; returns the transitions."""
+    size = _walk_length(links, ehead, evs, _ENEXT)
+    o_i = np.empty((size, 4), np.int64)
+    o_f = np.empty((size, 2), np.float64)
+    n = 0
+    for k in range(len(evs)):
+        row = ehead[evs[k]]
+        while row >= 0:
+            nxt = links[row, _ENEXT]
+            n = _emit(o_i, o_f, n, CLEARED, reason, evs[k], links[row, _R], vals[row, 0], np.nan)
+            _unlink(links, ehead, rhead, meta, row)
+            row = nxt
+    return o_i[:n], o_f[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def set_routes_kernel(
+    links: Array,
+    vals: Array,
+    ehead: Array,
+    rhead: Array,
+    emark: Array,
+    meta: Array,
+    threshold: float,
+    slots: Array,
+    reasons: Array,
+    f_lo: Array,
+    f_hi: Array,
+    f_ev: Array,
+    f_dist: Array,
+    f_exp: Array,
+    g_lo: Array,
+    g_hi: Array,
+    g_ev: Array,
+) -> tuple[Array, Array]:
+    """Route side of ``AlertBook.set_routes``; returns the transitions as ``set_events_kernel``."""
+    size = _walk_length(links, rhead, slots, _RNEXT) + len(f_ev)
+    o_i = np.empty((size, 4), np.int64)
+    o_f = np.empty((size, 2), np.float64)
+    n = 0
+    matched = np.zeros(len(f_ev), np.bool_)
+    for k in range(len(slots)):
+        r = slots[k]
+        meta[_STAMP] += 1
+        stamp = meta[_STAMP]
+        for j in range(f_lo[k], f_hi[k]):
+            emark[f_ev[j], 0] = stamp
+            emark[f_ev[j], 1] = j
+        for j in range(g_lo[k], g_hi[k]):
+            emark[g_ev[j], 2] = stamp
+        row = rhead[r]
+        while row >= 0:
+            nxt = links[row, _RNEXT]
+            e = links[row, _EV]
+            if emark[e, 0] == stamp:
+                j = emark[e, 1]
+                matched[j] = True
+                if abs(f_dist[j] - vals[row, 0]) > threshold:
+                    n = _emit(o_i, o_f, n, UPDATED, 0, e, r, f_dist[j], f_exp[j])
+                    vals[row, 0] = f_dist[j]
+                vals[row, 1] = f_exp[j]
+            else:
+                why = reasons[k]
+                if why == NO_LONGER and emark[e, 2] != stamp:
+                    why = PASSED
+                n = _emit(o_i, o_f, n, CLEARED, why, e, r, vals[row, 0], np.nan)
+                _unlink(links, ehead, rhead, meta, row)
+            row = nxt
+        for j in range(f_lo[k], f_hi[k]):
+            e = f_ev[j]
+            if not matched[j] and emark[e, 1] == j:  # a pair listed twice counts once, the last
+                n = _emit(o_i, o_f, n, RAISED, 0, e, r, f_dist[j], f_exp[j])
+                _link(links, vals, ehead, rhead, meta, e, r, f_dist[j], f_exp[j])
+    return o_i[:n], o_f[:n]

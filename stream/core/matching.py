@@ -16,7 +16,7 @@ import shapely
 
 from stream.core.distance import heading_dot
 from stream.core.grid import SegmentGrid
-from stream.core.kernels import scan_cells, scan_routes
+from stream.core.kernels import scan_cells
 from stream.core.rules import applies_to, in_schedule, valid_at
 from stream.core.shapes import ShapeBatch
 from stream.core.tables import EventState, EventTable, RouteTable
@@ -137,70 +137,6 @@ def batch_rows(
         if len(inside.ev):
             return first_rows(Rows.concat([rows, inside]))
     return rows
-
-
-def routes_rows(
-    grid: SegmentGrid,
-    routes: RouteTable,
-    slots: Array,
-    ends: Array,
-    scopes: list[list[EventState]],
-    thr: Array,
-) -> tuple[Rows, Array]:
-    """Routes (slots, with ``ends`` vertices) ahead of their vehicles against the events near each.
-
-    Returns the first rows of each (event, route) pair and the primitive array their ``q`` index.
-    """
-    row_of: dict[int, int] = {}
-    states: list[EventState] = []
-    ev_idx: list[int] = []
-    ev_ptr = [0]
-    for nearby in scopes:
-        for state in nearby:
-            i = row_of.get(state.slot)
-            if i is None:
-                i = row_of[state.slot] = len(states)
-                states.append(state)
-            ev_idx.append(i)
-        ev_ptr.append(len(ev_idx))
-    sizes = np.fromiter((len(s.prims) for s in states), dtype=np.int64, count=len(states))
-    hi = np.cumsum(sizes)
-    lo = hi - sizes
-    prims = np.concatenate([s.prims for s in states]) if states else np.zeros((0, 4))
-    bbox = np.array([s.bbox for s in states], dtype=float).reshape(-1, 4)
-    areal = np.array([s.polygon is not None for s in states], dtype=bool)
-    ev_slot = np.array([s.slot for s in states], dtype=np.int64)
-    out = scan_routes(
-        slots,
-        routes.cur_p[slots],
-        routes.start[slots] + ends - 1,
-        np.asarray(ev_ptr, dtype=np.int64),
-        np.asarray(ev_idx, dtype=np.int64),
-        ev_slot,
-        lo,
-        hi,
-        bbox,
-        areal,
-        prims,
-        thr,
-        grid.vx,
-        grid.vy,
-        routes.cur_p,
-        routes.has_pos,
-        routes.px,
-        routes.py,
-    )
-    rows = Rows(*out[:6])
-    ir, ip, ie = out[6:]
-    if len(ir):
-        ax, ay, _ = segment_starts(grid, routes, ip, ir, along=False)
-        polygons = _objects([states[i].polygon for i in ie.tolist()])
-        inside = shapely.contains_xy(polygons, ax, ay)
-        ie = ie[inside]
-        zeros = np.zeros(len(ie))
-        found = Rows(ev_slot[ie], ir[inside], ip[inside], zeros, zeros, lo[ie])
-        rows = first_rows(Rows.concat([rows, found]))
-    return rows, prims
 
 
 def first_rows(rows: Rows) -> Rows:

@@ -24,9 +24,9 @@ def _closure(event_id: str, x_m: float, y_m: float) -> Event:
 def _naive(engine: Engine) -> tuple[Counter[str], int]:
     routes_by_event: Counter[str] = Counter()
     drivers: set[str] = set()
-    for ev, raised in engine.book.by_event.items():
-        routes_by_event[engine.index.states[ev].event.id] += len(raised.r)  # type: ignore[union-attr]
-        drivers.update(engine.route_state(int(r)).route.driver_id for r in raised.r)
+    for ev, r in zip(*engine.book.pairs(), strict=True):
+        routes_by_event[engine.index.states[int(ev)].event.id] += 1  # type: ignore[union-attr]
+        drivers.add(engine.route_state(int(r)).route.driver_id)
     return routes_by_event, len(drivers)
 
 

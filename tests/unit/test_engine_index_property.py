@@ -77,11 +77,10 @@ def brute_force(routes: list[Route], events: list[Event], corridor: float) -> tu
 def active_pairs(engine: Engine) -> set[tuple[str, str]]:
     """The (route, event) pairs with a raised alert, read from the engine's alert book."""
     out = set()
-    for ev, alerts in engine.book.by_event.items():
-        state = engine.index.states[ev]
+    for ev, r in zip(*engine.book.pairs(), strict=True):
+        state = engine.index.states[int(ev)]
         assert state is not None
-        for r in alerts.r.tolist():
-            out.add((engine.route_state(r).route.route_id, state.event.id))
+        out.add((engine.route_state(int(r)).route.route_id, state.event.id))
     return out
 
 
