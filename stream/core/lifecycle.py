@@ -41,11 +41,10 @@ CANCELLED, EXPIRED, ROUTE_CHANGED, PASSED, ROUTE_ENDED, NO_LONGER = range(1, 7)
 
 @dataclass(slots=True)
 class Delta:
-    """Alert transitions as columns (and single rows); valid until the engine's next call."""
+    """Alert transitions as columns; valid until the engine's next call."""
 
     at: datetime
     parts: list[tuple[int, Array, Array, Array, Array, int]] = field(default_factory=list)
-    singles: list[tuple[int, int, int, float, float, int]] = field(default_factory=list)
 
     def add(self, state: int, ev: Any, r: Array, dist: Any, expected: Any, reason: int = 0) -> None:
         """Record transitions for the routes in array ``r`` (other columns may be scalars)."""
@@ -65,28 +64,16 @@ class Delta:
             sel = np.flatnonzero(key == k)
             self.parts.append((k // 16, ints[sel, 2], ints[sel, 3], floats[sel, 0], floats[sel, 1], k % 16))
 
-    def add_one(self, state: int, ev: int, r: int, dist: float, expected: float, reason: int = 0) -> None:
-        """Record one transition."""
-        self.singles.append((state, ev, r, dist, expected, reason))
-
-    def _all(self) -> list[tuple[int, Array, Array, Array, Array, int]]:
-        if self.singles:
-            for state, ev, r, dist, exp, reason in self.singles:
-                one = np.array([r], dtype=np.int64)
-                self.parts.append((state, np.array([ev]), one, np.array([dist]), np.array([exp]), reason))
-            self.singles.clear()
-        return self.parts
-
     def __len__(self) -> int:
-        return sum(len(part[2]) for part in self._all())
+        return sum(len(part[2]) for part in self.parts)
 
     def count(self, state: int) -> int:
         """Transitions of one state."""
-        return sum(len(part[2]) for part in self._all() if part[0] == state)
+        return sum(len(part[2]) for part in self.parts if part[0] == state)
 
     def pairs(self, state: int = RAISED) -> tuple[Array, Array]:
         """(event slots, route slots) of the transitions of one state."""
-        sel = [part for part in self._all() if part[0] == state]
+        sel = [part for part in self.parts if part[0] == state]
         if not sel:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate([p[1] for p in sel]), np.concatenate([p[2] for p in sel])
@@ -94,7 +81,7 @@ class Delta:
     def alerts(self, route_of: Callable[[int], Route], event_of: Callable[[int], Event]) -> list[Alert]:
         """The transitions as alert records."""
         out: list[Alert] = []
-        for state, evs, rs, dists, exps, reason in self._all():
+        for state, evs, rs, dists, exps, reason in self.parts:
             name = STATES[state]
             why = REASONS[reason] or None
             for ev, r, dist, exp in zip(
