@@ -170,25 +170,15 @@ class AlertBook:
 
     def events_of(self, r: int) -> set[int]:
         """Event slots a route has an alert for."""
-        if r >= len(self.rhead):
+        if r >= len(self.rhead) or self.rhead[r] < 0:
             return set()
-        out: set[int] = set()
-        row = int(self.rhead[r])
-        links = self.links
-        while row >= 0:
-            out.add(int(links[row, _EV]))
-            row = int(links[row, _RNEXT])
-        return out
+        return set(_walk(self.links, int(self.rhead[r]), _RNEXT, _EV).tolist())
 
     def alerts_of_event(self, ev: int) -> tuple[Array, Array, Array]:
         """Route slots, last distance sent and expected time of an event's alerts."""
-        rows = []
-        row = int(self.ehead[ev]) if ev < len(self.ehead) else -1
-        while row >= 0:
-            rows.append(row)
-            row = int(self.links[row, _ENEXT])
-        idx = np.asarray(rows, dtype=np.int64)
-        return self.links[idx, _R].copy(), self.vals[idx, 0].copy(), self.vals[idx, 1].copy()
+        head = int(self.ehead[ev]) if ev < len(self.ehead) else -1
+        rows = _walk(self.links, head, _ENEXT, -1)
+        return self.links[rows, _R], self.vals[rows, 0], self.vals[rows, 1]
 
     # -- transitions -------------------------------------------------------------------------
     def set_events(
@@ -373,6 +363,21 @@ def _emit(o_i: Array, o_f: Array, n: int, state: int, reason: int, e: int, r: in
     o_i[n, 0], o_i[n, 1], o_i[n, 2], o_i[n, 3] = state, reason, e, r
     o_f[n, 0], o_f[n, 1] = d, x
     return n + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(links: Array, row: int, nxt: int, col: int) -> Array:
+    """Along a list from ``row``: column ``col`` of each row (the row itself if ``col`` is -1)."""
+    n = 0
+    at = row
+    while at >= 0:
+        n += 1
+        at = links[at, nxt]
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = row if col < 0 else links[row, col]
+        row = links[row, nxt]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -38,15 +38,14 @@ class EventColumns:
     def __init__(self) -> None:
         self.known = np.zeros(0, dtype=object)  # the state each slot's columns were copied from
         self.ident = np.zeros(0, dtype=np.int64)  # id() of those states (0: none)
-        self.lo = np.zeros(0, dtype=np.int64)
-        self.hi = np.zeros(0, dtype=np.int64)
-        self.bbox = np.zeros((0, 4))
-        self.areal = np.zeros(0, dtype=bool)
+        # one row per slot each, so that the kernel reads an event in few cache lines:
+        self.geo = np.zeros((0, 5))  # bounding box (xmin, ymin, xmax, ymax), corridor
+        self.span = np.zeros((0, 3), dtype=np.int64)  # primitives lo .. hi in ``prims``, areal
         self.prims = np.zeros((1024, 4))
         self.top = 0  # rows of ``prims`` used
 
-    def refresh(self, states: list[EventState | None], slots: Array) -> None:
-        """Bring the columns of the event ``slots`` (distinct) up to date."""
+    def refresh(self, states: list[EventState | None], thr: Array, slots: Array) -> None:
+        """Bring the columns of the event ``slots`` (distinct) up to date (``thr``: corridors)."""
         if len(states) > len(self.known):
             self._grow(max(len(states), 2 * len(self.known)))
         now = np.fromiter(map(id, map(states.__getitem__, slots.tolist())), dtype=np.int64, count=len(slots))
@@ -67,9 +66,12 @@ class EventColumns:
             self.prims[self.top : self.top + total] = np.concatenate(
                 [state.prims for state in fresh.tolist()]
             )
-        self.lo[stale], self.hi[stale] = hi - sizes, hi
-        self.bbox[stale] = np.array([state.bbox for state in fresh.tolist()], dtype=np.float64).reshape(-1, 4)
-        self.areal[stale] = [state.polygon is not None for state in fresh.tolist()]
+        self.span[stale, 0], self.span[stale, 1] = hi - sizes, hi
+        self.span[stale, 2] = [state.polygon is not None for state in fresh.tolist()]
+        self.geo[stale, :4] = np.array([state.bbox for state in fresh.tolist()], dtype=np.float64).reshape(
+            -1, 4
+        )
+        self.geo[stale, 4] = thr[stale]
         self.known[stale] = fresh
         self.ident[stale] = now[changed]
         self.top += total
@@ -78,20 +80,19 @@ class EventColumns:
         more = size - len(self.known)
         self.known = np.concatenate((self.known, np.full(more, None, dtype=object)))
         self.ident = np.concatenate((self.ident, np.zeros(more, dtype=np.int64)))
-        self.lo = np.concatenate((self.lo, np.zeros(more, dtype=np.int64)))
-        self.hi = np.concatenate((self.hi, np.zeros(more, dtype=np.int64)))
-        self.bbox = np.concatenate((self.bbox, np.full((more, 4), np.nan)))
-        self.areal = np.concatenate((self.areal, np.zeros(more, dtype=bool)))
+        self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
+        self.span = np.concatenate((self.span, np.zeros((more, 3), dtype=np.int64)))
 
     def _compact(self, extra: int) -> None:
         """Copy the primitives of the known states to a new pool with room for ``extra`` more."""
-        sizes = self.hi - self.lo
+        lo, hi = self.span[:, 0], self.span[:, 1]
+        sizes = hi - lo
         prims = np.zeros((max(2 * (int(sizes.sum()) + extra), 1024), 4))
         dst_hi = np.cumsum(sizes)
         dst_lo = dst_hi - sizes
         for slot in np.flatnonzero(sizes).tolist():
-            prims[dst_lo[slot] : dst_hi[slot]] = self.prims[self.lo[slot] : self.hi[slot]]
-        self.prims, self.lo, self.hi = prims, dst_lo, dst_hi
+            prims[dst_lo[slot] : dst_hi[slot]] = self.prims[lo[slot] : hi[slot]]
+        self.prims, self.span[:, 0], self.span[:, 1] = prims, dst_lo, dst_hi
         self.top = int(dst_hi[-1]) if len(dst_hi) else 0
 
 
@@ -116,7 +117,7 @@ def routes_rows(
     columns = _COLUMNS.get(index)
     if columns is None:
         columns = _COLUMNS[index] = EventColumns()
-    columns.refresh(index.states, np.unique(cell_ev))
+    columns.refresh(index.states, index.table.thr, np.unique(cell_ev))
     out = scan_route_cells(
         slots,
         seg_lo,
@@ -125,12 +126,9 @@ def routes_rows(
         seg_cell.ravel().astype(np.int64),
         cell_ptr,
         cell_ev,
-        columns.lo,
-        columns.hi,
-        columns.bbox,
-        columns.areal,
+        columns.geo,
+        columns.span,
         columns.prims,
-        index.table.thr,
         grid.vx,
         grid.vy,
         routes.cur_p,
@@ -147,7 +145,7 @@ def routes_rows(
         inside = shapely.contains_xy(polygons, ax, ay)
         ie = ie[inside]
         zeros = np.zeros(len(ie))
-        found = Rows(ie, ir[inside], ip[inside], zeros, zeros, columns.lo[ie])
+        found = Rows(ie, ir[inside], ip[inside], zeros, zeros, columns.span[ie, 0])
         rows = first_rows(Rows.concat([rows, found]))
     return rows, columns.prims
 
@@ -198,12 +196,9 @@ def scan_route_cells(
     seg_cell: Array,
     cell_ptr: Array,
     cell_ev: Array,
-    ev_prim_lo: Array,
-    ev_prim_hi: Array,
-    ev_bbox: Array,
-    ev_areal: Array,
+    ev_geo: Array,
+    ev_span: Array,
     prims: Array,
-    thr: Array,
     vx: Array,
     vy: Array,
     cur_p: Array,
@@ -217,10 +212,10 @@ def scan_route_cells(
     Route ``k`` (slot ``route_slot[k]``) runs segments ``seg_lo[k] .. seg_hi[k]`` (pool indices,
     from the one its vehicle is on); segment ``i`` of the batch (all routes in order) meets the
     events of cells ``seg_cell[seg_ptr[i] : seg_ptr[i + 1]]``, cell ``c`` holding the event slots
-    ``cell_ev[cell_ptr[c] : cell_ptr[c + 1]]`` (indices of the ``ev_*`` columns: primitives,
-    bounding box, areal). Returns the matching rows (event slot, route slot, segment, distance,
-    parameter, primitive), then the candidates for the inside test of areal events (route slot,
-    segment, event slot): segments that start in the event's bounding box.
+    ``cell_ev[cell_ptr[c] : cell_ptr[c + 1]]``: rows of ``ev_geo`` (bounding box, corridor) and
+    ``ev_span`` (primitives in ``prims``, areal). Returns the matching rows (event slot, route
+    slot, segment, distance, parameter, primitive), then the candidates for the inside test of
+    areal events (route slot, segment, event slot): segments that start in the event's box.
     """
     cap = 256
     o_ev = np.empty(cap, np.int64)
@@ -235,9 +230,8 @@ def scan_route_cells(
     i_p = np.empty(icap, np.int64)
     i_e = np.empty(icap, np.int64)
     m = 0
-    stamp = np.full(len(ev_areal), -1, np.int64)  # route that matched the event last
-    where = np.zeros(len(ev_areal), np.int64)  # its output row
-    seen = np.full(len(ev_areal), -1, np.int64)  # segment that met the event last
+    # per event: segment that met it last, route that matched it last, that match's output row
+    mark = np.full((len(ev_span), 3), -1, np.int64)
     i = 0
     for k in range(len(route_slot)):
         r = route_slot[k]
@@ -249,22 +243,34 @@ def scan_route_cells(
                 ay = py[r]
             bx = vx[p + 1]
             by = vy[p + 1]
-            for c in seg_cell[seg_ptr[i] : seg_ptr[i + 1]]:
-                for e in cell_ev[cell_ptr[c] : cell_ptr[c + 1]]:
-                    if seen[e] == i:
+            for ci in range(seg_ptr[i], seg_ptr[i + 1]):
+                c = seg_cell[ci]
+                for ei in range(cell_ptr[c], cell_ptr[c + 1]):
+                    e = cell_ev[ei]
+                    if mark[e, 0] == i:
                         continue  # met in another cell of this segment
-                    seen[e] = i
-                    inbox = ev_bbox[e, 0] <= ax <= ev_bbox[e, 2] and ev_bbox[e, 1] <= ay <= ev_bbox[e, 3]
-                    if ev_areal[e] and inbox:
+                    mark[e, 0] = i
+                    x0, y0, x1, y1, limit = (
+                        ev_geo[e, 0],
+                        ev_geo[e, 1],
+                        ev_geo[e, 2],
+                        ev_geo[e, 3],
+                        ev_geo[e, 4],
+                    )
+                    if ev_span[e, 2] and x0 <= ax <= x1 and y0 <= ay <= y1:
                         if m == icap:
                             icap *= 2
                             i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
                         i_r[m], i_p[m], i_e[m] = r, p, e
                         m += 1
-                    if stamp[e] == k and p > o_p[where[e]]:
+                    matched = mark[e, 1] == k
+                    if matched and p > o_p[mark[e, 2]]:
                         continue  # matched on an earlier segment of this route
-                    limit = thr[e]
-                    for q in range(ev_prim_lo[e], ev_prim_hi[e]):
+                    if min(ax, bx) > x1 + limit or max(ax, bx) < x0 - limit:
+                        continue  # the event's primitives all lie within its box
+                    if min(ay, by) > y1 + limit or max(ay, by) < y0 - limit:
+                        continue
+                    for q in range(ev_span[e, 0], ev_span[e, 1]):
                         cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
                         if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
                             continue
@@ -274,8 +280,8 @@ def scan_route_cells(
                         if not d2 <= limit * limit:
                             continue
                         d = math.sqrt(d2)
-                        if stamp[e] == k:
-                            j = where[e]
+                        if matched:
+                            j = mark[e, 2]
                             if d < o_d[j]:
                                 o_d[j], o_t[j], o_q[j] = d, t, q
                             continue
@@ -283,8 +289,9 @@ def scan_route_cells(
                             cap *= 2
                             o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
                             o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
-                        stamp[e] = k
-                        where[e] = n
+                        matched = True
+                        mark[e, 1] = k
+                        mark[e, 2] = n
                         o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = e, r, p, d, t, q
                         n += 1
             i += 1
