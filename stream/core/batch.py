@@ -65,8 +65,8 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
         geo, shapes = _shapes(engine, geo)
     if geo:
         slots = index.store(geo, shapes, at)
-        rows = batch_rows(engine.grid, engine.table, index.table, shapes, slots)
-        found = decide(engine.grid, engine.table, index.table, index.states, rows, shapes.prims, when)
+        rows, ahead = batch_rows(engine.grid, engine.table, index.table, shapes, slots)
+        found = decide(engine.grid, engine.table, index.table, index.states, rows, shapes.prims, when, ahead)
         _reconcile(book, geo, slots, found, changed, delta)
     if ports:
         slots = index.store(ports, None, at)

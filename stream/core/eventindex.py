@@ -80,9 +80,9 @@ class EventIndex:
         for k, name in enumerate(("max_w", "max_h", "max_wd", "max_l", "crit_mask", "hazmat", "has_cond")):
             getattr(table, name)[slots] = [c[k] for c in conds]
         if shapes is None:  # port calls: they concern routes by destination
-            empty = np.zeros((0, 4))
+            empty, none = np.zeros((0, 4)), np.zeros(0, dtype=np.int64)
             for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
-                self.states[slot] = EventState(event, slot, empty, None, empty, schedule, ())
+                self.states[slot] = EventState(event, slot, empty, None, empty, schedule, none)
                 self.port_calls.setdefault(event.terminal or "", set()).add(slot)
             return slots
         areal = [p is not None for p in shapes.polygons]
@@ -95,34 +95,50 @@ class EventIndex:
         return slots
 
     def _file(self, events: Sequence[Event], slots: Array, shapes: ShapeBatch, schedules: list[Any]) -> None:
-        """Keep the events' states and file them in the coarse grid."""
-        lo, hi, polygons, bbox = (
+        """Keep the events' states and file them in the coarse grid (the (event, cell) pairs are
+        built with array operations)."""
+        m, c = self.margin_m, self.cell_m
+        span = np.floor((shapes.bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF
+        nx = span[:, 2] - span[:, 0] + 1
+        ny = span[:, 3] - span[:, 1] + 1
+        per = nx * ny
+        owner = np.repeat(np.arange(len(slots)), per)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
+        keys = ((span[owner, 0] + k // ny[owner]) << 32) | (span[owner, 1] + k % ny[owner])
+        cells_map = self.cells
+        get = cells_map.get
+        for cell, slot in zip(keys.tolist(), slots[owner].tolist(), strict=True):
+            hit = get(cell)
+            if hit is None:
+                cells_map[cell] = {slot}
+            else:
+                hit.add(slot)
+        ends = np.cumsum(per).tolist()
+        lo, hi, polygons, bbox, prims = (
             shapes.prim_lo.tolist(),
             shapes.prim_hi.tolist(),
             shapes.polygons,
             shapes.bbox,
+            shapes.prims,
         )
-        m, c = self.margin_m, self.cell_m
-        span = (np.floor((bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF).tolist()
-        prims, states, cells_map = shapes.prims, self.states, self.cells
+        states, start = self.states, 0
         for i, slot in enumerate(slots.tolist()):
-            x0, y0, x1, y1 = span[i]
-            cells = tuple((ix << 32) | iy for ix in range(x0, x1 + 1) for iy in range(y0, y1 + 1))
-            for cell in cells:
-                hit = cells_map.get(cell)
-                if hit is None:
-                    cells_map[cell] = {slot}
-                else:
-                    hit.add(slot)
             states[slot] = EventState(
-                events[i], slot, prims[lo[i] : hi[i]], polygons[i], bbox[i], schedules[i], cells
+                events[i],
+                slot,
+                prims[lo[i] : hi[i]],
+                polygons[i],
+                bbox[i],
+                schedules[i],
+                keys[start : ends[i]],
             )
+            start = ends[i]
 
     def _unfile(self, slot: int) -> None:
         state = self.states[slot]
         if state is None:
             return
-        for cell in state.cells:
+        for cell in state.cells.tolist():
             hit = self.cells.get(cell)
             if hit is not None:
                 hit.discard(slot)

@@ -126,11 +126,13 @@ def scan_cells(
     block_route: Array,
     vx: Array,
     vy: Array,
+    vs: Array,
     cur_p: Array,
     has_pos: Array,
     px: Array,
     py: Array,
-) -> tuple[Array, Array, Array, Array, Array, Array]:
+    base_s: Array,
+) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
     """Per (event, route), the first segment ahead of the vehicle within the event's corridor.
 
     ``pair_box``/``pair_row`` list the grid cells of each query box, grouped by event
@@ -145,7 +147,8 @@ def scan_cells(
     edge (or on the vehicle's segment, or to be tested for being inside) measured exactly first.
     Only the first segment of each (event, route) is kept, then measured exactly against all its
     event's primitives. Returns the columns event slot, route slot, segment, distance, parameter
-    on the segment, primitive.
+    on the segment, primitive, and the distance ahead of the vehicle (``vs``: distance along the
+    route at each vertex, ``base_s``: the vehicle's).
     """
     cap = 1024
     o_r = np.empty(cap, np.int64)
@@ -275,14 +278,19 @@ def scan_cells(
     o_d = np.empty(n, np.float64)
     o_t = np.empty(n, np.float64)
     o_q = np.empty(n, np.int64)
+    o_a = np.empty(n, np.float64)
     for i in range(n):  # the kept segments, measured exactly against all their event's primitives
         r, p, b = o_r[i], o_p[i], o_b[i]
         lo, hi = box_elo[b], box_ehi[b]
         ax = vx[p]
         ay = vy[p]
+        s0 = vs[p]
         if p == cur_p[r] and has_pos[r]:
             ax = px[r]
             ay = py[r]
+            s0 = base_s[r]
+        bx = vx[p + 1]
+        by = vy[p + 1]
         o_ev[i] = box_ev[b]
         if (
             box_inside[b]
@@ -292,9 +300,10 @@ def scan_cells(
         ):
             o_d[i], o_t[i], o_q[i] = 0.0, 0.0, lo
         else:
-            d2, t, q = _nearest(ax, ay, vx[p + 1], vy[p + 1], prims, lo, hi, thr[box_ev[b]])
+            d2, t, q = _nearest(ax, ay, bx, by, prims, lo, hi, thr[box_ev[b]])
             o_d[i], o_t[i], o_q[i] = math.sqrt(d2), t, q
-    return o_ev, o_r[:n], o_p[:n], o_d, o_t, o_q
+        o_a[i] = max(0.0, s0 + o_t[i] * math.hypot(bx - ax, by - ay) - base_s[r])
+    return o_ev, o_r[:n], o_p[:n], o_d, o_t, o_q, o_a
 
 
 @numba.njit(cache=True, nogil=True)

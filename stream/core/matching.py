@@ -89,11 +89,12 @@ def _objects(items: list[Any]) -> Array:
 
 def batch_rows(
     grid: SegmentGrid, routes: RouteTable, events: EventTable, batch: ShapeBatch, slots: Array
-) -> Rows:
+) -> tuple[Rows, Array | None]:
     """Per (event, route) of a batch, the first segment ahead within the corridor (``first_rows``),
     sorted by event slot: one compiled scan of the grid cells under the events' boxes (boxes taken
     in event slot order, so the rows come out sorted), plus, for areas the scan cannot test with
-    their rings, the segments that start inside them."""
+    their rings, the segments that start inside them. Also the distance ahead of each row, when
+    the scan measured them all (``None`` otherwise)."""
     order = np.argsort(slots[batch.box_event], kind="stable")
     box_event = batch.box_event[order]
     box, cell, rel = grid.box_cells(batch.boxes[order])
@@ -122,12 +123,14 @@ def batch_rows(
         grid.block_route,
         grid.vx,
         grid.vy,
+        grid.vs,
         routes.cur_p,
         routes.has_pos,
         routes.px,
         routes.py,
+        routes.base_s,
     )
-    rows = Rows(*cols)
+    rows = Rows(*cols[:6])
     other = [i for i, poly in enumerate(batch.polygons) if poly is not None and not batch.rings[i]]
     if other:
         areal = np.asarray(other, dtype=np.int64)
@@ -135,8 +138,8 @@ def batch_rows(
         polygons = _objects([batch.polygons[i] for i in other])
         inside = inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p)
         if len(inside.ev):
-            return first_rows(Rows.concat([rows, inside]))
-    return rows
+            return first_rows(Rows.concat([rows, inside])), None
+    return rows, cols[6]
 
 
 def first_rows(rows: Rows) -> Rows:
@@ -180,17 +183,23 @@ def decide(
     rows: Rows,
     prims: Array,
     when: tuple[float, bool],
+    ahead: Array | None = None,
 ) -> Concerned:
-    """Apply progress, direction, time and vehicle rules to the first rows of each pair."""
+    """Apply progress, direction, time and vehicle rules to the first rows of each pair (whose
+    distance ahead is computed here unless given)."""
     ev, r, p, t = rows.ev, rows.r, rows.p, rows.t
-    ax, ay, s0 = segment_starts(grid, routes, p, r)
-    bx, by = grid.vx[p + 1], grid.vy[p + 1]
+    if ahead is None:
+        ax, ay, s0 = segment_starts(grid, routes, p, r)
+        bx, by = grid.vx[p + 1], grid.vy[p + 1]
+        ahead = np.maximum(0.0, s0 + t * np.hypot(bx - ax, by - ay) - routes.base_s[r])
     ok = ~behind(routes, rows)
-    ahead = np.maximum(0.0, s0 + t * np.hypot(bx - ax, by - ay) - routes.base_s[r])
     fwd = np.nonzero(events.forward[ev] & ok)[0]
     if len(fwd):
+        pf, rf = p[fwd], r[fwd]
+        ax, ay, _ = segment_starts(grid, routes, pf, rf, along=False)
+        bx, by = grid.vx[pf + 1], grid.vy[pf + 1]
         c = prims[rows.q[fwd]]
-        dot = heading_dot(ax[fwd], ay[fwd], bx[fwd], by[fwd], c[:, 0], c[:, 1], c[:, 2], c[:, 3])
+        dot = heading_dot(ax, ay, bx, by, c[:, 0], c[:, 1], c[:, 2], c[:, 3])
         ok[fwd] = (dot > 0) | ((c[:, 0] == c[:, 2]) & (c[:, 1] == c[:, 3]))
     return apply_rules(routes, events, states, Concerned(ev, r, ahead, ahead), ok, when)
 

@@ -152,7 +152,7 @@ class EventState:
     polygon: BaseGeometry | None
     bbox: Array
     schedule: Slots | None
-    cells: tuple[int, ...]  # cells of the event grid it is filed in
+    cells: Array  # cells of the event grid it is filed in (int64)
 
 
 @dataclass(slots=True)
