@@ -9,8 +9,8 @@ and emits each transition once. Batches of events are matched with one grid quer
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 from schemas import Alert, Event, Route, Vehicle
 from stream.core import lifecycle as lc
 from stream.core.eventindex import EventIndex
-from stream.core.geo import DEFAULT_CRS, project_xy
+from stream.core.geo import DEFAULT_CRS, project_xy, unproject_xy
 from stream.core.grid import SegmentGrid
 from stream.core.lifecycle import AlertBook, Delta
 from stream.core.matching import Concerned, apply_rules, behind, decide
@@ -74,9 +74,17 @@ class Engine:
         """Number of alerts currently raised."""
         return self.book.count
 
-    def routes(self) -> Iterable[Route]:
-        """The active routes, as received."""
-        return (s.full() for s in self._routes if s is not None and s.route.route_id in self._slot_of)
+    def routes(self) -> Iterator[Route]:
+        """The active routes, as received but for their coordinates: recovered from the metric
+        vertex pool, to 1e-7 degrees (1 cm), so the engine does not keep two copies of them."""
+        for state in self._routes:
+            if state is None or state.route.route_id not in self._slot_of:
+                continue
+            start = int(self.table.start[state.slot])
+            x, y = self.grid.vx[start : start + state.n], self.grid.vy[start : start + state.n]
+            lon, lat = unproject_xy(x, y, self.config.crs)
+            coordinates = tuple(zip(np.round(lon, 7).tolist(), np.round(lat, 7).tolist(), strict=True))
+            yield replace(state.route, coordinates=coordinates)
 
     def events(self) -> Iterable[Event]:
         """The active events."""
@@ -139,9 +147,8 @@ class Engine:
         starts, shapes = self.grid.insert_many(slots, xs, ys)
         t = self.table
         for k, route in enumerate(latest):
-            slot, x, y = slots[k], xs[k], ys[k]
-            lengths, mx, my = shapes[k]
-            cells = self.index.cells_of(np.concatenate((x, mx)), np.concatenate((y, my)))
+            slot, n = slots[k], len(xs[k])
+            lengths = shapes[k][0]
             light = Route(
                 route.route_id,
                 route.driver_id,
@@ -151,7 +158,7 @@ class Engine:
                 route.arrive_by,
                 route.destination,
             )
-            state = RouteState(light, slot, lonlats[k], len(x), float(lengths.sum()), cells)
+            state = RouteState(light, slot, n, float(lengths.sum()))
             self._routes[slot] = state
             t.w[slot], t.h[slot], t.wd[slot], t.ln[slot], t.crit[slot], t.hazmat[slot] = vehicle_values(
                 route.vehicle

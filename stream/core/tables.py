@@ -157,25 +157,11 @@ class EventState:
 
 @dataclass(slots=True)
 class RouteState:
-    """An active route: its record without coordinates (kept compactly in ``lonlat``)."""
+    """An active route: its record without coordinates (those live, projected, in the grid's
+    vertex pool)."""
 
     route: Route
     slot: int
-    lonlat: Array  # (n, 2) float64, exactly as received
     n: int
     length_m: float
-    cells: Array  # event-grid cells its segments pass through (int64)
     position: tuple[float, float, float] | None = None  # last lon, lat, POSIX time
-
-    def full(self) -> Route:
-        """The route as received."""
-        coords = tuple(map(tuple, self.lonlat.tolist()))
-        return Route(
-            route_id=self.route.route_id,
-            driver_id=self.route.driver_id,
-            coordinates=coords,
-            vehicle=self.route.vehicle,
-            depart_at=self.route.depart_at,
-            arrive_by=self.route.arrive_by,
-            destination=self.route.destination,
-        )
