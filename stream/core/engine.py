@@ -29,6 +29,8 @@ from stream.core.routescan import routes_rows
 from stream.core.rules import epoch, vehicle_values
 from stream.core.tables import RouteState, RouteTable
 
+Array = np.ndarray[Any, Any]
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
@@ -115,11 +117,8 @@ class Engine:
         latest = list({route.route_id: route for route in routes}.values())
         if not latest:
             return delta
-        lonlats = [_lonlat(route) for route in latest]
-        counts = np.fromiter((len(a) for a in lonlats), dtype=np.int64, count=len(lonlats))
-        ends = np.cumsum(counts)
-        every = np.concatenate(lonlats)
-        allx, ally = project_xy(every[:, 0], every[:, 1], self.config.crs)
+        lon, lat, counts = _lonlats(latest)
+        allx, ally = project_xy(lon, lat, self.config.crs)
         slots: list[int] = []
         extra: list[set[int]] = []
         moved: list[tuple[int, tuple[float, float, float]]] = []
@@ -142,13 +141,10 @@ class Engine:
                 self._by_destination.get(old.route.destination or "", set()).discard(slot)
             slots.append(slot)
         self.grid.remove_many(*gone)
-        xs = np.split(allx, ends[:-1])
-        ys = np.split(ally, ends[:-1])
-        starts, shapes = self.grid.insert_many(slots, xs, ys)
+        starts, totals = self.grid.insert_many(slots, allx, ally, counts)
         t = self.table
         for k, route in enumerate(latest):
-            slot, n = slots[k], len(xs[k])
-            lengths = shapes[k][0]
+            slot, n = slots[k], int(counts[k])
             light = Route(
                 route.route_id,
                 route.driver_id,
@@ -158,7 +154,7 @@ class Engine:
                 route.arrive_by,
                 route.destination,
             )
-            state = RouteState(light, slot, n, float(lengths.sum()))
+            state = RouteState(light, slot, n, float(totals[k]))
             self._routes[slot] = state
             t.w[slot], t.h[slot], t.wd[slot], t.ln[slot], t.crit[slot], t.hazmat[slot] = vehicle_values(
                 route.vehicle
@@ -305,13 +301,14 @@ class Engine:
         self._graveyard.clear()
 
 
-def _lonlat(route: Route) -> np.ndarray[Any, Any]:
-    """A route's coordinates as an (n, 2) lon/lat array (a third value, if any, is dropped)."""
-    n = len(route.coordinates)
-    if all(len(c) == 2 for c in route.coordinates):
-        flat = np.fromiter(chain.from_iterable(route.coordinates), dtype=float, count=2 * n)
-        return flat.reshape(n, 2)
-    return np.asarray([c[:2] for c in route.coordinates], dtype=float).reshape(n, 2)
+def _lonlats(routes: list[Route]) -> tuple[Array, Array, Array]:
+    """The routes' coordinates as lon and lat arrays (concatenated; a third value, if any, is
+    dropped), and each route's number of vertices."""
+    counts = np.fromiter((len(r.coordinates) for r in routes), dtype=np.int64, count=len(routes))
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(r.coordinates for r in routes)), dtype=float)
+    if len(flat) != 2 * int(counts.sum()):  # some coordinate is not a (lon, lat) pair
+        flat = np.asarray([c[:2] for r in routes for c in r.coordinates], dtype=float).ravel()
+    return flat[0::2], flat[1::2], counts
 
 
 def _columns(pairs: Concerned) -> tuple[np.ndarray[Any, Any], ...]:

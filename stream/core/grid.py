@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.core.kernels import drop_entries
+from stream.core.kernels import drop_entries, fill_pool
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
@@ -40,17 +40,26 @@ def ragged(starts: Array, counts: Array) -> Array:
     return out
 
 
-def pieces(x: Array, y: Array, lengths: Array, piece_m: float) -> tuple[Array, Array, Array]:
-    """Midpoints of a polyline cut in pieces of at most ``piece_m``: (segment, x, y)."""
-    count = np.maximum(1, np.ceil(lengths / piece_m).astype(np.int64))
-    if len(count) and int(count.max()) == 1:
-        seg = np.arange(len(lengths), dtype=np.int64)
-        frac = np.full(len(lengths), 0.5)
+def pieces(x: Array, y: Array, counts: Array, piece_m: float) -> tuple[Array, ...]:
+    """The pieces of at most ``piece_m`` of polylines concatenated in ``x``, ``y`` (``counts``
+    vertices each): for each piece, its segment (index of the segment's first vertex in the
+    concatenation), midpoint and half extent (x, y); and each polyline's length."""
+    lengths = np.hypot(np.diff(x), np.diff(y))
+    first = np.cumsum(counts) - counts
+    inner = np.ones(len(lengths), dtype=bool)
+    inner[(first + counts - 1)[:-1]] = False  # from one polyline's last vertex to the next's first
+    seg = np.flatnonzero(inner)
+    total = np.bincount(np.repeat(np.arange(len(counts)), counts - 1), lengths[seg], minlength=len(counts))
+    count = np.maximum(1, np.ceil(lengths[seg] / piece_m).astype(np.int64))
+    if len(count) and int(count.max()) > 1:
+        at = np.repeat(np.cumsum(count) - count, count)
+        seg, count = np.repeat(seg, count), np.repeat(count, count)
+        frac = (np.arange(len(seg)) - at + 0.5) / count
     else:
-        seg = np.repeat(np.arange(len(lengths), dtype=np.int64), count)
-        first = np.repeat(np.cumsum(count) - count, count)
-        frac = (np.arange(len(seg)) - first + 0.5) / count[seg]
-    return seg, x[seg] + frac * (x[seg + 1] - x[seg]), y[seg] + frac * (y[seg + 1] - y[seg])
+        frac = np.full(len(seg), 0.5)
+    dx, dy = x[seg + 1] - x[seg], y[seg + 1] - y[seg]
+    half = 0.5 / count
+    return seg, x[seg] + frac * dx, y[seg] + frac * dy, half * dx, half * dy, total
 
 
 def _size_class(n: int) -> int:
@@ -96,17 +105,11 @@ class SegmentGrid:
         return self.vxy.imag
 
     # -- vertex pool -------------------------------------------------------------------------
-    def insert_many(
-        self, route_slots: list[int], xs: list[Array], ys: list[Array]
-    ) -> tuple[Array, list[tuple[Array, Array, Array]]]:
-        """File several routes' polylines at once. Returns the pool index of each first vertex, and
-        each route's segment lengths and piece midpoints (x, y)."""
+    def insert_many(self, route_slots: list[int], x: Array, y: Array, counts: Array) -> tuple[Array, Array]:
+        """File several routes' polylines at once (concatenated in ``x``, ``y``, ``counts``
+        vertices each). Returns the pool index of each route's first vertex, and its length."""
         starts = np.empty(len(route_slots), dtype=np.int64)
-        shapes: list[tuple[Array, Array, Array]] = []
-        filed: list[tuple[Array, ...]] = []
-        piece_m = self.piece_m
-        for k, (route_slot, x, y) in enumerate(zip(route_slots, xs, ys, strict=True)):
-            n = len(x)
+        for k, (route_slot, n) in enumerate(zip(route_slots, counts.tolist(), strict=True)):
             cap = _size_class(n)
             free = self._free.get(cap)
             if free:
@@ -115,24 +118,18 @@ class SegmentGrid:
                 start = self._top
                 self._top += cap
                 self._grow_pool(self._top)
-            if self.origin is None:
-                self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
-            end = start + n
-            self.vxy[start:end] = x + 1j * y
-            lengths = np.hypot(np.diff(x), np.diff(y))
-            self.vs[start] = 0.0
-            np.cumsum(lengths, out=self.vs[start + 1 : end])
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = route_slot
-            seg, mx, my = pieces(x, y, lengths, piece_m)
-            half = 0.5 / np.maximum(1.0, np.ceil(lengths / piece_m))[seg]
-            hx, hy = half * np.diff(x)[seg], half * np.diff(y)[seg]
-            filed.append((seg + start, mx, my, hx, hy))
-            shapes.append((lengths, mx, my))
             starts[k] = start
-        if filed:
-            p, mx, my, hx, hy = (np.concatenate(col) for col in zip(*filed, strict=True))
-            self._add_entries(*self._cells(mx, my), p, mx, my, hx, hy)
-        return starts, shapes
+        if not len(starts):
+            return starts, np.zeros(0)
+        if self.origin is None:
+            self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
+        fill_pool(x, y, counts, starts, self.vxy, self.vs)
+        seg, mx, my, hx, hy, total = pieces(x, y, counts, self.piece_m)
+        first = np.cumsum(counts) - counts
+        pool = np.repeat(starts - first, counts)  # concatenation index -> pool index
+        self._add_entries(*self._cells(mx, my), seg + pool[seg], mx, my, hx, hy)
+        return starts, total
 
     def route_of(self, p: Array) -> Array:
         """Route slot of segments ``p`` (-1 for none)."""
@@ -144,14 +141,12 @@ class SegmentGrid:
         leave their cells, their blocks are free for reuse."""
         if not starts:
             return
-        mxs, mys = [], []
+        first, counts = np.asarray(starts, dtype=np.int64), np.asarray(ns, dtype=np.int64)
+        at = ragged(first, counts)
+        _, mx, my, _, _, _ = pieces(self.vx[at], self.vy[at], counts, self.piece_m)
         for start, n in zip(starts, ns, strict=True):
-            x, y = self.vx[start : start + n], self.vy[start : start + n]
-            _, mx, my = pieces(x, y, np.hypot(np.diff(x), np.diff(y)), self.piece_m)
-            mxs.append(mx)
-            mys.append(my)
             self.block_route[start // BLOCK : (start + _size_class(n)) // BLOCK] = -2  # being removed
-        rows = self._lookup(*self._cells(np.concatenate(mxs), np.concatenate(mys)))
+        rows = self._lookup(*self._cells(mx, my))
         drop_entries(
             np.unique(rows[rows >= 0]), self._cstart, self._ccount, self._ap, self._aq, self.block_route
         )

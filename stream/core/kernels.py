@@ -307,6 +307,22 @@ def scan_cells(
 
 
 @numba.njit(cache=True, nogil=True)
+def fill_pool(x: Array, y: Array, counts: Array, starts: Array, vxy: Array, vs: Array) -> None:
+    """Write polylines concatenated in ``x``, ``y`` (``counts`` vertices each) to the vertex
+    pool at ``starts``, with the distance along each at every vertex."""
+    i = 0
+    for k in range(len(counts)):
+        d = starts[k]
+        s = 0.0
+        for j in range(counts[k]):
+            if j:
+                s += math.hypot(x[i] - x[i - 1], y[i] - y[i - 1])
+            vxy[d + j] = complex(x[i], y[i])
+            vs[d + j] = s
+            i += 1
+
+
+@numba.njit(cache=True, nogil=True)
 def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array, block_route: Array) -> None:
     """Take out of cells ``rows`` the arena entries of segments whose block is marked -2 in
     ``block_route`` (routes being removed); the last entry of a cell fills each hole."""

@@ -248,3 +248,16 @@ def test_many_routes_updated_and_removed_stay_consistent() -> None:
             engine.end_route(f"r{k}", AT)
     near = {f"r{k}" for k in range(30) if k % 3 and (k + 2) % 2}
     assert engine.alert_count == len(near) * 20
+
+
+def test_coordinates_with_altitude_match_as_without() -> None:
+    """A third coordinate value (altitude) is dropped, in a batch mixing both forms."""
+    flat, lifted = Engine(), Engine()
+    plain = route()
+    with_z = replace(plain, coordinates=tuple((lon, lat, 35.0) for lon, lat in plain.coordinates))
+    other = route("r2")
+    flat.upsert_routes([plain, other], AT)
+    lifted.upsert_routes([with_z, other], AT)
+    assert states(flat.apply_events([event()], AT)) == states(lifted.apply_events([event()], AT))
+    assert flat.alert_count == lifted.alert_count == 2
+    assert flat.remaining_m(0) == lifted.remaining_m(0) > 4_900
