@@ -115,6 +115,14 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
         out.append(
+            _row(
+                f"match {n}: shapely STRtree of segments, dwithin",
+                res["shapely_segments_events_per_s"],
+                None,
+                "events/s",
+            )
+        )
+        out.append(
             _row(f"match {n}: PostGIS ST_DWithin + GiST", res["postgis_events_per_s"], None, "events/s")
         )
         target_pg = bm.TARGETS["postgis"] if big else None

@@ -34,7 +34,7 @@ from stream.core.city import (
     route_chunk_xy,
     route_chunks,
 )
-from stream.core.engine import Engine, EngineConfig
+from stream.core.engine import Engine, EngineConfig, warm_up
 
 AT = datetime(2026, 1, 6, 5, 0, tzinfo=UTC)
 DEFAULT_SIZES = ((1_000, 10_000), (10_000, 20_000), (100_000, 50_000))
@@ -110,6 +110,7 @@ def _index(name: str) -> int:
 
 def measure(routes: int, n_events: int, batch: int, sample: int, seed: int, updates: int) -> dict[str, Any]:
     """One run of the benchmark; returns the JSON-ready result."""
+    warm_up()  # as a worker does before its first batch: compiled code loaded, not timed
     city = City(routes=routes, events=n_events, seed=seed)
     engine = Engine(EngineConfig(corridor_m=30.0))
     t0 = time.perf_counter()

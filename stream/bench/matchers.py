@@ -4,10 +4,12 @@ For each size, the reference city's events are cut into batches of 1,000. The en
 batch (lon/lat records, as it receives them); the peers run the first few batches of the same
 events, already projected (their projection is not timed): a shapely STRtree over the routes
 buffered by the corridor (``intersects``), a shapely STRtree over the route lines (``dwithin``),
-and PostGIS (GiST index, one ``ST_DWithin`` join per batch). Before any figure is kept, the
-(event, route) pairs of the engine, the shapely ``dwithin`` tree and PostGIS must be identical on
-those batches (the buffered tree differs only where a polygonal buffer cuts an arc; those pairs
-are counted). Ratios are taken batch by batch (engine rate / peer rate on the same batch).
+one over the routes' individual segments (``dwithin``), and PostGIS (GiST index, one
+``ST_DWithin`` join per batch). Before any figure is kept, the (event, route) pairs of the engine,
+both ``dwithin`` trees and PostGIS must be identical on those batches (the buffered tree differs
+only where a polygonal buffer cuts an arc; those pairs are counted). The best shapely peer is the
+fastest of the three trees. Ratios are taken batch by batch (engine rate / peer rate on the same
+batch).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from stream.core.city import (
     route_chunk_xy,
     route_chunks,
 )
-from stream.core.engine import Engine, EngineConfig
+from stream.core.engine import Engine, EngineConfig, warm_up
 
 AT = datetime(2026, 1, 6, 5, 0, tzinfo=UTC)  # before departure: every route entirely ahead
 CORRIDOR_M = 30.0
@@ -83,8 +85,19 @@ def route_lines(city: City) -> Any:
     return np.concatenate(parts) if parts else np.array([], dtype=object)
 
 
+def route_segments(lines: Any) -> tuple[Any, int]:
+    """Every segment of the routes as its own metric LineString (route ``i`` owns segments
+    ``i * k .. (i + 1) * k - 1``), and ``k``, segments per route (the city's routes all have as many
+    vertices)."""
+    coords = shapely.get_coordinates(lines).reshape(len(lines), -1, 2)
+    seg = np.stack((coords[:, :-1], coords[:, 1:]), axis=2).reshape(-1, 2)
+    k = coords.shape[1] - 1
+    return shapely.linestrings(seg, indices=np.repeat(np.arange(len(seg) // 2), 2)), k
+
+
 def run_engine(city: City, batch: int) -> tuple[list[float], list[Pairs], float]:
     """Per-batch seconds and (event, route) pairs of Corridor's engine; and the route insert time."""
+    warm_up()  # as a worker does before its first batch: compiled code loaded, not timed
     engine = Engine(EngineConfig(corridor_m=CORRIDOR_M))
     started = time.perf_counter()
     for first, lon, lat in route_chunks(city):
@@ -110,9 +123,10 @@ def run_engine(city: City, batch: int) -> tuple[list[float], list[Pairs], float]
 
 
 def run_tree(
-    tree: Any, geoms: list[Any], batches: int, batch: int, **query: Any
+    tree: Any, geoms: list[Any], batches: int, batch: int, per_route: int = 1, **query: Any
 ) -> tuple[list[float], list[Pairs]]:
-    """Per-batch seconds and pairs of one STRtree query mode (batch 0 is an untimed warm-up)."""
+    """Per-batch seconds and pairs of one STRtree query mode (batch 0 is an untimed warm-up);
+    the tree holds ``per_route`` consecutive geometries per route."""
     tree.query(geoms[:batch], **query)
     times: list[float] = [float("nan")]
     found: list[Pairs] = [set()]
@@ -121,7 +135,7 @@ def run_tree(
         t0 = time.perf_counter()
         ei, ri = tree.query(part, **query)
         times.append(time.perf_counter() - t0)
-        found.append(set(zip((ei + b * batch).tolist(), ri.tolist(), strict=True)))
+        found.append(set(zip((ei + b * batch).tolist(), (ri // per_route).tolist(), strict=True)))
     return times, found
 
 
@@ -167,6 +181,12 @@ def measure(routes: int, n_events: int, batches: int, seed: int = 7, batch: int 
     dw_times, dw_pairs = run_tree(
         shapely.STRtree(lines), geoms, batches, batch, predicate="dwithin", distance=CORRIDOR_M
     )
+    segments, per_route = route_segments(lines)
+    seg_times, seg_pairs = run_tree(
+        shapely.STRtree(segments), geoms, batches, batch, per_route, predicate="dwithin", distance=CORRIDOR_M
+    )
+    del segments
+    gc.collect()
     started = time.perf_counter()
     buffered = shapely.buffer(lines, CORRIDOR_M)
     buffer_s = time.perf_counter() - started
@@ -177,21 +197,26 @@ def measure(routes: int, n_events: int, batches: int, seed: int = 7, batch: int 
     pg_times, pg_pairs, pg_info = run_postgis(city, geoms, batches, batch)
 
     checked = range(1, batches + 1)  # batch 0 warms every matcher up
-    agree = all(eng_pairs[b] == dw_pairs[b] == pg_pairs[b] for b in checked)
+    agree = all(eng_pairs[b] == dw_pairs[b] == seg_pairs[b] == pg_pairs[b] for b in checked)
     boundary = sum(len(buf_pairs[b] ^ dw_pairs[b]) for b in checked)
     if not agree:
-        diff = {b: (len(eng_pairs[b]), len(dw_pairs[b]), len(pg_pairs[b])) for b in checked}
+        diff = {
+            b: (len(eng_pairs[b]), len(dw_pairs[b]), len(seg_pairs[b]), len(pg_pairs[b])) for b in checked
+        }
         raise click.ClickException(
-            f"matchers disagree at {routes:,} routes (engine, shapely, postgis): {diff}"
+            f"matchers disagree at {routes:,} routes "
+            f"(engine, shapely lines, shapely segments, postgis): {diff}"
         )
     engine_rates = _rates(eng_times, batch)
     peers = {
         "shapely_buffered": _rates(buf_times, batch),
         "shapely_dwithin": _rates(dw_times, batch),
+        "shapely_segments": _rates(seg_times, batch),
         "postgis": _rates(pg_times, batch),
     }
     peers = {name: [rates[b] for b in checked] for name, rates in peers.items()}
-    best_shapely = max(("shapely_buffered", "shapely_dwithin"), key=lambda k: statistics.median(peers[k]))
+    trees = ("shapely_buffered", "shapely_dwithin", "shapely_segments")
+    best_shapely = max(trees, key=lambda k: statistics.median(peers[k]))
     ratios = {
         name: [engine_rates[b] / rate for b, rate in zip(checked, rates, strict=True)]
         for name, rates in peers.items()
@@ -235,6 +260,7 @@ def matchers(
         "engine",
         "shapely buffered",
         "shapely dwithin",
+        "shapely segments",
         "PostGIS",
         "× PostGIS",
         "× shapely",
@@ -255,6 +281,7 @@ def matchers(
             fmt(res["engine_events_per_s"]),
             fmt(res["shapely_buffered_events_per_s"]),
             fmt(res["shapely_dwithin_events_per_s"]),
+            fmt(res["shapely_segments_events_per_s"]),
             fmt(res["postgis_events_per_s"]),
             fmt(res["ratio_vs_postgis"]),
             fmt(res["ratio_vs_best_shapely"]),

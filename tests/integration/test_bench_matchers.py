@@ -41,15 +41,16 @@ def test_postgis_shapely_and_engine_find_the_same_pairs(cluster: pg.Cluster) -> 
 
 
 def test_measure_checks_agreement_and_reports_ratios() -> None:
-    """A small measure() checks the three matchers agree and reports rates and pair-by-pair ratios."""
+    """A small measure() checks the matchers agree and reports rates and pair-by-pair ratios."""
     res = bm.measure(routes=200, n_events=600, batches=2, seed=5, batch=200)
     assert res["agree"] is True
     assert res["pairs_checked"] > 0
     assert res["peer_batches"] == 2
-    for key in ("engine", "shapely_buffered", "shapely_dwithin", "postgis"):
+    for key in ("engine", "shapely_buffered", "shapely_dwithin", "shapely_segments", "postgis"):
         assert res[f"{key}_events_per_s"]["median"] > 0
     assert res["ratio_vs_postgis"]["runs"] == 2
     assert res["postgis"]["uses_gist"] is True
+    assert res["best_shapely"] in ("shapely_buffered", "shapely_dwithin", "shapely_segments")
 
 
 def test_cluster_directory_is_removed_after_an_error() -> None:
