@@ -27,6 +27,7 @@ QUANTUM = 0.01  # metres per unit of a piece endpoint in the arena
 BLOCK = 16  # vertex blocks are multiples of this size, the route map has one entry per BLOCK
 _NAN_XY = complex(np.nan, np.nan)
 _TILE = 128  # cells are looked up through dense tiles of _TILE x _TILE cells
+_WINDOW = 1 << 16  # tiles spanned by a lookup up to which distinct tiles are found by marking
 
 
 def ragged(starts: Array, counts: Array) -> Array:
@@ -183,11 +184,22 @@ class SegmentGrid:
 
     def _lookup(self, ix: Array, iy: Array, create: bool = False) -> Array:
         """Row of each cell (-1 where there is none); ``create`` adds the missing tiles."""
-        tkey = ((ix // _TILE) << 32) | (iy // _TILE)
-        if len(tkey) and tkey.min() == tkey.max():
-            uniq, inv = tkey[:1], np.zeros(len(tkey), dtype=np.int64)
+        tx, ty = ix // _TILE, iy // _TILE
+        if not len(tx):
+            return np.zeros(0, dtype=np.int64)
+        x0, y0 = int(tx.min()), int(ty.min())
+        w, h = int(tx.max()) - x0 + 1, int(ty.max()) - y0 + 1
+        if w * h <= _WINDOW:  # the tiles' window is small: distinct tiles by marking, not sorting
+            local = (tx - x0) * h + (ty - y0)
+            used = np.zeros(w * h, dtype=bool)
+            used[local] = True
+            at = np.flatnonzero(used)
+            uniq = ((at // h + x0) << 32) | (at % h + y0)
+            where = np.zeros(w * h, dtype=np.int64)
+            where[at] = np.arange(len(at))
+            inv = where[local]
         else:
-            uniq, inv = np.unique(tkey, return_inverse=True)
+            uniq, inv = np.unique((tx << 32) | ty, return_inverse=True)
         get = self._tile_of.get
         tids = np.fromiter((get(k, -1) for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
         if create and (tids < 0).any():
