@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.core.kernels import drop_entries, fill_pool
+from stream.core.kernels import drop_entries, file_entries, fill_pool
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
@@ -145,12 +145,13 @@ class SegmentGrid:
         first, counts = np.asarray(starts, dtype=np.int64), np.asarray(ns, dtype=np.int64)
         at = ragged(first, counts)
         _, mx, my, _, _, _ = pieces(self.vx[at], self.vy[at], counts, self.piece_m)
+        dying = np.zeros(len(self.block_route), dtype=np.uint8)  # 1 byte per block: stays in cache
         for start, n in zip(starts, ns, strict=True):
-            self.block_route[start // BLOCK : (start + _size_class(n)) // BLOCK] = -2  # being removed
+            dying[start // BLOCK : (start + _size_class(n)) // BLOCK] = 1
         rows = self._lookup(*self._cells(mx, my))
-        drop_entries(
-            np.unique(rows[rows >= 0]), self._cstart, self._ccount, self._ap, self._aq, self.block_route
-        )
+        cells = np.zeros(self._ncells, dtype=bool)
+        cells[rows[rows >= 0]] = True
+        drop_entries(np.flatnonzero(cells), self._cstart, self._ccount, self._ap, self._aq, dying)
         for start, n in zip(starts, ns, strict=True):
             cap = _size_class(n)
             self.vxy[start : start + cap] = _NAN_XY
@@ -224,23 +225,17 @@ class SegmentGrid:
             keys = (ix[missing] << 32) | iy[missing]
             uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
             rows[missing] = self._new_rows(uniq >> 32, uniq & 0xFFFFFFFF, counts)[inv.ravel()]
-        order = np.argsort(rows, kind="stable")
-        rows = rows[order]
-        first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-        counts = np.diff(np.append(first, len(rows)))
-        rows = rows[first]
-        over = np.flatnonzero(self._ccount[rows] + counts > self._ccap[rows])
-        if len(over):
-            self._make_room(rows[over], counts[over])
-        base = self._cstart[rows] + self._ccount[rows]
-        pos = np.repeat(base - first, counts) + np.arange(len(order))
-        self._ap[pos] = p[order]
-        cx = mx[order] - (self.origin[0] + (ix[order] - _OFF) * self.cell_m)
-        cy = my[order] - (self.origin[1] + (iy[order] - _OFF) * self.cell_m)
-        hx, hy = hx[order], hy[order]
-        q = np.column_stack((cx - hx, cy - hy, cx + hx, cy + hy))
-        self._aq[pos] = np.rint(q / QUANTUM).astype(np.int16)
-        self._ccount[rows] += counts
+        cx, cy = ix - _OFF, iy - _OFF
+        args = (self.origin[0], self.origin[1], self.cell_m, QUANTUM)
+        over = file_entries(rows, p, mx, my, hx, hy, cx, cy, *args, *self._cells_state())
+        if len(over):  # cells without room for all their new entries: moved, then filed again
+            full, counts = np.unique(rows[over], return_counts=True)
+            self._make_room(full, counts)
+            r, pp, mx, my, hx, hy, cx, cy = (a[over] for a in (rows, p, mx, my, hx, hy, cx, cy))
+            file_entries(r, pp, mx, my, hx, hy, cx, cy, *args, *self._cells_state())
+
+    def _cells_state(self) -> tuple[Array, ...]:
+        return self._cstart, self._ccount, self._ccap, self._ap, self._aq
 
     def _new_rows(self, ix: Array, iy: Array, counts: Array) -> Array:
         """Create cells, each with room for its first entries and as many more."""

@@ -323,14 +323,58 @@ def fill_pool(x: Array, y: Array, counts: Array, starts: Array, vxy: Array, vs: 
 
 
 @numba.njit(cache=True, nogil=True)
-def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array, block_route: Array) -> None:
-    """Take out of cells ``rows`` the arena entries of segments whose block is marked -2 in
-    ``block_route`` (routes being removed); the last entry of a cell fills each hole."""
+def file_entries(
+    rows: Array,
+    p: Array,
+    mx: Array,
+    my: Array,
+    hx: Array,
+    hy: Array,
+    ix: Array,
+    iy: Array,
+    ox: float,
+    oy: float,
+    cell_m: float,
+    quantum: float,
+    cstart: Array,
+    ccount: Array,
+    ccap: Array,
+    ap: Array,
+    aq: Array,
+) -> Array:
+    """File pieces (segment ``p``, midpoint ``mx, my``, half extent ``hx, hy``) in the free room
+    of their cells (``rows``, at column ``ix``, row ``iy`` from the grid origin ``ox, oy``), their
+    endpoints quantised from the cell's corner. Returns the pieces whose cell had no room left."""
+    over = np.empty(len(rows), np.int64)
+    m = 0
+    for i in range(len(rows)):
+        row = rows[i]
+        k = ccount[row]
+        if k >= ccap[row]:
+            over[m] = i
+            m += 1
+            continue
+        j = cstart[row] + k
+        ccount[row] = k + 1
+        ap[j] = p[i]
+        cx = mx[i] - (ox + ix[i] * cell_m)
+        cy = my[i] - (oy + iy[i] * cell_m)
+        aq[j, 0] = math.floor((cx - hx[i]) / quantum + 0.5)
+        aq[j, 1] = math.floor((cy - hy[i]) / quantum + 0.5)
+        aq[j, 2] = math.floor((cx + hx[i]) / quantum + 0.5)
+        aq[j, 3] = math.floor((cy + hy[i]) / quantum + 0.5)
+    return over[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array, dying: Array) -> None:
+    """Take out of cells ``rows`` the arena entries of segments in blocks marked in ``dying`` (one
+    byte per block of the route map: routes being removed); a cell's last entry fills each hole."""
     for row in rows:
         i = cstart[row]
         end = i + ccount[row]
         while i < end:
-            if block_route[ap[i] // _BLOCK] == -2:
+            if dying[ap[i] // _BLOCK]:
                 end -= 1
                 ap[i] = ap[end]
                 aq[i, 0], aq[i, 1], aq[i, 2], aq[i, 3] = aq[end, 0], aq[end, 1], aq[end, 2], aq[end, 3]
