@@ -265,10 +265,10 @@ class AlertBook:
     def _fit(self, new_rows: int, ev_top: int, r_top: int) -> None:
         """Grow the columns for ``new_rows`` more alerts and slots below ``ev_top``/``r_top``."""
         need = int(self.meta[_TOP]) + new_rows
-        if need > len(self.links):
+        if need > len(self.links):  # rows past the top are written before they are read
             size = max(need, 2 * len(self.links))
-            self.links = _grown(self.links, size, -1)
-            self.vals = _grown(self.vals, size, 0.0)
+            self.links = _grown(self.links, size, None)
+            self.vals = _grown(self.vals, size, None)
         if ev_top > len(self.ehead):
             size = max(ev_top, 2 * len(self.ehead))
             self.ehead, self.emark = _grown(self.ehead, size, -1), _grown(self.emark, size, -1)
@@ -298,7 +298,13 @@ def _top(a: Array) -> int:
 
 
 def _grown(a: Array, size: int, fill: Any) -> Array:
-    out = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
+    """``a`` with room for ``size`` rows, the new ones set to ``fill`` (left unset for None: their
+    memory is then only touched when used, not all at once when the array doubles)."""
+    out = (
+        np.empty((size, *a.shape[1:]), dtype=a.dtype)
+        if fill is None
+        else np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
+    )
     out[: len(a)] = a
     return out
 
