@@ -132,6 +132,7 @@ def scan_cells(
     px: Array,
     py: Array,
     base_s: Array,
+    reach: float,
 ) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
     """Per (event, route), the first segment ahead of the vehicle within the event's corridor.
 
@@ -188,6 +189,21 @@ def scan_cells(
         by0 = box_bbox[b, 1] - corny - PREFILTER_SLACK
         bx1 = box_bbox[b, 2] - cornx + PREFILTER_SLACK
         by1 = box_bbox[b, 3] - corny + PREFILTER_SLACK
+        if hi - lo == 1 and not inside_test:  # skip a cell whose pieces cannot reach the primitive
+            cx = prims[lo, 0] - cornx
+            cy = prims[lo, 1] - corny
+            dx = prims[lo, 2] - cornx
+            dy = prims[lo, 3] - corny
+            half = cell_m / 2
+            if cx == dx and cy == dy:  # a point: its exact distance to the cell
+                ox = max(0.0, max(-cx, cx - cell_m))
+                oy = max(0.0, max(-cy, cy - cell_m))
+                far = ox * ox + oy * oy
+            else:  # a segment: from the cell's centre, less the half diagonal (a lower bound)
+                d2, _ = _point_segment2(half, half, cx, cy, dx, dy)
+                far = max(0.0, math.sqrt(d2) - half * math.sqrt(2.0)) ** 2
+            if far > (pre + reach) ** 2:
+                continue
         for j in range(cstart[row], cstart[row] + ccount[row]):
             q0 = np.float64(aq[j, 0])
             q1 = np.float64(aq[j, 1])

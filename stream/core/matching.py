@@ -129,6 +129,7 @@ def batch_rows(
         routes.px,
         routes.py,
         routes.base_s,
+        grid.reach_m,
     )
     rows = Rows(*cols[:6])
     other = [i for i, poly in enumerate(batch.polygons) if poly is not None and not batch.rings[i]]
