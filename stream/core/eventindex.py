@@ -1,8 +1,12 @@
 """The active events, for the other direction of the join: which events lie near a route.
 
 Events are filed in a coarse grid (cell -> event slots) over their bounding box grown by the
-search margin; a route looks up the cells of its segment pieces. Port calls are filed by
-terminal instead: they concern routes by destination, whatever their geometry.
+search margin; a route looks up the cells of its segment pieces. The grid is an open-addressing
+hash table in numpy arrays (cell key -> a linked list of event slots), so that the route side
+looks cells up inside its compiled scan. Besides their states, the events' bounding boxes,
+corridors and primitives are kept as columns indexed by slot for that scan, written when an event
+is stored and cleared when it is removed. Port calls are filed by terminal instead: they concern
+routes by destination, whatever their geometry.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numba
 import numpy as np
 
 from schemas import Event
@@ -20,10 +25,189 @@ from stream.core.tables import EventState, EventTable
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30
+_MULT = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64: Fibonacci hashing of cell keys
+# a row of ``CellLists.table``: cell key (-1: free bucket), events inline, their slots, the head
+# of the list of the cell's further events in ``CellLists.spill`` (-1: none)
+_INLINE = 5
+_COLS = _INLINE + 3
+_OVER = _COLS - 1
+# ``CellLists.meta``: head of the free spill entries, spill entries ever used, buckets with a
+# key, (cell, event) pairs filed
+_FREE, _USED, _KEYED, _LIVE = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, nogil=True)
+def cell_bucket(table: Array, key: int | np.int64) -> int:
+    """Row of ``key`` in the hash table ``table`` (a power of two rows, key in column 0, -1 for
+    a free row): where it is, or the free row where it would go."""
+    mask = len(table) - 1
+    h = ((key * _MULT) >> 32) & mask
+    while table[h, 0] != key and table[h, 0] != -1:
+        h = (h + 1) & mask
+    return int(h)
+
+
+@numba.njit(cache=True, nogil=True)
+def _add(table: Array, spill: Array, meta: Array, cells: Array, slots: Array) -> None:
+    for k in range(len(cells)):
+        key = cells[k]
+        h = cell_bucket(table, key)
+        if table[h, 0] == -1:
+            table[h, 0] = key
+            table[h, 1] = 0
+            table[h, _OVER] = -1
+            meta[_KEYED] += 1
+        n = table[h, 1]
+        if n < _INLINE:
+            table[h, 2 + n] = slots[k]
+            table[h, 1] = n + 1
+        else:
+            j = meta[_FREE]
+            if j >= 0:
+                meta[_FREE] = spill[j, 1]
+            else:
+                j = meta[_USED]
+                meta[_USED] += 1
+            spill[j, 0] = slots[k]
+            spill[j, 1] = table[h, _OVER]
+            table[h, _OVER] = j
+        meta[_LIVE] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop(table: Array, spill: Array, meta: Array, cells: Array, slots: Array) -> None:
+    for k in range(len(cells)):
+        key, slot = cells[k], slots[k]
+        h = cell_bucket(table, key)
+        if table[h, 0] != key:
+            continue
+        n = table[h, 1]
+        at = -1
+        for t in range(n):
+            if table[h, 2 + t] == slot:
+                at = t
+                break
+        if at >= 0:
+            j = table[h, _OVER]
+            if j >= 0:  # the inline slots stay full while the cell spills
+                table[h, 2 + at] = spill[j, 0]
+                table[h, _OVER] = spill[j, 1]
+                spill[j, 1] = meta[_FREE]
+                meta[_FREE] = j
+            else:
+                table[h, 2 + at] = table[h, 1 + n]
+                table[h, 1] = n - 1
+            meta[_LIVE] -= 1
+            continue
+        prev = -1
+        j = table[h, _OVER]
+        while j >= 0 and spill[j, 0] != slot:
+            prev = j
+            j = spill[j, 1]
+        if j < 0:
+            continue
+        if prev < 0:
+            table[h, _OVER] = spill[j, 1]
+        else:
+            spill[prev, 1] = spill[j, 1]
+        spill[j, 1] = meta[_FREE]
+        meta[_FREE] = j
+        meta[_LIVE] -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash(table: Array, new: Array) -> int:
+    """Move the rows of the cells that hold events to a new table; returns how many."""
+    n = 0
+    for h in range(len(table)):
+        if table[h, 0] != -1 and table[h, 1] > 0:
+            new[cell_bucket(new, table[h, 0])] = table[h]
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(table: Array, spill: Array, cells: Array) -> Array:
+    out = np.empty(16, np.int64)
+    n = 0
+    for k in range(len(cells)):
+        h = cell_bucket(table, cells[k])
+        if table[h, 0] != cells[k]:
+            continue
+        count, t, j = table[h, 1], 0, table[h, _OVER]
+        while True:
+            if t < count:
+                e = table[h, 2 + t]
+                t += 1
+            elif j >= 0:
+                e = spill[j, 0]
+                j = spill[j, 1]
+            else:
+                break
+            if n == len(out):
+                out = np.concatenate((out, np.empty(n, np.int64)))
+            out[n] = e
+            n += 1
+    return out[:n]
+
+
+def _rows(size: int) -> Array:
+    """A free hash table of ``size`` rows, each row on one cache line (64 bytes)."""
+    flat = np.full(size * _COLS + _COLS, -1, dtype=np.int64)
+    skip = (-flat.ctypes.data % 64) // 8
+    rows: Array = flat[skip : skip + size * _COLS].reshape(size, _COLS)
+    return rows
+
+
+class CellLists:
+    """The event grid: cell key -> event slots, as an open-addressing hash table (linear probing)
+    with one row per cell: its key, its first events inline and the head of a linked list of the
+    rest in ``spill`` (rows: event slot, next entry or -1; freed entries form a free list). A
+    lookup reads one cache line for most cells. A cell whose events all left keeps its row until
+    the next rehash. All arrays, so a compiled kernel walks a cell's events (see ``cell_bucket``)."""
+
+    def __init__(self) -> None:
+        self.table = _rows(1024)
+        self.spill = np.full((1024, 2), -1, dtype=np.int64)
+        self.meta = np.array([-1, 0, 0, 0], dtype=np.int64)
+
+    def __len__(self) -> int:
+        """Number of (cell, event) pairs."""
+        return int(self.meta[_LIVE])
+
+    def add(self, cells: Array, slots: Array) -> None:
+        """File event ``slots[k]`` in cell ``cells[k]`` (pairs not filed yet)."""
+        k = len(cells)
+        if int(self.meta[_KEYED]) + k > len(self.table) // 2:
+            self._rehash(k)
+        if int(self.meta[_USED]) + k > len(self.spill):
+            more = max(len(self.spill), int(self.meta[_USED]) + k - len(self.spill))
+            self.spill = np.concatenate((self.spill, np.full((more, 2), -1, dtype=np.int64)))
+        _add(self.table, self.spill, self.meta, cells, slots)
+
+    def drop(self, cells: Array, slots: Array) -> None:
+        """Take event ``slots[k]`` out of cell ``cells[k]`` (pairs not filed are ignored)."""
+        _drop(self.table, self.spill, self.meta, cells, slots)
+
+    def get(self, cells: Array) -> Array:
+        """Event slots filed in the cells (with repeats for an event in several of them)."""
+        out: Array = _gather(self.table, self.spill, cells)
+        return out
+
+    def _rehash(self, extra: int) -> None:
+        """A table for the cells holding events and ``extra`` more, at most a quarter full."""
+        live = int(np.count_nonzero((self.table[:, 0] != -1) & (self.table[:, 1] > 0)))
+        size = 1024
+        while size < 4 * (live + extra):
+            size *= 2
+        table = _rows(size)
+        self.meta[_KEYED] = _rehash(self.table, table)
+        self.table = table
 
 
 class EventIndex:
-    """Active events: rule columns, shapes, a coarse grid and the port calls by terminal."""
+    """Active events: rule columns, shapes, a coarse grid, the columns the route scan reads, and
+    the port calls by terminal."""
 
     def __init__(self, corridor_m: float, margin_m: float, cell_m: float = 150.0) -> None:
         self.corridor_m = corridor_m
@@ -32,8 +216,15 @@ class EventIndex:
         self.table = EventTable()
         self.states: list[EventState | None] = []
         self.slot_of: dict[str, int] = {}
-        self.cells: dict[int, set[int]] = {}
+        self.cells = CellLists()
         self.port_calls: dict[str, set[int]] = {}
+        # per slot, one row each so that the route scan reads an event in few cache lines (NaN and
+        # zeros for a free slot or a port call):
+        self.geo = np.full((64, 5), np.nan)  # bounding box (xmin, ymin, xmax, ymax), corridor
+        self.span = np.zeros((64, 3), dtype=np.int64)  # primitives lo .. hi in ``prims``, areal
+        self.prims = np.zeros((1024, 4))  # the events' primitives; replaced ones until compaction
+        self.top = 0  # rows of ``prims`` written
+        self.live = 0  # rows of ``prims`` that belong to a stored event
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -46,25 +237,23 @@ class EventIndex:
 
     def near(self, cells: Iterable[int]) -> set[int]:
         """Event slots filed in any of the cells."""
-        found: set[int] = set()
-        for cell in cells:
-            hit = self.cells.get(cell)
-            if hit:
-                found |= hit
-        return found
+        keys = np.fromiter(cells, dtype=np.int64)
+        return set(self.cells.get(keys).tolist())
 
     def store(self, events: Sequence[Event], shapes: ShapeBatch | None, at: datetime) -> Array:
         """File new or changed events (replacing earlier versions); returns their slots."""
         table = self.table
         slots = np.empty(len(events), dtype=np.int64)
         new: list[int] = []
+        old: list[int] = []
         for i, event in enumerate(events):
             slot = self.slot_of.get(event.id)
             if slot is None:
                 new.append(i)
             else:
-                self._unfile(slot)
+                old.append(slot)
                 slots[i] = slot
+        self._unfile(old)
         if new:
             fresh = table.allocate_many(len(new))
             slots[new] = fresh
@@ -72,6 +261,10 @@ class EventIndex:
             top = int(fresh.max()) + 1
             if top > len(self.states):
                 self.states.extend([None] * (top - len(self.states)))
+            if top > len(self.span):
+                more = max(top, 2 * len(self.span)) - len(self.span)
+                self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
+                self.span = np.concatenate((self.span, np.zeros((more, 3), dtype=np.int64)))
         table.vf[slots] = [epoch(e.valid_from) for e in events]
         table.vu[slots] = [epoch(e.valid_until) for e in events]
         schedules = [compile_schedule(e.schedule) if e.schedule else None for e in events]
@@ -95,8 +288,8 @@ class EventIndex:
         return slots
 
     def _file(self, events: Sequence[Event], slots: Array, shapes: ShapeBatch, schedules: list[Any]) -> None:
-        """Keep the events' states and file them in the coarse grid (the (event, cell) pairs are
-        built with array operations)."""
+        """Keep the events' states, write their columns and file them in the coarse grid (the
+        (event, cell) pairs are built with array operations)."""
         m, c = self.margin_m, self.cell_m
         span = np.floor((shapes.bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF
         nx = span[:, 2] - span[:, 0] + 1
@@ -105,14 +298,19 @@ class EventIndex:
         owner = np.repeat(np.arange(len(slots)), per)
         k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
         keys = ((span[owner, 0] + k // ny[owner]) << 32) | (span[owner, 1] + k % ny[owner])
-        cells_map = self.cells
-        get = cells_map.get
-        for cell, slot in zip(keys.tolist(), slots[owner].tolist(), strict=True):
-            hit = get(cell)
-            if hit is None:
-                cells_map[cell] = {slot}
-            else:
-                hit.add(slot)
+        self.cells.add(keys, slots[owner])
+        need = len(shapes.prims)
+        if self.top + need > len(self.prims):
+            self._compact(need)
+        top = self.top
+        self.prims[top : top + need] = shapes.prims
+        self.span[slots, 0] = top + shapes.prim_lo
+        self.span[slots, 1] = top + shapes.prim_hi
+        self.span[slots, 2] = [p is not None for p in shapes.polygons]
+        self.geo[slots, :4] = shapes.bbox
+        self.geo[slots, 4] = self.table.thr[slots]
+        self.top += need
+        self.live += int((shapes.prim_hi - shapes.prim_lo).sum())
         ends = np.cumsum(per).tolist()
         lo, hi, polygons, bbox, prims = (
             shapes.prim_lo.tolist(),
@@ -134,24 +332,44 @@ class EventIndex:
             )
             start = ends[i]
 
-    def _unfile(self, slot: int) -> None:
-        state = self.states[slot]
-        if state is None:
+    def _compact(self, extra: int) -> None:
+        """Move the stored events' primitives to a new pool with room for ``extra`` more."""
+        lo, hi = self.span[:, 0], self.span[:, 1]
+        sizes = hi - lo
+        dst_hi = np.cumsum(sizes)
+        dst_lo = dst_hi - sizes
+        live = int(dst_hi[-1]) if len(dst_hi) else 0
+        prims = np.zeros((max(2 * (live + extra), 1024), 4))
+        src = np.arange(live) - np.repeat(dst_lo - lo, sizes)
+        prims[:live] = self.prims[src]
+        self.prims = prims
+        self.span[:, 0], self.span[:, 1] = np.where(sizes > 0, dst_lo, 0), np.where(sizes > 0, dst_hi, 0)
+        self.top = self.live = live
+
+    def _unfile(self, slots: list[int]) -> None:
+        """Take events out of the coarse grid, the port calls and the route scan's columns."""
+        states = [self.states[slot] for slot in slots]
+        filed = [state for state in states if state is not None]
+        if not filed:
             return
-        for cell in state.cells.tolist():
-            hit = self.cells.get(cell)
-            if hit is not None:
-                hit.discard(slot)
-                if not hit:
-                    del self.cells[cell]
-        if state.polygon is None and not len(state.prims):
-            self.port_calls.get(state.event.terminal or "", set()).discard(slot)
+        counts = np.fromiter((len(s.cells) for s in filed), dtype=np.int64, count=len(filed))
+        if counts.sum():
+            cells = np.concatenate([s.cells for s in filed])
+            owners = np.repeat(np.fromiter((s.slot for s in filed), dtype=np.int64, count=len(filed)), counts)
+            self.cells.drop(cells, owners)
+        for state in filed:
+            if state.polygon is None and not len(state.prims):
+                self.port_calls.get(state.event.terminal or "", set()).discard(state.slot)
+        rows = np.asarray([s.slot for s in filed], dtype=np.int64)
+        self.live -= int((self.span[rows, 1] - self.span[rows, 0]).sum())
+        self.span[rows] = 0
+        self.geo[rows] = np.nan
 
     def remove(self, slot: int) -> None:
         """Forget an event; the slot is reusable once ``release`` is called."""
         state = self.states[slot]
         if state is not None:
-            self._unfile(slot)
+            self._unfile([slot])
             self.slot_of.pop(state.event.id, None)
 
     def release(self, slot: int) -> None:
