@@ -97,7 +97,8 @@ def scan_route_cells(
     (bounding box, corridor) and ``ev_span`` (primitives in ``prims``, areal). Returns the
     matching rows (event slot, route slot, segment, distance, parameter, primitive), then the
     candidates for the inside test of areal events (route slot, segment, event slot): segments
-    that start in the event's box.
+    that start in the event's box, up to the first one within its corridor (the later ones
+    cannot come first).
     """
     cap = 256
     o_ev = np.empty(cap, np.int64)
@@ -158,6 +159,8 @@ def scan_route_cells(
                     if mark[e, 0] == i:
                         continue  # met in another cell of this segment
                     mark[e, 0] = i
+                    if mark[e, 1] == k:
+                        continue  # matched on an earlier segment of this route: that one is first
                     x0, y0, x1, y1, limit = (
                         ev_geo[e, 0],
                         ev_geo[e, 1],
@@ -171,9 +174,7 @@ def scan_route_cells(
                             i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
                         i_r[m], i_p[m], i_e[m] = r, p, e
                         m += 1
-                    matched = mark[e, 1] == k
-                    if matched and p > o_p[mark[e, 2]]:
-                        continue  # matched on an earlier segment of this route
+                    matched = False
                     if min(ax, bx) > x1 + limit or max(ax, bx) < x0 - limit:
                         continue  # the event's primitives all lie within its box
                     if min(ay, by) > y1 + limit or max(ay, by) < y0 - limit:
