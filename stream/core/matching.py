@@ -144,11 +144,12 @@ def batch_rows(
 
 
 def first_rows(rows: Rows) -> Rows:
-    """Per (event, route), the first segment ahead within the corridor, at its closest point."""
+    """Per (event, route), the first segment ahead within the corridor, at its closest point (the
+    nearest the segment's start among equally close ones: a segment that starts inside an area
+    and also crosses its edge is taken at its start, as the event-side scan takes it)."""
     if len(rows.ev) == 0:
         return rows
-    qd = np.minimum(4095, (rows.dist * 16).astype(np.int64))
-    order = np.argsort((rows.ev << 42) | (rows.p << 12) | qd)
+    order = np.lexsort((rows.t, rows.dist, rows.p, rows.ev))  # a route's segments are consecutive
     ev, r = rows.ev[order], rows.r[order]
     first = np.ones(len(ev), dtype=bool)
     first[1:] = (ev[1:] != ev[:-1]) | (r[1:] != r[:-1])

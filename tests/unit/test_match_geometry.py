@@ -55,3 +55,18 @@ def test_both_join_directions_agree() -> None:
     by_route = second.upsert_route(ROUTE, AT)
     assert [a.alert_id for a in by_event] == [a.alert_id for a in by_route]
     assert by_event[0].distance_ahead_m == pytest.approx(400, abs=1)
+
+
+@pytest.mark.parametrize("kind", ["perimeter", "closure"])
+def test_area_the_route_starts_in_is_zero_ahead_from_both_directions(kind: str) -> None:
+    """A route whose first segment starts inside an area and leaves it is concerned from its start,
+    whichever side of the join finds it (not at the point where it crosses the edge)."""
+    area = Event(id="t:area", source="t", kind=kind, geometry=square(-100, -100, 300))
+    first = Engine()
+    first.upsert_route(ROUTE, AT)
+    by_event = first.apply_events([area], AT)
+    second = Engine()
+    second.apply_events([area], AT)
+    by_route = second.upsert_route(ROUTE, AT)
+    assert [a.state for a in by_event] == [a.state for a in by_route] == ["raised"]
+    assert by_event[0].distance_ahead_m == by_route[0].distance_ahead_m == 0.0
