@@ -1,12 +1,13 @@
 """Alerts into Redis: one durable, bounded stream per driver, deduplicated, with a wake-up.
 
-The alerts of one driver in a batch are appended atomically by one Lua script call (its keys share
-the driver's Redis Cluster hash slot), in order, unless the driver already has them: the same
-content for an alert id is never appended twice, a ``raised`` for an alert the driver already holds
-becomes ``updated``, and a ``cleared`` for an alert the driver never saw is dropped. A call that
-appends anything publishes the driver id once on the wake-up channel, which gateways listen to.
-The alerts of a call travel as one argument (length-prefixed fields), which keeps the client's
-command packing cheap.
+The alerts of a batch are appended by Lua script calls, each driver's in order, unless the driver
+already has them: the same content for an alert id is never appended twice, a ``raised`` for an
+alert the driver already holds becomes ``updated``, and a ``cleared`` for an alert the driver never
+saw is dropped. A driver that gets anything appended is published once per call on the wake-up
+channel, which gateways listen to. One call serves many drivers (up to ``ALERTS_PER_CALL`` alerts):
+on a single Redis all of a batch's drivers share calls; on a Redis Cluster only drivers whose keys
+(hash-tagged by driver) fall in the same slot do, as a script's keys must. The alerts of a call
+travel as one argument (length-prefixed fields), which keeps the client's command packing cheap.
 
 A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every call that appends trims
 entries older than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream
@@ -30,6 +31,8 @@ from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from schemas import Alert
@@ -57,48 +60,57 @@ local function reader(data)
 end
 """
 
-# KEYS: seen hash, stream. ARGV: maxlen, time field, wake channel, seen ttl, driver id, retention ms,
-# stream ttl, and the alerts: (alert id, content mark, payload) fields each. Returns per alert
-# {stream id, payload as stored} or false (nil) when the driver already has it.
+# KEYS: seen hash and stream of each driver of the call, in turn. ARGV: maxlen, time field, wake
+# channel, seen ttl, retention ms, stream ttl, and the drivers: (driver id, alert count) fields then
+# (alert id, content mark, payload) fields per alert. Returns per alert {stream id, payload as
+# stored} or false (nil) when the driver already has it.
 _APPEND = (
     _READ_FIELDS
     + """
 local out = {}
-local appended = false
-local field = reader(ARGV[8])
-while true do
-  local alert_id = field()
-  if not alert_id then break end
-  local mark, payload = field(), field()
-  local prev = redis.call('HGET', KEYS[1], alert_id)
-  local keep = true
-  if mark == 'C' then
-    if (not prev) or prev == 'C' then keep = false end
-  elseif prev == mark then
-    keep = false
-  elseif prev and prev ~= 'C' then
-    payload = string.gsub(payload, '"state":"%a+"', '"state":"updated"', 1)
-  else
-    payload = string.gsub(payload, '"state":"%a+"', '"state":"raised"', 1)
-  end
-  if keep then
-    redis.call('HSET', KEYS[1], alert_id, mark)
-    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 't', ARGV[2])
-    out[#out + 1] = {id, payload}
-    appended = true
-  else
-    out[#out + 1] = false
-  end
+local field = reader(ARGV[7])
+local k = 0
+local oldest = nil
+if ARGV[5] ~= '0' then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  oldest = string.format('%d', ms - tonumber(ARGV[5]))
 end
-if appended then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  if ARGV[6] ~= '0' then
-    local now = redis.call('TIME')
-    local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[6])
-    redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', oldest))
+while true do
+  local driver = field()
+  if not driver then break end
+  local count = tonumber(field())
+  local seen, stream = KEYS[k + 1], KEYS[k + 2]
+  k = k + 2
+  local appended = false
+  for _ = 1, count do
+    local alert_id, mark, payload = field(), field(), field()
+    local prev = redis.call('HGET', seen, alert_id)
+    local keep = true
+    if mark == 'C' then
+      if (not prev) or prev == 'C' then keep = false end
+    elseif prev == mark then
+      keep = false
+    elseif prev and prev ~= 'C' then
+      payload = string.gsub(payload, '"state":"%a+"', '"state":"updated"', 1)
+    else
+      payload = string.gsub(payload, '"state":"%a+"', '"state":"raised"', 1)
+    end
+    if keep then
+      redis.call('HSET', seen, alert_id, mark)
+      local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 't', ARGV[2])
+      out[#out + 1] = {id, payload}
+      appended = true
+    else
+      out[#out + 1] = false
+    end
   end
-  redis.call('EXPIRE', KEYS[2], ARGV[7])
-  redis.call('PUBLISH', ARGV[3], ARGV[5])
+  if appended then
+    redis.call('EXPIRE', seen, ARGV[4])
+    if oldest then redis.call('XTRIM', stream, 'MINID', oldest) end
+    redis.call('EXPIRE', stream, ARGV[6])
+    redis.call('PUBLISH', ARGV[3], driver)
+  end
 end
 return out
 """
@@ -211,7 +223,8 @@ class RedisOutbox:
         self._dispatch_sha = _sha(_DISPATCH)
 
     async def append(self, alerts: Sequence[A]) -> list[tuple[A, str | None]]:
-        """Store a batch: one script call per driver, all in one round trip (plus one for dispatch).
+        """Store a batch: script calls of up to ``ALERTS_PER_CALL`` alerts (see the module), all in
+        one round trip, plus one for dispatch.
 
         Each alert gets its driver stream id, or None if the driver already had it. Every alert is
         checked before anything is written (``InvalidAlert`` for one that cannot be stored).
@@ -226,18 +239,28 @@ class RedisOutbox:
         channel = wake_channel(self._prefix)
         retention_ms = max(0, self._retention_s * 1000)
         stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
-        calls: list[tuple[list[int], list[Any]]] = []
-        for driver, indexes in by_driver.items():
-            keys = [driver_seen_key(self._prefix, driver), driver_stream_key(self._prefix, driver)]
-            head = [self._maxlen, now_ms, channel, SEEN_TTL_S, driver, retention_ms, stream_ttl]
-            for start in range(0, len(indexes), ALERTS_PER_CALL):
-                chunk = indexes[start : start + ALERTS_PER_CALL]
-                records = b"".join(_record(plains[i]) for i in chunk)
-                calls.append((chunk, [*keys, *head, records]))
-        replies = await self._run(self._append_sha, _APPEND, 2, [args for _, args in calls])
+        head = [self._maxlen, now_ms, channel, SEEN_TTL_S, retention_ms, stream_ttl]
+        calls: list[tuple[list[int], list[Any], int]] = []  # (alerts, arguments, number of keys)
+        for group in self._groups(by_driver):
+            chunk: list[int] = []
+            keys: list[str] = []
+            blob: list[bytes] = []
+            for driver, indexes in group:
+                for start in range(0, len(indexes), ALERTS_PER_CALL):
+                    part = indexes[start : start + ALERTS_PER_CALL]
+                    if chunk and len(chunk) + len(part) > ALERTS_PER_CALL:
+                        calls.append((chunk, [*keys, *head, b"".join(blob)], len(keys)))
+                        chunk, keys, blob = [], [], []
+                    keys += [driver_seen_key(self._prefix, driver), driver_stream_key(self._prefix, driver)]
+                    blob.append(_fields(driver.encode(), b"%d" % len(part)))
+                    blob.extend(_record(plains[i]) for i in part)
+                    chunk += part
+            if chunk:
+                calls.append((chunk, [*keys, *head, b"".join(blob)], len(keys)))
+        replies = await self._run(self._append_sha, _APPEND, [(n, args) for _, args, n in calls])
         ids: list[str | None] = [None] * len(plains)
         payloads: list[bytes | None] = [None] * len(plains)
-        for (chunk, _), reply in zip(calls, replies, strict=True):
+        for (chunk, _, _), reply in zip(calls, replies, strict=True):
             for i, stored in zip(chunk, reply, strict=True):
                 if stored:
                     ids[i], payloads[i] = _text(stored[0]), stored[1]
@@ -250,12 +273,22 @@ class RedisOutbox:
             await self._run(
                 self._dispatch_sha,
                 _DISPATCH,
-                1,
-                [[dispatch_stream_key(self._prefix), self._dispatch_maxlen, entries]],
+                [(1, [dispatch_stream_key(self._prefix), self._dispatch_maxlen, entries])],
             )
         return list(zip(alerts, ids, strict=True))
 
-    async def _run(self, sha: str, script: str, nkeys: int, calls: list[list[Any]]) -> list[Any]:
+    def _groups(self, by_driver: dict[str, list[int]]) -> list[list[tuple[str, list[int]]]]:
+        """Drivers whose alerts may share script calls: all of them on a single Redis, those of
+        one hash slot on a Redis Cluster."""
+        if not isinstance(self._client, RedisCluster):
+            return [list(by_driver.items())]
+        slots: dict[int, list[tuple[str, list[int]]]] = {}
+        for driver, indexes in by_driver.items():
+            slot = key_slot(driver_stream_key(self._prefix, driver).encode())
+            slots.setdefault(slot, []).append((driver, indexes))
+        return list(slots.values())
+
+    async def _run(self, sha: str, script: str, calls: list[tuple[int, list[Any]]]) -> list[Any]:
         """EVALSHA every call in one pipeline; loads the script and retries the calls Redis lacked it for.
 
         (A registered redis-py script would ask Redis whether it exists on every pipeline: a round trip.)
@@ -265,7 +298,8 @@ class RedisOutbox:
         for attempt in range(2):
             async with self._client.pipeline(transaction=False) as pipe:
                 for n in pending:
-                    pipe.evalsha(sha, nkeys, *calls[n])
+                    nkeys, args = calls[n]
+                    pipe.evalsha(sha, nkeys, *args)
                 results = await pipe.execute(raise_on_error=False)
             missing: list[int] = []
             for n, result in zip(pending, results, strict=True):

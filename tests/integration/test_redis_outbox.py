@@ -8,6 +8,8 @@ from dataclasses import replace
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from schemas import Alert, alert_id_for
 from schemas.codec import to_plain
@@ -248,3 +250,48 @@ async def test_ids_and_texts_of_any_content_are_stored_exactly(
     assert [(f[b"d"].decode(), f[b"s"].decode()) for _, f in dispatched] == [
         (driver, sid) for _, sid in results if sid is not None
     ]
+
+
+async def test_drivers_of_a_batch_share_script_calls(
+    redis_client: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a single Redis, a batch's drivers share calls of up to ALERTS_PER_CALL alerts: each still
+    gets its own alerts in order, deduplicated, and one wake-up."""
+    monkeypatch.setattr(redis_outbox, "ALERTS_PER_CALL", 7)
+    outbox = RedisOutbox(redis_client, prefix)
+    sizes: list[int] = []
+    run = outbox._run
+
+    async def counting(sha: str, script: str, calls: list[tuple[int, list[object]]]) -> list[object]:
+        sizes.append(len(calls))
+        return await run(sha, script, calls)
+
+    monkeypatch.setattr(outbox, "_run", counting)
+    drivers = [f"d{n}" for n in range(10)]
+    batch = [_alert(d, f"e{k}") for k in range(3) for d in drivers] + [_alert("d3", "e1")]
+    async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(f"{prefix}:wake")
+        results = await outbox.append(batch)
+        woken = await _wakeups(pubsub, len(drivers))
+    assert sizes[0] == 5  # 31 alerts in calls of at most 7 (a driver's three stay together)
+    assert [sid is not None for _, sid in results] == [True] * 30 + [False]
+    assert sorted(woken) == sorted(drivers)
+    for d in drivers:
+        assert await _states(redis_client, prefix, d) == [
+            ("e0", "raised"),
+            ("e1", "raised"),
+            ("e2", "raised"),
+        ]
+
+
+def test_on_a_cluster_only_drivers_of_one_slot_share_a_call() -> None:
+    """A script's keys must share a hash slot on a Redis Cluster: calls group drivers by slot."""
+    outbox = RedisOutbox(RedisCluster(host="127.0.0.1", port=1), "p")
+    by_driver = {f"d{n}": [n] for n in range(20_000)}  # more drivers than slots: some share one
+    groups = outbox._groups(by_driver)
+    slots = [{key_slot(driver_stream_key("p", d).encode()) for d, _ in group} for group in groups]
+    assert all(len(s) == 1 for s in slots)
+    assert len(groups) == len({s.pop() for s in slots}) < 20_000
+    assert sorted(d for group in groups for d, _ in group) == sorted(by_driver)
+    single = RedisOutbox(aioredis.Redis(), "p")._groups(by_driver)
+    assert len(single) == 1 and len(single[0]) == 20_000
