@@ -202,7 +202,7 @@ gateway_disconnects = Counter(
 )
 gateway_wakeups = Counter(
     "corridor_gateway_wakeups_total",
-    "Wake-up messages received from Redis (one per alert appended, for any driver).",
+    "Wake-up messages received from Redis (one per driver with alerts appended, per outbox call).",
 )
 gateway_stream_reads = Counter(
     "corridor_gateway_stream_reads_total",
@@ -221,5 +221,6 @@ gc_pause_seconds = Histogram(
 )
 gc_freezes = Counter(
     "corridor_gc_freezes_total",
-    "gc.freeze() calls that moved settled long-lived objects (connections) out of collection.",
+    "gc.freeze() calls that moved settled long-lived objects (a gateway's connections, a worker's index) "
+    "out of the collector's scans.",
 )
