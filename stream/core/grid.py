@@ -71,6 +71,10 @@ class SegmentGrid:
     """Route polylines (metric) in a vertex pool, their segments filed by grid cell."""
 
     def __init__(self, cell_m: float = 40.0, piece_m: float = 52.0) -> None:
+        if (cell_m + piece_m / 2.0) / QUANTUM + 1 > np.iinfo(np.int16).max:
+            raise ValueError(
+                f"cell {cell_m} m and pieces of {piece_m} m do not fit the arena's int16 centimetres"
+            )
         self.cell_m = cell_m
         self.piece_m = piece_m
         self.reach_m = piece_m / 2.0  # how far a filed midpoint can be from its segment's points
@@ -81,6 +85,7 @@ class SegmentGrid:
         # route slot of the vertices p .. p + 15 (blocks start and end on multiples of 16), -1 if
         # none: 4 bytes per 16 vertices, small enough to stay in cache while a scan reads it
         self.block_route = np.full(1024 // BLOCK, -1, dtype=np.int32)
+        self._dying = np.zeros(1024 // BLOCK, dtype=np.uint8)  # blocks being removed (1 byte each)
         self._top = 0
         self._free: dict[int, list[int]] = {}
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
@@ -145,15 +150,16 @@ class SegmentGrid:
         first, counts = np.asarray(starts, dtype=np.int64), np.asarray(ns, dtype=np.int64)
         at = ragged(first, counts)
         _, mx, my, _, _, _ = pieces(self.vx[at], self.vy[at], counts, self.piece_m)
-        dying = np.zeros(len(self.block_route), dtype=np.uint8)  # 1 byte per block: stays in cache
+        dying = self._dying
         for start, n in zip(starts, ns, strict=True):
             dying[start // BLOCK : (start + _size_class(n)) // BLOCK] = 1
         rows = self._lookup(*self._cells(mx, my))
-        cells = np.zeros(self._ncells, dtype=bool)
-        cells[rows[rows >= 0]] = True
-        drop_entries(np.flatnonzero(cells), self._cstart, self._ccount, self._ap, self._aq, dying)
+        # a cell listed twice is swept twice, which finds nothing the second time: cheaper than
+        # making the list distinct
+        drop_entries(rows[rows >= 0], self._cstart, self._ccount, self._ap, self._aq, dying)
         for start, n in zip(starts, ns, strict=True):
             cap = _size_class(n)
+            dying[start // BLOCK : (start + cap) // BLOCK] = 0
             self.vxy[start : start + cap] = _NAN_XY
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = -1
             self._free.setdefault(cap, []).append(start)
@@ -175,6 +181,7 @@ class SegmentGrid:
         blocks = np.full(new // BLOCK, -1, dtype=np.int32)
         blocks[: len(self.block_route)] = self.block_route
         self.block_route = blocks
+        self._dying = np.zeros(new // BLOCK, dtype=np.uint8)
 
     # -- cells -------------------------------------------------------------------------------
     def _cells(self, mx: Array, my: Array) -> tuple[Array, Array]:
@@ -343,6 +350,9 @@ class SegmentGrid:
         Returns ``(box index, segment)`` pairs; grow boxes by ``reach_m`` plus the corridor to
         find every segment within the corridor of what the box covers.
         """
+        if self.origin is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
         box, rows, _ = self.box_cells(boxes)
         counts = self._ccount[rows]
         idx = ragged(self._cstart[rows], counts)
@@ -357,9 +367,3 @@ class SegmentGrid:
         """The cells' slices of the arena and its columns: start, count, cell column, cell row,
         segment, piece endpoints (cm from the cell's corner)."""
         return self._cstart, self._ccount, self._cix, self._ciy, self._ap, self._aq
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the pool and the arena."""
-        arrays = (self.vxy, self.vs, self.block_route, self._ap, self._aq, self._cix, self._ciy)
-        return sum(a.nbytes for a in arrays)

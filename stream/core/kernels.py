@@ -1,9 +1,10 @@
-"""Compiled inner loops of the join (numba): a scan of grid cells that keeps the pairs that match.
+"""Compiled inner loops of the join (numba): the event-side scan of grid cells, and the grid's
+own filing, removal and pool writes.
 
-The vectorised numpy form of the same work (``stream.core.distance``) builds an array per step
-for every candidate; here each grid entry is read once, checked against its query box, measured
-exactly against the event's primitives, and kept only if it is the first segment of its route
-within the corridor. Results are the same rows ``matching.first_rows`` would pick.
+The scan reads each grid entry once, checks it against its query box and measures it on its
+quantised piece; only the candidates near the corridor's edge, on the vehicle's segment or tested
+for being inside an area are read from the vertex pool and measured exactly, and only the first
+segment of each route within the corridor is kept (the rows ``matching.first_rows`` would pick).
 Compiled code is cached next to this module (``cache=True``), so a process pays the compilation
 once per machine, not once per start.
 """
@@ -81,11 +82,13 @@ def _inside_rings(x: float, y: float, prims: Array, lo: int, hi: int) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _nearest(
+def nearest_primitive(
     ax: float, ay: float, bx: float, by: float, prims: Array, lo: int, hi: int, limit: float
 ) -> tuple[float, float, int]:
     """Squared distance from segment AB to the nearest of ``prims[lo:hi]`` within ``limit`` (inf
-    if none), the parameter on AB of its closest point, and that primitive."""
+    if none), the parameter on AB of its closest point, and that primitive. Among equally near
+    primitives (a segment crossing several edges of an area) the closest point nearest A wins:
+    where the route first meets the event."""
     best = np.inf
     best_t = 0.0
     best_q = lo
@@ -96,7 +99,7 @@ def _nearest(
         if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
             continue
         d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
-        if d2 < best:
+        if d2 < best or (d2 == best and t < best_t):
             best, best_t, best_q = d2, t, q
     return best, best_t, best_q
 
@@ -275,7 +278,7 @@ def scan_cells(
             )
             if not inside:
                 limit = thr[e]
-                d2, _, _ = _nearest(ax, ay, bx, by, prims, lo, hi, limit)
+                d2, _, _ = nearest_primitive(ax, ay, bx, by, prims, lo, hi, limit)
                 if not d2 <= limit * limit:
                     continue
         if stamp[r] == group:
@@ -316,7 +319,7 @@ def scan_cells(
         ):
             o_d[i], o_t[i], o_q[i] = 0.0, 0.0, lo
         else:
-            d2, t, q = _nearest(ax, ay, bx, by, prims, lo, hi, thr[box_ev[b]])
+            d2, t, q = nearest_primitive(ax, ay, bx, by, prims, lo, hi, thr[box_ev[b]])
             o_d[i], o_t[i], o_q[i] = math.sqrt(d2), t, q
         o_a[i] = max(0.0, s0 + o_t[i] * math.hypot(bx - ax, by - ay) - base_s[r])
     return o_ev, o_r[:n], o_p[:n], o_d, o_t, o_q, o_a

@@ -1,9 +1,11 @@
-"""The join, vectorized: candidate (route segment, event primitive) pairs to concerned pairs.
+"""The join: candidate (route segment, event primitive) pairs to concerned pairs.
 
-Both directions end in the same steps: exact distances on the candidates, the first segment of
-each (event, route) pair that comes within the event's corridor (``first_rows``), then the rules
-(``decide``): not already passed, valid when the vehicle gets there, vehicle conditions,
-direction. Only segments ahead of the vehicle take part; the one it is on starts at its position.
+Both directions find, per (event, route), the first segment ahead of the vehicle that comes within
+the event's corridor, at its closest point (compiled scans: ``kernels.scan_cells`` for a batch of
+events, ``routescan`` for a batch of routes; ``first_rows`` where rows from several sources meet),
+then apply the rules (``decide``): not already passed, valid when the vehicle gets there, vehicle
+conditions, direction. Only segments ahead of the vehicle take part; the one it is on starts at
+its position.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ def batch_rows(
     other = [i for i, poly in enumerate(batch.polygons) if poly is not None and not batch.rings[i]]
     if other:
         areal = np.asarray(other, dtype=np.int64)
-        owner, p = grid.query(batch.bbox[areal])
+        reach = grid.reach_m  # a segment starting inside files a piece within reach of its start
+        owner, p = grid.query(batch.bbox[areal] + np.array([-reach, -reach, reach, reach]))
         polygons = _objects([batch.polygons[i] for i in other])
         inside = inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p)
         if len(inside.ev):

@@ -19,7 +19,7 @@ import shapely
 
 from stream.core.eventindex import _OFF, _OVER, EventIndex, cell_bucket
 from stream.core.grid import SegmentGrid
-from stream.core.kernels import _grow, segment_distance2
+from stream.core.kernels import _grow, nearest_primitive
 from stream.core.matching import Rows, first_rows, segment_starts
 from stream.core.tables import RouteTable
 
@@ -113,8 +113,8 @@ def scan_route_cells(
     i_p = np.empty(icap, np.int64)
     i_e = np.empty(icap, np.int64)
     m = 0
-    # per event: segment that met it last, route that matched it last, that match's output row
-    mark = np.full((len(ev_span), 3), -1, np.int64)
+    # per event: segment that met it last, route that matched it last
+    mark = np.full((len(ev_span), 2), -1, np.int64)
     seen, h = np.int64(-1), 0
     here = np.empty(64, np.int64)  # the events of a cell
     i = 0
@@ -174,35 +174,20 @@ def scan_route_cells(
                             i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
                         i_r[m], i_p[m], i_e[m] = r, p, e
                         m += 1
-                    matched = False
                     if min(ax, bx) > x1 + limit or max(ax, bx) < x0 - limit:
                         continue  # the event's primitives all lie within its box
                     if min(ay, by) > y1 + limit or max(ay, by) < y0 - limit:
                         continue
-                    for q in range(ev_span[e, 0], ev_span[e, 1]):
-                        cx, cy, dx, dy = prims[q, 0], prims[q, 1], prims[q, 2], prims[q, 3]
-                        if min(ax, bx) > max(cx, dx) + limit or max(ax, bx) < min(cx, dx) - limit:
-                            continue
-                        if min(ay, by) > max(cy, dy) + limit or max(ay, by) < min(cy, dy) - limit:
-                            continue
-                        d2, t = segment_distance2(ax, ay, bx, by, cx, cy, dx, dy)
-                        if not d2 <= limit * limit:
-                            continue
-                        d = math.sqrt(d2)
-                        if matched:
-                            j = mark[e, 2]
-                            if d < o_d[j]:
-                                o_d[j], o_t[j], o_q[j] = d, t, q
-                            continue
-                        if n == cap:
-                            cap *= 2
-                            o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
-                            o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
-                        matched = True
-                        mark[e, 1] = k
-                        mark[e, 2] = n
-                        o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = e, r, p, d, t, q
-                        n += 1
+                    d2, t, q = nearest_primitive(ax, ay, bx, by, prims, ev_span[e, 0], ev_span[e, 1], limit)
+                    if not d2 <= limit * limit:
+                        continue
+                    if n == cap:
+                        cap *= 2
+                        o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
+                        o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
+                    mark[e, 1] = k
+                    o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = e, r, p, math.sqrt(d2), t, q
+                    n += 1
             i += 1
     return (
         o_ev[:n],

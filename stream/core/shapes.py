@@ -6,7 +6,8 @@ distance 0). Each event gets query boxes: one around the whole event when that i
 per primitive otherwise (a long diagonal closure should not scan its whole bounding box). An area
 whose primitives are exactly the rings of a valid polygon gets one box around it, in which the scan
 also tests segment starts for being inside (even-odd over the rings); other areas (collections,
-invalid rings) get one box per edge and their inside is found with the shapely polygon.
+invalid rings, more than ``RING_EDGES_MAX`` edges) get one box per edge and their inside is found
+with the shapely polygon.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from stream.core.geo import project_xy
 
 Array = np.ndarray[Any, Any]
 _POINT, _LINE, _RING = 0, 1, 2
+# An area with more edges gets a box per edge and the shapely inside test: the scan's own inside
+# test reads every edge for each candidate in the area's box (a detailed perimeter has thousands).
+RING_EDGES_MAX = 64
 
 
 @dataclass(slots=True)
@@ -111,6 +115,7 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
         )
     )
     polygons, rings = _polygons(geometries, areal, x, y, vevent)
+    rings &= (prim_hi - prim_lo) <= RING_EDGES_MAX
     return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, rings, margin)
 
 

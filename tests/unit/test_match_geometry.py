@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from schemas import Event, Route, Vehicle
 from stream.core.engine import Engine, EngineConfig
+from stream.core.shapes import RING_EDGES_MAX
 from tests.support.geometry import line, lonlat, point, square
 
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -70,3 +72,95 @@ def test_area_the_route_starts_in_is_zero_ahead_from_both_directions(kind: str) 
     by_route = second.upsert_route(ROUTE, AT)
     assert [a.state for a in by_event] == [a.state for a in by_route] == ["raised"]
     assert by_event[0].distance_ahead_m == by_route[0].distance_ahead_m == 0.0
+
+
+TWO_CROSSINGS = [
+    ("square across the route", "perimeter", square(400, -100, 200)),
+    ("square across the route, closure", "closure", square(400, -100, 200)),
+    (
+        "line crossing twice, far crossing first",
+        "closure",
+        line([(700, -50), (700, 50), (300, 50), (300, -50)]),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "kind", "geometry"), TWO_CROSSINGS, ids=[c[0] for c in TWO_CROSSINGS])
+def test_a_segment_crossing_an_event_twice_meets_it_at_the_first_crossing(
+    case: str, kind: str, geometry: dict[str, object]
+) -> None:
+    """Where a segment crosses several of an event's edges, the event is ahead where the route
+    first meets it, from both directions of the join."""
+    straight = Route("r1", "d1", tuple(tuple(p) for p in lonlat([(0, 0), (1000, 0)])), Vehicle())
+    event = Event(id=f"t:{case}", source="t", kind=kind, geometry=geometry)
+    first = Engine()
+    first.upsert_route(straight, AT)
+    by_event = first.apply_events([event], AT)
+    second = Engine()
+    second.apply_events([event], AT)
+    by_route = second.upsert_route(straight, AT)
+    expected = 300 if kind == "closure" and geometry["type"] == "LineString" else 400
+    assert by_event[0].distance_ahead_m == pytest.approx(expected, abs=0.5)
+    assert by_route[0].distance_ahead_m == by_event[0].distance_ahead_m
+
+
+@pytest.mark.parametrize("wrap", [False, True], ids=["polygon", "geometry collection"])
+def test_a_vehicle_inside_an_area_is_concerned_from_both_directions(wrap: bool) -> None:
+    """A vehicle already inside an area (on a segment that entered it) is concerned, whether the
+    area is tested by its rings in the scan or, as a collection, by its shapely polygon."""
+    ring = lonlat([(0, 0), (100, 0), (100, 100), (0, 100), (0, 0)])
+    polygon = {"type": "Polygon", "coordinates": [ring]}
+    geometry = {"type": "GeometryCollection", "geometries": [polygon]} if wrap else polygon
+    event = Event(id="t:area", source="t", kind="closure", geometry=geometry)
+    route = Route("r", "d", tuple(tuple(p) for p in lonlat([(-40, 50), (10, 50), (10, 300)])), Vehicle())
+    vehicle = (lonlat([(8, 50)])[0][0], lonlat([(8, 50)])[0][1])
+    first = Engine()
+    first.upsert_route(route, AT)
+    first.route_position("r", vehicle, AT)
+    by_event = first.apply_events([event], AT)
+    second = Engine()
+    second.apply_events([event], AT)
+    second.upsert_route(route, AT)
+    second.route_position("r", vehicle, AT)
+    assert [a.state for a in by_event] == ["raised"]
+    assert by_event[0].distance_ahead_m == 0.0
+    assert second.alert_count == 1
+
+
+def test_an_area_that_cannot_be_ring_tested_on_an_engine_without_routes() -> None:
+    """A self-intersecting polygon (tested with its repaired shapely polygon) on an engine that
+    holds no route yet is stored, with no alert."""
+    bow_tie = {"type": "Polygon", "coordinates": [lonlat([(0, 0), (100, 100), (100, 0), (0, 100), (0, 0)])]}
+    engine = Engine()
+    assert engine.apply_events([Event(id="t:bow", source="t", kind="closure", geometry=bow_tie)], AT) == []
+    assert engine.event_count == 1
+
+
+def test_a_detailed_perimeter_is_matched_as_a_simple_one() -> None:
+    """A perimeter with more edges than the scan tests itself (RING_EDGES_MAX) concerns the routes
+    that enter it, from both directions, as the same area drawn with few edges does."""
+    angles = np.linspace(0, 2 * np.pi, RING_EDGES_MAX * 2, endpoint=False)
+    circle = [(500 + 150 * np.cos(a), 150 * np.sin(a)) for a in angles]
+    detailed = {"type": "Polygon", "coordinates": [lonlat([*circle, circle[0]])]}
+    event = Event(id="t:circle", source="t", kind="perimeter", geometry=detailed)
+    inside_start = Route("in", "d", tuple(tuple(p) for p in lonlat([(500, 0), (500, 400)])), Vehicle())
+    first = Engine()
+    first.upsert_route(ROUTE, AT)
+    first.upsert_route(inside_start, AT)
+    by_event = sorted((a.route_id, a.distance_ahead_m) for a in first.apply_events([event], AT))
+    second = Engine()
+    second.apply_events([event], AT)
+    by_route = sorted(
+        (a.route_id, a.distance_ahead_m) for r in (ROUTE, inside_start) for a in second.upsert_route(r, AT)
+    )
+    assert by_event == by_route
+    assert by_event[0] == ("in", 0.0)
+    assert by_event[1][0] == "r1" and by_event[1][1] == pytest.approx(350, abs=1)
+
+
+def test_a_grid_whose_pieces_would_not_fit_its_entries_is_refused() -> None:
+    """Piece endpoints are int16 centimetres from their cell's corner: cells too large are refused
+    at construction rather than wrapping silently."""
+    with pytest.raises(ValueError, match="int16"):
+        Engine(EngineConfig(cell_m=400.0))
+    assert Engine(EngineConfig(cell_m=200.0)).grid.cell_m == 200.0
