@@ -120,7 +120,7 @@ class Engine:
         lon, lat, counts = _lonlats(latest)
         allx, ally = project_xy(lon, lat, self.config.crs)
         slots: list[int] = []
-        extra: list[set[int]] = []
+        reasons: list[int] = []  # a re-planned route's cleared alerts say so; a new one has none
         moved: list[tuple[int, tuple[float, float, float]]] = []
         gone: tuple[list[int], list[int]] = ([], [])
         for route in latest:
@@ -129,11 +129,11 @@ class Engine:
                 slot = self.table.allocate()
                 self._slot_of[route.route_id] = slot
                 self._routes.extend([None] * (slot + 1 - len(self._routes)))
-                extra.append(set())
+                reasons.append(lc.NO_LONGER)
             else:
                 old = self._routes[slot]
                 assert old is not None  # noqa: S101
-                extra.append(self._scope(old))
+                reasons.append(lc.ROUTE_CHANGED if self.book.has_alerts(slot) else lc.NO_LONGER)
                 if old.position is not None:
                     moved.append((slot, old.position))
                 gone[0].append(int(self.table.start[slot]))
@@ -167,8 +167,7 @@ class Engine:
                 self._by_destination.setdefault(route.destination, set()).add(slot)
         for slot, position in moved:
             self._move(slot, *position)
-        reasons = [lc.ROUTE_CHANGED if old_scope else lc.NO_LONGER for old_scope in extra]
-        self._rematch(slots, at, delta, extra, reasons)
+        self._rematch(slots, at, delta, reasons)
         return delta
 
     def route_position(self, route_id: str, position: tuple[float, float], at: datetime) -> list[Alert]:
@@ -183,7 +182,7 @@ class Engine:
         if slot is None:
             return delta
         self._move(slot, float(position[0]), float(position[1]), epoch(at))
-        self._rematch([slot], at, delta, [set()], [lc.NO_LONGER])
+        self._rematch([slot], at, delta, [lc.NO_LONGER])
         return delta
 
     def _move(self, slot: int, lon: float, lat: float, when: float) -> None:
@@ -208,17 +207,9 @@ class Engine:
         self._graveyard.append(("route", slot))
         return self.alerts(delta)
 
-    def _scope(self, state: RouteState) -> set[int]:
-        """Event slots a route has an alert for: what a re-planned route may have to clear (it
-        clears them as "route changed" if there are any)."""
-        return self.book.events_of(state.slot)
-
-    def _rematch(
-        self, slots: list[int], at: datetime, delta: Delta, extra: list[set[int]], reasons: list[int]
-    ) -> None:
+    def _rematch(self, slots: list[int], at: datetime, delta: Delta, reasons: list[int]) -> None:
         """Match routes against the events near them and reconcile each route's alerts, whatever
-        the events they were raised for (each route's alerts are on its list in the book, so
-        ``extra``, the events a route had alerts for, is not needed to find them)."""
+        the events they were raised for (each route's alerts are on its list in the book)."""
         ends = np.fromiter((self.route_state(slot).n for slot in slots), dtype=np.int64, count=len(slots))
         r = np.asarray(slots, dtype=np.int64)
         rows, prims = routes_rows(self.grid, self.table, self.index, r, ends)

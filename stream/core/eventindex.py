@@ -229,12 +229,6 @@ class EventIndex:
     def __len__(self) -> int:
         return len(self.slot_of)
 
-    def cells_of(self, x: Array, y: Array) -> Array:
-        """Distinct coarse cells of metric points."""
-        ix = np.floor(x / self.cell_m).astype(np.int64) + _OFF
-        iy = np.floor(y / self.cell_m).astype(np.int64) + _OFF
-        return np.unique((ix << 32) | iy)
-
     def near(self, cells: Iterable[int]) -> set[int]:
         """Event slots filed in any of the cells."""
         keys = np.fromiter(cells, dtype=np.int64)
@@ -328,7 +322,7 @@ class EventIndex:
                 polygons[i],
                 bbox[i],
                 schedules[i],
-                keys[start : ends[i]],
+                keys[start : ends[i]].copy(),  # not a view: it would keep the batch's array
             )
             start = ends[i]
 

@@ -168,6 +168,10 @@ class AlertBook:
         slots, counts = np.unique(ev, return_counts=True)
         return slots, counts
 
+    def has_alerts(self, r: int) -> bool:
+        """Whether a route has any alert raised."""
+        return r < len(self.rhead) and bool(self.rhead[r] >= 0)
+
     def events_of(self, r: int) -> set[int]:
         """Event slots a route has an alert for."""
         if r >= len(self.rhead) or self.rhead[r] < 0:

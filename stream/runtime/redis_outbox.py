@@ -15,9 +15,9 @@ loses its old entries too), and the whole stream expires ``retention_s`` after i
 
 Every stored transition is also appended, as the driver received it, to one global stream bounded
 by length (``<prefix>:dispatch``): the dispatchers' live feed of every driver's alerts. It is
-written after the per-driver appends, by one more script call (a separate key, so that the
-per-driver script stays on one Redis Cluster slot); a lost dispatch entry never affects what
-drivers receive.
+written after the drivers' appends, by one more script call (its own key: the append calls only
+touch drivers' keys, so that on a Redis Cluster they stay within one slot); a lost dispatch entry
+never affects what drivers receive.
 
 Alerts are taken as plain dicts (the wire form, as decoded from JSON) or as ``Alert`` records.
 """
