@@ -89,6 +89,9 @@ def route_segments(lines: Any) -> tuple[Any, int]:
     """Every segment of the routes as its own metric LineString (route ``i`` owns segments
     ``i * k .. (i + 1) * k - 1``), and ``k``, segments per route (the city's routes all have as many
     vertices)."""
+    counts = shapely.get_num_coordinates(lines)
+    if len(counts) and (counts != counts[0]).any():
+        raise ValueError("route_segments expects routes with as many vertices each (the reference city's)")
     coords = shapely.get_coordinates(lines).reshape(len(lines), -1, 2)
     seg = np.stack((coords[:, :-1], coords[:, 1:]), axis=2).reshape(-1, 2)
     k = coords.shape[1] - 1
