@@ -142,7 +142,7 @@ class AlertBook:
 
     def __init__(self, threshold_m: float) -> None:
         self.threshold_m = threshold_m
-        self.links = np.full((256, 6), -1, dtype=np.int64)
+        self.links = np.full((256, 6), -1, dtype=np.int32)  # rows and slots fit 31 bits
         self.vals = np.zeros((256, 2))
         self.ehead = np.full(64, -1, dtype=np.int64)
         self.emark = np.full((64, 3), -1, dtype=np.int64)
