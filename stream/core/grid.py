@@ -154,9 +154,15 @@ class SegmentGrid:
         for start, n in zip(starts, ns, strict=True):
             dying[start // BLOCK : (start + _size_class(n)) // BLOCK] = 1
         rows = self._lookup(*self._cells(mx, my))
-        # a cell listed twice is swept twice, which finds nothing the second time: cheaper than
-        # making the list distinct
-        drop_entries(rows[rows >= 0], self._cstart, self._ccount, self._ap, self._aq, dying)
+        rows = rows[rows >= 0]
+        if len(rows) > self._ncells // 64:  # many: distinct and in order by marking, no sort
+            marks = np.zeros(self._ncells, dtype=bool)
+            marks[rows] = True
+            rows = np.flatnonzero(marks)
+        else:  # few (a route ended): sorted, repeats skipped by the sweep
+            rows = np.sort(rows)
+        # in row order, the cells are swept in about arena order: far fewer cache misses
+        drop_entries(rows, self._cstart, self._ccount, self._ap, self._aq, dying)
         for start, n in zip(starts, ns, strict=True):
             cap = _size_class(n)
             dying[start // BLOCK : (start + cap) // BLOCK] = 0

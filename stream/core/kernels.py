@@ -387,9 +387,14 @@ def file_entries(
 
 @numba.njit(cache=True, nogil=True)
 def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array, dying: Array) -> None:
-    """Take out of cells ``rows`` the arena entries of segments in blocks marked in ``dying`` (one
-    byte per block of the route map: routes being removed); a cell's last entry fills each hole."""
+    """Take out of cells ``rows`` (sorted, repeats allowed) the arena entries of segments in blocks
+    marked in ``dying`` (one byte per block of the route map: routes being removed); a cell's last
+    entry fills each hole."""
+    last = -1
     for row in rows:
+        if row == last:
+            continue
+        last = row
         i = cstart[row]
         end = i + ccount[row]
         while i < end:
