@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from schemas import Event, Route, Vehicle
+from schemas import Alert, Event, Route, Vehicle
 from stream.core.engine import Engine, EngineConfig
 from stream.core.shapes import RING_EDGES_MAX
 from tests.support.geometry import line, lonlat, point, square
@@ -46,15 +46,23 @@ def test_corridor_rule(case: str, geometry: dict[str, object], concerned: bool) 
         assert alerts[0].route_id == "r1" and alerts[0].driver_id == "d1"
 
 
-def test_both_join_directions_agree() -> None:
-    """A route registered after the event raises the same alert as the other order."""
-    event = Event(id="t:c", source="t", kind="closure", geometry=point(400, 10))
+def both_directions(event: Event, *routes: Route) -> tuple[list[Alert], list[Alert]]:
+    """The alerts of the routes registered before the event, and of the same routes registered
+    after it (in a second engine)."""
     first = Engine()
-    first.upsert_route(ROUTE, AT)
+    for route in routes:
+        first.upsert_route(route, AT)
     by_event = first.apply_events([event], AT)
     second = Engine()
     second.apply_events([event], AT)
-    by_route = second.upsert_route(ROUTE, AT)
+    by_route = [alert for route in routes for alert in second.upsert_route(route, AT)]
+    return by_event, by_route
+
+
+def test_both_join_directions_agree() -> None:
+    """A route registered after the event raises the same alert as the other order."""
+    event = Event(id="t:c", source="t", kind="closure", geometry=point(400, 10))
+    by_event, by_route = both_directions(event, ROUTE)
     assert [a.alert_id for a in by_event] == [a.alert_id for a in by_route]
     assert by_event[0].distance_ahead_m == pytest.approx(400, abs=1)
 
@@ -64,12 +72,7 @@ def test_area_the_route_starts_in_is_zero_ahead_from_both_directions(kind: str) 
     """A route whose first segment starts inside an area and leaves it is concerned from its start,
     whichever side of the join finds it (not at the point where it crosses the edge)."""
     area = Event(id="t:area", source="t", kind=kind, geometry=square(-100, -100, 300))
-    first = Engine()
-    first.upsert_route(ROUTE, AT)
-    by_event = first.apply_events([area], AT)
-    second = Engine()
-    second.apply_events([area], AT)
-    by_route = second.upsert_route(ROUTE, AT)
+    by_event, by_route = both_directions(area, ROUTE)
     assert [a.state for a in by_event] == [a.state for a in by_route] == ["raised"]
     assert by_event[0].distance_ahead_m == by_route[0].distance_ahead_m == 0.0
 
@@ -93,12 +96,7 @@ def test_a_segment_crossing_an_event_twice_meets_it_at_the_first_crossing(
     first meets it, from both directions of the join."""
     straight = Route("r1", "d1", tuple(tuple(p) for p in lonlat([(0, 0), (1000, 0)])), Vehicle())
     event = Event(id=f"t:{case}", source="t", kind=kind, geometry=geometry)
-    first = Engine()
-    first.upsert_route(straight, AT)
-    by_event = first.apply_events([event], AT)
-    second = Engine()
-    second.apply_events([event], AT)
-    by_route = second.upsert_route(straight, AT)
+    by_event, by_route = both_directions(event, straight)
     expected = 300 if kind == "closure" and geometry["type"] == "LineString" else 400
     assert by_event[0].distance_ahead_m == pytest.approx(expected, abs=0.5)
     assert by_route[0].distance_ahead_m == by_event[0].distance_ahead_m
@@ -113,7 +111,8 @@ def test_a_vehicle_inside_an_area_is_concerned_from_both_directions(wrap: bool) 
     geometry = {"type": "GeometryCollection", "geometries": [polygon]} if wrap else polygon
     event = Event(id="t:area", source="t", kind="closure", geometry=geometry)
     route = Route("r", "d", tuple(tuple(p) for p in lonlat([(-40, 50), (10, 50), (10, 300)])), Vehicle())
-    vehicle = (lonlat([(8, 50)])[0][0], lonlat([(8, 50)])[0][1])
+    lon, lat = lonlat([(8, 50)])[0]
+    vehicle = (lon, lat)
     first = Engine()
     first.upsert_route(route, AT)
     first.route_position("r", vehicle, AT)
@@ -144,15 +143,8 @@ def test_a_detailed_perimeter_is_matched_as_a_simple_one() -> None:
     detailed = {"type": "Polygon", "coordinates": [lonlat([*circle, circle[0]])]}
     event = Event(id="t:circle", source="t", kind="perimeter", geometry=detailed)
     inside_start = Route("in", "d", tuple(tuple(p) for p in lonlat([(500, 0), (500, 400)])), Vehicle())
-    first = Engine()
-    first.upsert_route(ROUTE, AT)
-    first.upsert_route(inside_start, AT)
-    by_event = sorted((a.route_id, a.distance_ahead_m) for a in first.apply_events([event], AT))
-    second = Engine()
-    second.apply_events([event], AT)
-    by_route = sorted(
-        (a.route_id, a.distance_ahead_m) for r in (ROUTE, inside_start) for a in second.upsert_route(r, AT)
-    )
+    alerts = both_directions(event, ROUTE, inside_start)
+    by_event, by_route = (sorted((a.route_id, a.distance_ahead_m) for a in side) for side in alerts)
     assert by_event == by_route
     assert by_event[0] == ("in", 0.0)
     assert by_event[1][0] == "r1" and by_event[1][1] == pytest.approx(350, abs=1)
