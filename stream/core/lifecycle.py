@@ -46,14 +46,6 @@ class Delta:
     at: datetime
     parts: list[tuple[int, Array, Array, Array, Array, int]] = field(default_factory=list)
 
-    def add(self, state: int, ev: Any, r: Array, dist: Any, expected: Any, reason: int = 0) -> None:
-        """Record transitions for the routes in array ``r`` (other columns may be scalars)."""
-        if len(r):
-            ev = np.broadcast_to(np.asarray(ev, dtype=np.int64), r.shape)
-            dist = np.broadcast_to(np.asarray(dist, dtype=np.float64), r.shape)
-            expected = np.broadcast_to(np.asarray(expected, dtype=np.float64), r.shape)
-            self.parts.append((state, ev, r, dist, expected, reason))
-
     def add_columns(self, ints: Array, floats: Array) -> None:
         """Record transitions from kernel rows: (state, reason, event, route) and (distance,
         expected time); one part per state and reason, in row order."""

@@ -137,8 +137,8 @@ class RouteTable(Table):
     }
 
     def _sentinel(self) -> None:
-        """Row -1 stands for "no route": its vehicle is past every segment, so freed segments
-        (route slot -1 in the grid) never take part in a match."""
+        """Row -1 stands for "no route": its vehicle is past every segment, so a segment without
+        a route (slot -1 in the grid's route map) can never take part in a match."""
         self.cur_p[-1] = np.iinfo(np.int64).max
 
 
