@@ -89,7 +89,7 @@ class SegmentGrid:
         self._top = 0
         self._free: dict[int, list[int]] = {}
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
-        self._tiles = np.full((4, _TILE * _TILE), -1, dtype=np.int64)  # cell -> row, per tile
+        self._tiles = np.full((4, _TILE * _TILE), -1, dtype=np.int32)  # cell -> row, per tile
         self._cstart = np.zeros(1024, dtype=np.int64)
         self._ccap = np.zeros(1024, dtype=np.int64)
         self._ccount = np.zeros(1024, dtype=np.int64)
@@ -117,13 +117,7 @@ class SegmentGrid:
         starts = np.empty(len(route_slots), dtype=np.int64)
         for k, (route_slot, n) in enumerate(zip(route_slots, counts.tolist(), strict=True)):
             cap = _size_class(n)
-            free = self._free.get(cap)
-            if free:
-                start = free.pop()
-            else:
-                start = self._top
-                self._top += cap
-                self._grow_pool(self._top)
+            start = self._allocate(cap)
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = route_slot
             starts[k] = start
         if not len(starts):
@@ -136,6 +130,29 @@ class SegmentGrid:
         pool = np.repeat(starts - first, counts)  # concatenation index -> pool index
         self._add_entries(*self._cells(mx, my), seg + pool[seg], mx, my, hx, hy)
         return starts, total
+
+    def _allocate(self, cap: int) -> int:
+        """A free block of ``cap`` vertices: one of that size, else the front of the smallest larger
+        free block (the rest stays free), else new room at the top of the pool."""
+        free = self._free.get(cap)
+        if not free:
+            larger = [size for size in self._free if size > cap]
+            if larger:
+                size = min(larger)
+                free = self._free[size]
+                start = free.pop()
+                if not free:
+                    del self._free[size]
+                self._free.setdefault(size - cap, []).append(start + cap)
+                return start
+            start = self._top
+            self._top += cap
+            self._grow_pool(self._top)
+            return start
+        start = free.pop()
+        if not free:
+            del self._free[cap]
+        return start
 
     def route_of(self, p: Array) -> Array:
         """Route slot of segments ``p`` (-1 for none)."""
@@ -220,12 +237,12 @@ class SegmentGrid:
             for i in np.nonzero(tids < 0)[0].tolist():
                 tids[i] = self._tile_of[int(uniq[i])] = len(self._tile_of)
             if len(self._tile_of) > len(self._tiles):
-                grown = np.full((2 * len(self._tile_of), _TILE * _TILE), -1, dtype=np.int64)
+                grown = np.full((2 * len(self._tile_of), _TILE * _TILE), -1, dtype=np.int32)
                 grown[: len(self._tiles)] = self._tiles
                 self._tiles = grown
         tid = tids[inv.ravel()]
         flat = tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE
-        rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1)
+        rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1).astype(np.int64)
         return rows
 
     def _add_entries(
