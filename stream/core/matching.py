@@ -1,7 +1,7 @@
 """The join: candidate (route segment, event primitive) pairs to concerned pairs.
 
 Both directions find, per (event, route), the first segment ahead of the vehicle that comes within
-the event's corridor, at its closest point (compiled scans: ``kernels.scan_cells`` for a batch of
+the event's corridor, at its closest point (compiled scans: ``eventscan.scan_cells`` for a batch of
 events, ``routescan`` for a batch of routes; ``first_rows`` where rows from several sources meet),
 then apply the rules (``decide``): not already passed, valid when the vehicle gets there, vehicle
 conditions, direction. Only segments ahead of the vehicle take part; the one it is on starts at
@@ -17,8 +17,8 @@ import numpy as np
 import shapely
 
 from stream.core.distance import heading_dot
+from stream.core.eventscan import scan_cells
 from stream.core.grid import SegmentGrid
-from stream.core.kernels import scan_cells
 from stream.core.rules import applies_to, in_schedule, valid_at
 from stream.core.shapes import ShapeBatch
 from stream.core.tables import EventState, EventTable, RouteTable

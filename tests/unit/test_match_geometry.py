@@ -156,3 +156,36 @@ def test_a_grid_whose_pieces_would_not_fit_its_entries_is_refused() -> None:
     with pytest.raises(ValueError, match="int16"):
         Engine(EngineConfig(cell_m=400.0))
     assert Engine(EngineConfig(cell_m=200.0)).grid.cell_m == 200.0
+
+
+# An area with a notch and a hole, so that its bounding box holds places outside it: an L (the
+# square 0..600 without its top-right quarter) with a 200 m hole at (100..300, 100..300).
+_L = [(0, 0), (600, 0), (600, 300), (300, 300), (300, 600), (0, 600), (0, 0)]
+_HOLE = [(100, 100), (300, 100), (300, 300), (100, 300), (100, 100)]
+NOTCHED = {"type": "Polygon", "coordinates": [lonlat(_L), lonlat(_HOLE)]}
+FAR_FROM_EDGES = [
+    # (case, route in metres, concerned, distance ahead): every route stays > 30 m from every edge
+    ("wholly inside the solid part", [(400, 50), (550, 50), (550, 250)], True, 0.0),
+    ("wholly inside the hole", [(150, 150), (250, 150), (250, 250)], False, None),
+    ("wholly in the notch", [(400, 400), (550, 550)], False, None),
+    ("from the notch into the solid part", [(450, 450), (450, 100)], True, 150.0),
+    ("from the hole into the solid part", [(200, 200), (200, 50)], True, 100.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "concerned", "ahead"), FAR_FROM_EDGES, ids=[c[0] for c in FAR_FROM_EDGES]
+)
+def test_routes_far_from_an_areas_edges_are_inside_or_outside_it(
+    case: str, path: list[tuple[float, float]], concerned: bool, ahead: float | None
+) -> None:
+    """Segments far from every edge of an area are in it or out of it as their start is, hole and
+    notch included, from both directions of the join; a route concerned from its start is 0 m
+    ahead, one that enters it at the first edge it crosses."""
+    route = Route("r", "d", tuple(tuple(p) for p in lonlat(path)), Vehicle())
+    event = Event(id=f"t:{case}", source="t", kind="perimeter", geometry=NOTCHED)
+    by_event, by_route = both_directions(event, route)
+    assert [a.state for a in by_event] == [a.state for a in by_route] == (["raised"] if concerned else [])
+    if concerned:
+        assert by_event[0].distance_ahead_m == pytest.approx(ahead, abs=0.5)
+        assert by_route[0].distance_ahead_m == by_event[0].distance_ahead_m
