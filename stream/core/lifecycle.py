@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from schemas import Alert, Event, Route, alert_id_for
+from stream.core.prefetch import prefetch, prefetch_write
 
 Array = np.ndarray[Any, Any]
 RAISED, UPDATED, CLEARED = 0, 1, 2
@@ -119,6 +120,7 @@ class Found(Pairs, Protocol):
 # Columns of ``AlertBook.links`` (one row per raised alert) and cells of ``AlertBook.meta``.
 _EV, _R, _ENEXT, _EPREV, _RNEXT, _RPREV = range(6)
 _FREE, _TOP, _COUNT, _STAMP = range(4)
+_AHEAD = 8  # pairs a kernel fetches ahead (routes' list heads and rows are at random places)
 
 
 class AlertBook:
@@ -416,11 +418,14 @@ def set_events_kernel(
     o_f = np.empty((size, 2), np.float64)
     n = 0
     matched = np.zeros(len(r), np.bool_)
+    total = len(r)
     for k in range(len(evs)):
         e = evs[k]
         meta[_STAMP] += 1
         stamp = meta[_STAMP]
         for j in range(ptr[k], ptr[k + 1]):
+            if j + _AHEAD < total:
+                prefetch_write(rmark, r[j + _AHEAD])
             rmark[r[j], 0] = stamp
             rmark[r[j], 1] = j
         row = ehead[e]
@@ -439,6 +444,10 @@ def set_events_kernel(
                 _unlink(links, ehead, rhead, meta, row)
             row = nxt
         for j in range(ptr[k], ptr[k + 1]):
+            if j + _AHEAD < total:  # the route's list head, then the row it points to
+                prefetch(rhead, r[j + _AHEAD])
+            if j + _AHEAD // 2 < total and rhead[r[j + _AHEAD // 2]] >= 0:
+                prefetch_write(links, rhead[r[j + _AHEAD // 2]])
             if not matched[j] and rmark[r[j], 1] == j:
                 n = _emit(o_i, o_f, n, RAISED, 0, e, r[j], dist[j], expected[j])
                 _link(links, vals, ehead, rhead, meta, e, r[j], dist[j], expected[j])

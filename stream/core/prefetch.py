@@ -23,38 +23,41 @@ _I32 = ir.IntType(32)
 _PTR = ir.PointerType(ir.IntType(8))
 
 
-@intrinsic
-def _prefetch(typingctx: Any, arr: Any, index: Any) -> Any:
-    """Prefetch ``arr[index]`` (a 1-D array, or the first row element of a 2-D one) for reading,
-    into all cache levels."""
-    if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
-        return None
-    sig = types.void(arr, index)
+def _hint(write: int) -> Any:
+    @intrinsic
+    def hint(typingctx: Any, arr: Any, index: Any) -> Any:
+        if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
+            return None
+        sig = types.void(arr, index)
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        idx = [args[1]] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
-        ptr = _cg.get_item_pointer2(
-            context,
-            builder,
-            data=ary.data,
-            shape=_cg.unpack_tuple(builder, ary.shape, aryty.ndim),
-            strides=_cg.unpack_tuple(builder, ary.strides, aryty.ndim),
-            layout=aryty.layout,
-            inds=idx,
-            wraparound=False,
-            boundscheck=False,
-        )
-        fnty = ir.FunctionType(ir.VoidType(), [_PTR, _I32, _I32, _I32])
-        fn = _cg.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        # read (0), high temporal locality (3), data cache (1)
-        consts = [ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)]
-        builder.call(fn, [builder.bitcast(ptr, _PTR), *consts])
-        return context.get_dummy_value()
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = [args[1]] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
+            ptr = _cg.get_item_pointer2(
+                context,
+                builder,
+                data=ary.data,
+                shape=_cg.unpack_tuple(builder, ary.shape, aryty.ndim),
+                strides=_cg.unpack_tuple(builder, ary.strides, aryty.ndim),
+                layout=aryty.layout,
+                inds=idx,
+                wraparound=False,
+                boundscheck=False,
+            )
+            fnty = ir.FunctionType(ir.VoidType(), [_PTR, _I32, _I32, _I32])
+            fn = _cg.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            # read (0) or write (1), high temporal locality (3), data cache (1)
+            consts = [ir.Constant(_I32, write), ir.Constant(_I32, 3), ir.Constant(_I32, 1)]
+            builder.call(fn, [builder.bitcast(ptr, _PTR), *consts])
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    return hint
 
 
-# as compiled code calls it: prefetch(arr, index)
-prefetch: Callable[[Any, Any], None] = _prefetch  # type: ignore[assignment]
+# As compiled code calls them: prefetch(arr, index) before reading arr[index] (a 1-D array, or the
+# first element of row ``index`` of a 2-D one), prefetch_write(arr, index) before writing it.
+prefetch: Callable[[Any, Any], None] = _hint(0)
+prefetch_write: Callable[[Any, Any], None] = _hint(1)
