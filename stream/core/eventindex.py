@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from schemas import Event
-from stream.core.rules import compile_schedule, epoch, event_conditions
+from stream.core.rules import Slots, compile_schedule, event_conditions
 from stream.core.shapes import ShapeBatch
 from stream.core.tables import EventState, EventTable
 
@@ -259,39 +259,41 @@ class EventIndex:
                 more = max(top, 2 * len(self.span)) - len(self.span)
                 self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
                 self.span = np.concatenate((self.span, np.zeros((more, 3), dtype=np.int64)))
-        table.vf[slots] = [epoch(e.valid_from) for e in events]
-        table.vu[slots] = [epoch(e.valid_until) for e in events]
-        schedules = [compile_schedule(e.schedule) if e.schedule else None for e in events]
+        n = len(events)
+        vf, vu, w, h, wd, ln = (np.empty(n) for _ in range(6))
+        crit = np.empty(n, dtype=np.int64)
+        hazmat, has_cond, forward = (np.empty(n, dtype=bool) for _ in range(3))
+        schedules: list[Slots | None] = [None] * n
+        for i, e in enumerate(events):  # one pass over the records; columns written at once
+            vf[i] = e.valid_from.timestamp() if e.valid_from is not None else np.nan
+            vu[i] = e.valid_until.timestamp() if e.valid_until is not None else np.nan
+            if e.schedule:
+                schedules[i] = compile_schedule(e.schedule)
+            w[i], h[i], wd[i], ln[i], crit[i], hazmat[i], has_cond[i] = event_conditions(e)
+            forward[i] = e.direction == "forward"
+        table.vf[slots], table.vu[slots] = vf, vu
         table.has_sched[slots] = [s is not None for s in schedules]
-        conds = [event_conditions(e) for e in events]
-        for k, name in enumerate(("max_w", "max_h", "max_wd", "max_l", "crit_mask", "hazmat", "has_cond")):
-            getattr(table, name)[slots] = [c[k] for c in conds]
+        table.max_w[slots], table.max_h[slots], table.max_wd[slots], table.max_l[slots] = w, h, wd, ln
+        table.crit_mask[slots], table.hazmat[slots], table.has_cond[slots] = crit, hazmat, has_cond
         if shapes is None:  # port calls: they concern routes by destination
-            empty, none = np.zeros((0, 4)), np.zeros(0, dtype=np.int64)
+            table.forward[slots] = False
             for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
-                self.states[slot] = EventState(event, slot, empty, None, empty, schedule, none)
+                self.states[slot] = EventState(event, slot, None, schedule)
                 self.port_calls.setdefault(event.terminal or "", set()).add(slot)
             return slots
-        areal = [p is not None for p in shapes.polygons]
-        perimeter = [a and e.kind == "perimeter" for a, e in zip(areal, events, strict=True)]
+        areal = np.fromiter((p is not None for p in shapes.polygons), dtype=bool, count=n)
+        perimeter = areal & np.fromiter((e.kind == "perimeter" for e in events), dtype=bool, count=n)
         table.thr[slots] = np.where(perimeter, 0.0, self.corridor_m)
-        table.forward[slots] = [
-            e.direction == "forward" and not a for e, a in zip(events, areal, strict=True)
-        ]
-        self._file(events, slots, shapes, schedules)
+        table.forward[slots] = forward & ~areal
+        self._file(events, slots, shapes, schedules, areal)
         return slots
 
-    def _file(self, events: Sequence[Event], slots: Array, shapes: ShapeBatch, schedules: list[Any]) -> None:
+    def _file(
+        self, events: Sequence[Event], slots: Array, shapes: ShapeBatch, schedules: list[Any], areal: Array
+    ) -> None:
         """Keep the events' states, write their columns and file them in the coarse grid (the
         (event, cell) pairs are built with array operations)."""
-        m, c = self.margin_m, self.cell_m
-        span = np.floor((shapes.bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF
-        nx = span[:, 2] - span[:, 0] + 1
-        ny = span[:, 3] - span[:, 1] + 1
-        per = nx * ny
-        owner = np.repeat(np.arange(len(slots)), per)
-        k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
-        keys = ((span[owner, 0] + k // ny[owner]) << 32) | (span[owner, 1] + k % ny[owner])
+        keys, owner = self._cells_of(shapes.bbox)
         self.cells.add(keys, slots[owner])
         need = len(shapes.prims)
         if self.top + need > len(self.prims):
@@ -300,31 +302,32 @@ class EventIndex:
         self.prims[top : top + need] = shapes.prims
         self.span[slots, 0] = top + shapes.prim_lo
         self.span[slots, 1] = top + shapes.prim_hi
-        self.span[slots, 2] = [p is not None for p in shapes.polygons]
+        self.span[slots, 2] = areal
         self.geo[slots, :4] = shapes.bbox
         self.geo[slots, 4] = self.table.thr[slots]
         self.top += need
         self.live += int((shapes.prim_hi - shapes.prim_lo).sum())
-        ends = np.cumsum(per).tolist()
-        lo, hi, polygons, bbox, prims = (
-            shapes.prim_lo.tolist(),
-            shapes.prim_hi.tolist(),
-            shapes.polygons,
-            shapes.bbox,
-            shapes.prims,
-        )
-        states, start = self.states, 0
+        states, polygons = self.states, shapes.polygons
         for i, slot in enumerate(slots.tolist()):
-            states[slot] = EventState(
-                events[i],
-                slot,
-                prims[lo[i] : hi[i]],
-                polygons[i],
-                bbox[i],
-                schedules[i],
-                keys[start : ends[i]].copy(),  # not a view: it would keep the batch's array
-            )
-            start = ends[i]
+            states[slot] = EventState(events[i], slot, polygons[i], schedules[i])
+
+    def _cells_of(self, bbox: Array) -> tuple[Array, Array]:
+        """The event-grid cells over bounding boxes grown by the margin, and the box of each."""
+        m, c = self.margin_m, self.cell_m
+        span = np.floor((bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF
+        nx = span[:, 2] - span[:, 0] + 1
+        ny = span[:, 3] - span[:, 1] + 1
+        per = nx * ny
+        owner = np.repeat(np.arange(len(bbox)), per)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
+        keys = ((span[owner, 0] + k // ny[owner]) << 32) | (span[owner, 1] + k % ny[owner])
+        return keys, owner
+
+    def prims_of(self, slot: int) -> Array:
+        """An event's primitives (metric segments; a point is a segment of length 0)."""
+        lo, hi = self.span[slot, 0], self.span[slot, 1]
+        out: Array = self.prims[lo:hi]
+        return out
 
     def _compact(self, extra: int) -> None:
         """Move the stored events' primitives to a new pool with room for ``extra`` more."""
@@ -346,15 +349,14 @@ class EventIndex:
         filed = [state for state in states if state is not None]
         if not filed:
             return
-        counts = np.fromiter((len(s.cells) for s in filed), dtype=np.int64, count=len(filed))
-        if counts.sum():
-            cells = np.concatenate([s.cells for s in filed])
-            owners = np.repeat(np.fromiter((s.slot for s in filed), dtype=np.int64, count=len(filed)), counts)
-            self.cells.drop(cells, owners)
-        for state in filed:
-            if state.polygon is None and not len(state.prims):
-                self.port_calls.get(state.event.terminal or "", set()).discard(state.slot)
         rows = np.asarray([s.slot for s in filed], dtype=np.int64)
+        geo = self.span[rows, 1] > self.span[rows, 0]  # port calls have no primitives
+        if geo.any():  # the same cells as filed: from the same bounding boxes
+            keys, owner = self._cells_of(self.geo[rows[geo], :4])
+            self.cells.drop(keys, rows[geo][owner])
+        for state, is_geo in zip(filed, geo.tolist(), strict=True):
+            if not is_geo:
+                self.port_calls.get(state.event.terminal or "", set()).discard(state.slot)
         self.live -= int((self.span[rows, 1] - self.span[rows, 0]).sum())
         self.span[rows] = 0
         self.geo[rows] = np.nan

@@ -144,15 +144,12 @@ class RouteTable(Table):
 
 @dataclass(slots=True)
 class EventState:
-    """An active event and its metric shape."""
+    """An active event, its metric polygon and compiled schedule."""
 
     event: Event
     slot: int
-    prims: Array  # (n, 4) segments, points as zero-length segments
-    polygon: BaseGeometry | None
-    bbox: Array
+    polygon: BaseGeometry | None  # metric, for areas (their primitives are in the event index)
     schedule: Slots | None
-    cells: Array  # cells of the event grid it is filed in (int64)
 
 
 @dataclass(slots=True)

@@ -45,8 +45,9 @@ def model_cells(bbox: Any) -> set[int]:
     return cells
 
 
-def check(index: EventIndex, live: dict[str, str]) -> None:
-    """Grid and columns against the events stored (``live``: event id -> "geo" or "port")."""
+def check(index: EventIndex, live: dict[str, str], shapes: dict[str, tuple[Any, Any]]) -> None:
+    """Grid and columns against the events stored (``live``: event id -> "geo" or "port";
+    ``shapes``: event id -> the bounding box and primitives it was stored with)."""
     assert set(index.slot_of) == set(live)
     grid: dict[int, set[int]] = {}
     geo_slots = set()
@@ -58,13 +59,15 @@ def check(index: EventIndex, live: dict[str, str]) -> None:
             assert slot in index.port_calls[state.event.terminal or ""]
             continue
         geo_slots.add(slot)
-        for cell in model_cells(state.bbox):
+        bbox, prims = shapes[event_id]
+        for cell in model_cells(bbox):
             grid.setdefault(cell, set()).add(slot)
         lo, hi, areal = index.span[slot].tolist()
-        assert hi - lo == len(state.prims) > 0
-        assert np.array_equal(index.prims[lo:hi], state.prims)
+        assert hi - lo == len(prims) > 0
+        assert np.array_equal(index.prims[lo:hi], prims)
+        assert np.array_equal(index.prims_of(slot), prims)
         assert bool(areal) == (state.polygon is not None)
-        assert np.array_equal(index.geo[slot, :4], state.bbox)
+        assert np.array_equal(index.geo[slot, :4], bbox)
         assert index.geo[slot, 4] == index.table.thr[slot]
     others = np.setdiff1d(np.arange(len(index.span)), np.fromiter(geo_slots, dtype=np.int64))
     assert not index.span[others].any()
@@ -83,6 +86,7 @@ def test_grid_and_columns_follow_the_events(seed: int) -> None:
     rng = random.Random(seed)
     index = EventIndex(CORRIDOR, MARGIN, CELL)
     live: dict[str, str] = {}
+    stored: dict[str, tuple[Any, Any]] = {}
     removed: list[int] = []
     pools, tables = {id(index.prims)}, {len(index.cells.table)}
     for step in range(60):
@@ -93,6 +97,9 @@ def test_grid_and_columns_follow_the_events(seed: int) -> None:
             shapes = shapes_for([e.geometry for e in batch], DEFAULT_CRS, MARGIN)
             index.store(batch, shapes, AT)
             live.update(dict.fromkeys(ids, "geo"))
+            for k, event_id in enumerate(ids):
+                lo, hi = shapes.prim_lo[k], shapes.prim_hi[k]
+                stored[event_id] = (shapes.bbox[k].copy(), shapes.prims[lo:hi].copy())
         if step % 5 == 0:
             port = [f"p{rng.randrange(20)}" for _ in range(3)]
             port = list(dict.fromkeys(p for p in port if p not in live))
@@ -109,7 +116,7 @@ def test_grid_and_columns_follow_the_events(seed: int) -> None:
             del live[event_id]
         pools.add(id(index.prims))
         tables.add(len(index.cells.table))
-        check(index, live)
+        check(index, live, stored)
     assert len(pools) > 1 and len(tables) > 1  # the pool was compacted, the table rehashed
 
 
