@@ -398,6 +398,9 @@ def _measures(
         if i + _AHEAD < n:
             prefetch(vx, o_p[i + _AHEAD])
             prefetch(vs, o_p[i + _AHEAD])
+            prefetch(cur_p, o_r[i + _AHEAD])
+            prefetch(has_pos, o_r[i + _AHEAD])
+            prefetch(base_s, o_r[i + _AHEAD])
         r, p, b = o_r[i], o_p[i], o_b[i]
         lo, hi = box_elo[b], box_ehi[b]
         ax = vx[p]

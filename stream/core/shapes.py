@@ -79,21 +79,44 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
     vkind: list[int] = []
     vevent: list[int] = []
     areal: list[bool] = []
+    simple: list[int] = []  # single-ring polygons
+    add_lon, add_lat, add_kind, add_event = lon.append, lat.append, vkind.append, vevent.append
     for i, geometry in enumerate(geometries):
+        kind = geometry.get("type")
+        coords = geometry.get("coordinates")
+        if kind == "Point" and coords:  # the common shapes without building their parts
+            add_lon(coords[0])
+            add_lat(coords[1])
+            add_kind(-1 - _POINT)
+            add_event(i)
+            areal.append(False)
+            continue
         parts: list[tuple[int, list[Any]]] = []
-        areal.append(_walk(geometry, parts))
-        for kind, coords in parts:
-            if not coords:
+        if kind == "LineString" and coords and len(coords) > 1:
+            parts.append((_LINE, coords))
+            areal.append(False)
+        elif kind == "Polygon" and coords and len(coords) == 1 and len(coords[0]) > 1:
+            parts.append((_RING, coords[0]))
+            areal.append(True)
+            simple.append(i)
+        else:
+            areal.append(_walk(geometry, parts))
+            if kind == "Polygon" and coords and len(coords) == 1:
+                simple.append(i)
+        for part, points in parts:
+            if not points:
                 continue
-            if kind != _POINT and len(coords) == 1:
-                kind = _POINT
-            for c in coords:
-                lon.append(float(c[0]))
-                lat.append(float(c[1]))
-            vkind.extend([kind] * (len(coords) - 1))
-            vkind.append(-1 - kind)  # last vertex of its part
-            vevent.extend([i] * len(coords))
+            if part != _POINT and len(points) == 1:
+                part = _POINT
+            for c in points:
+                add_lon(c[0])
+                add_lat(c[1])
+            vkind.extend([part] * (len(points) - 1))
+            add_kind(-1 - part)  # last vertex of its part
+            vevent.extend([i] * len(points))
     x, y = project_xy(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), crs)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):  # None reads as NaN; pyproj gives inf
+        raise ValueError("a coordinate that is not a number, or outside the projection")
     kinds = np.asarray(vkind, dtype=np.int64)
     start = np.nonzero((kinds >= _LINE) | (kinds == -1 - _POINT))[0]
     end = np.where(kinds[start] >= _LINE, start + 1, start)
@@ -114,7 +137,7 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
             np.maximum.reduceat(hi_xy, prim_lo)[:, 1],
         )
     )
-    polygons, rings = _polygons(geometries, areal, x, y, vevent)
+    polygons, rings = _polygons(geometries, areal, simple, x, y, vevent)
     rings &= (prim_hi - prim_lo) <= RING_EDGES_MAX
     return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, rings, margin)
 
@@ -122,12 +145,14 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
 def _polygons(
     geometries: Sequence[dict[str, Any]],
     areal: list[bool],
+    simple: list[int],
     x: Array,
     y: Array,
     vevent: list[int],
 ) -> tuple[list[BaseGeometry | None], Array]:
-    """Metric shapely polygons of the areal events (rebuilt from the projected rings), and which
-    of them are valid polygons made of exactly the event's rings."""
+    """Metric shapely polygons of the areal events (rebuilt from the projected rings; ``simple``:
+    the polygons of one ring), and which of them are valid polygons made of exactly the event's
+    rings."""
     out: list[BaseGeometry | None] = [None] * len(geometries)
     rings = np.zeros(len(geometries), dtype=bool)
     if not any(areal):
@@ -135,11 +160,6 @@ def _polygons(
     events = np.asarray(vevent, dtype=np.int64)
     first = np.searchsorted(events, np.arange(len(geometries)))
     last = np.searchsorted(events, np.arange(len(geometries)), side="right")
-    simple = [
-        i
-        for i, a in enumerate(areal)
-        if a and geometries[i].get("type") == "Polygon" and len(geometries[i]["coordinates"]) == 1
-    ]
     if simple:
         idx = np.concatenate([np.arange(first[i], last[i]) for i in simple])
         ring = np.repeat(np.arange(len(simple)), [last[i] - first[i] for i in simple])

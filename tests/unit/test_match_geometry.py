@@ -189,3 +189,27 @@ def test_routes_far_from_an_areas_edges_are_inside_or_outside_it(
     if concerned:
         assert by_event[0].distance_ahead_m == pytest.approx(ahead, abs=0.5)
         assert by_route[0].distance_ahead_m == by_event[0].distance_ahead_m
+
+
+UNREADABLE = [
+    ("a null coordinate", {"type": "Point", "coordinates": [None, 48.85]}),
+    ("a coordinate that is text", {"type": "Point", "coordinates": ["east", 48.85]}),
+    ("a point without its latitude", {"type": "Point", "coordinates": [2.35]}),
+    ("a line with a null vertex", {"type": "LineString", "coordinates": [[2.35, 48.85], None]}),
+    ("a polygon without coordinates", {"type": "Polygon", "coordinates": []}),
+    ("an unsupported type", {"type": "Circle", "coordinates": [2.35, 48.85]}),
+]
+
+
+def test_unreadable_geometries_are_rejected_and_the_rest_of_the_batch_matches() -> None:
+    """Each event whose geometry cannot be read is set aside with its id and the reason; the
+    other events of its batch are matched as if it were not there."""
+    engine = Engine()
+    engine.upsert_route(ROUTE, AT)
+    bad = [Event(id=f"t:{case}", source="t", kind="closure", geometry=g) for case, g in UNREADABLE]
+    good = Event(id="t:good", source="t", kind="closure", geometry=point(400, 0))
+    alerts = engine.apply_events([*bad[:3], good, *bad[3:]], AT)
+    assert [(a.event_id, a.state) for a in alerts] == [("t:good", "raised")]
+    assert [event_id for event_id, _ in engine.rejected] == [e.id for e in bad]
+    assert all(why.startswith("unreadable geometry: ") and len(why) > 21 for _, why in engine.rejected)
+    assert engine.event_count == 1
