@@ -26,7 +26,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from stream.core.kernels import _grow, _inside_rings, _point_segment2, nearest_primitive, segment_distance2
+from stream.core.kernels import _grow, _inside_rings, nearest_primitive
 from stream.core.prefetch import prefetch
 
 Array = np.ndarray[Any, Any]
@@ -144,7 +144,7 @@ def scan_cells(
     )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _candidates(
     pair_box: Array,
     pair_row: Array,
@@ -168,14 +168,25 @@ def _candidates(
 ) -> tuple[Array, Array, Array]:
     """Pass 1: the segments whose quantised piece comes within the corridor of the primitives of a
     box (``c_p``), the (box, cell) pair that found each (``c_k``) and whether it must be measured
-    exactly (``c_x``)."""
+    exactly (``c_x``). A box of one point or one segment, the most common, is measured without a
+    branch per entry (each entry is written, the count advances for the candidates); an area's
+    box measures each cell's entries against the edges that can reach that cell only."""
     npair = len(pair_box)
     cap = 4096
     c_p = np.empty(cap, np.int64)
     c_k = np.empty(cap, np.int64)
     c_x = np.empty(cap, np.bool_)
+    edges = np.empty(64, np.int64)
+    pinv = np.empty(len(prims))  # per primitive: 1 / squared length, and dx / dy for ring tests
+    slope = np.zeros(len(prims))
+    for q in range(len(prims)):
+        rx, ry = prims[q, 2] - prims[q, 0], prims[q, 3] - prims[q, 1]
+        pinv[q] = _inverse_norm2(rx, ry)
+        if ry != 0.0:
+            slope[q] = rx / ry
     m = 0
     half_q = _UNIT / 2
+    half = cell_m / 2
     for k in range(npair):
         if k + 2 * _AHEAD < npair:  # the cell after next: where its entries are
             far = pair_row[k + 2 * _AHEAD]
@@ -192,88 +203,379 @@ def _candidates(
             if ccount[near] > 16:
                 prefetch(aq, at + 16)
         b = pair_box[k]
-        e = box_ev[b]
         row = pair_row[k]
+        start = cstart[row]
+        count = ccount[row]
+        if m + count > cap:  # room for every entry of the cell: the loops write before they count
+            cap = 2 * (m + count)
+            c_p, c_k, c_x = _grow(c_p, cap), _grow(c_k, cap), _grow(c_x, cap)
         rx = cix[row] * cell_m
         ry = ciy[row] * cell_m
         cornx = origin[0] + rx
         corny = origin[1] + ry
         # the box in units of half a quantum from the corner: compared with a piece's end sums
-        lo2x = (box_rel[b, 0] - rx) / half_q
-        lo2y = (box_rel[b, 1] - ry) / half_q
-        hi2x = (box_rel[b, 2] - rx) / half_q
-        hi2y = (box_rel[b, 3] - ry) / half_q
-        limit = thr[e]
+        box = (
+            (box_rel[b, 0] - rx) / half_q,
+            (box_rel[b, 1] - ry) / half_q,
+            (box_rel[b, 2] - rx) / half_q,
+            (box_rel[b, 3] - ry) / half_q,
+        )
+        limit = thr[box_ev[b]]
         pre = limit + PREFILTER_SLACK
-        pre2 = pre * pre
         sure = limit - PREFILTER_SLACK
-        sure2 = sure * sure if sure > 0.0 else -1.0
+        bounds = (pre * pre, sure * sure if sure > 0.0 else -1.0)
         lo = box_lo[b]
         hi = box_hi[b]
-        rings = box_inside[b]
-        # the event's bounding box shrunk by the slack: a quantised start in it is in the true one
-        bx0 = box_bbox[b, 0] - cornx + PREFILTER_SLACK
-        by0 = box_bbox[b, 1] - corny + PREFILTER_SLACK
-        bx1 = box_bbox[b, 2] - cornx - PREFILTER_SLACK
-        by1 = box_bbox[b, 3] - corny - PREFILTER_SLACK
-        if hi - lo == 1 and not rings:  # skip a cell whose pieces cannot reach the primitive
-            cx = prims[lo, 0] - cornx
-            cy = prims[lo, 1] - corny
-            dx = prims[lo, 2] - cornx
-            dy = prims[lo, 3] - corny
-            half = cell_m / 2
-            if cx == dx and cy == dy:  # a point: its exact distance to the cell
-                ox = max(0.0, max(-cx, cx - cell_m))
-                oy = max(0.0, max(-cy, cy - cell_m))
-                gap = ox * ox + oy * oy
-            else:  # a segment: from the cell's centre, less the half diagonal (a lower bound)
-                d2, _ = _point_segment2(half, half, cx, cy, dx, dy)
-                gap = max(0.0, math.sqrt(d2) - half * math.sqrt(2.0)) ** 2
-            if gap > (pre + reach) ** 2:
-                continue
-        for j in range(cstart[row], cstart[row] + ccount[row]):
-            q0 = np.float64(aq[j, 0])
-            q1 = np.float64(aq[j, 1])
-            q2 = np.float64(aq[j, 2])
-            q3 = np.float64(aq[j, 3])
-            mid = q0 + q2
-            if mid < lo2x or mid > hi2x:
-                continue
-            mid = q1 + q3
-            if mid < lo2y or mid > hi2y:
-                continue
-            sx, sy, ex, ey = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
-            best = np.inf
+        if box_inside[b]:
+            # the edges that a piece filed in this cell can come within the corridor of: farther
+            # from the cell's centre than the corridor, a piece's reach and the half diagonal,
+            # an edge is farther than the corridor from every piece of the cell
+            grow = pre + reach + 0.1
+            rad = grow + half * math.sqrt(2.0)
+            n_edges = 0
             for q in range(lo, hi):
                 cx = prims[q, 0] - cornx
                 cy = prims[q, 1] - corny
                 dx = prims[q, 2] - cornx
                 dy = prims[q, 3] - corny
-                if min(sx, ex) > max(cx, dx) + pre or max(sx, ex) < min(cx, dx) - pre:
+                if min(cx, dx) > cell_m + grow or max(cx, dx) < -grow:
                     continue
-                if min(sy, ey) > max(cy, dy) + pre or max(sy, ey) < min(cy, dy) - pre:
+                if min(cy, dy) > cell_m + grow or max(cy, dy) < -grow:
                     continue
-                d2, _ = segment_distance2(sx, sy, ex, ey, cx, cy, dx, dy)
-                if d2 < best:
-                    best = d2
-                    if d2 <= sure2:
-                        break
-            if best <= pre2:
-                exact = best > sure2
-            elif rings and bx0 <= sx <= bx1 and by0 <= sy <= by1:
-                # farther than the corridor from every edge: the true piece is inside the rings
-                # (the segment is at distance 0) exactly when its quantised start is
-                if not _inside_rings(sx + cornx, sy + corny, prims, lo, hi):
-                    continue
-                exact = False
-            else:
+                if _point_d2(half, half, cx, cy, dx, dy) <= rad * rad:
+                    if n_edges == len(edges):
+                        edges = _grow(edges, 2 * n_edges)
+                    edges[n_edges] = q
+                    n_edges += 1
+            if n_edges == 0:  # the whole cell is inside the area or outside it, as its centre
+                if _inside_rings(cornx + half, corny + half, prims, lo, hi):
+                    m = _cell_inside(aq, ap, start, count, box, k, c_p, c_k, c_x, m)
                 continue
-            if m == cap:
-                cap *= 2
-                c_p, c_k, c_x = _grow(c_p, cap), _grow(c_k, cap), _grow(c_x, cap)
-            c_p[m], c_k[m], c_x[m] = ap[j], k, exact
-            m += 1
+            shrunk = (  # the event's bounding box shrunk by the slack
+                box_bbox[b, 0] - cornx + PREFILTER_SLACK,
+                box_bbox[b, 1] - corny + PREFILTER_SLACK,
+                box_bbox[b, 2] - cornx - PREFILTER_SLACK,
+                box_bbox[b, 3] - corny - PREFILTER_SLACK,
+            )
+            m = _cell_rings(
+                aq,
+                ap,
+                start,
+                count,
+                box,
+                bounds,
+                prims,
+                pinv,
+                slope,
+                lo,
+                hi,
+                edges[:n_edges],
+                cornx,
+                corny,
+                shrunk,
+                k,
+                c_p,
+                c_k,
+                c_x,
+                m,
+            )
+            continue
+        if hi - lo > 1:
+            m = _cell_primitives(
+                aq, ap, start, count, box, bounds, pre, prims, pinv, lo, hi, cornx, corny, k, c_p, c_k, c_x, m
+            )
+            continue
+        cx = prims[lo, 0] - cornx
+        cy = prims[lo, 1] - corny
+        dx = prims[lo, 2] - cornx
+        dy = prims[lo, 3] - corny
+        if cx == dx and cy == dy:  # a point: its exact distance to the cell
+            ox = max(0.0, max(-cx, cx - cell_m))
+            oy = max(0.0, max(-cy, cy - cell_m))
+            gap = ox * ox + oy * oy
+        else:  # a segment: from the cell's centre, less the half diagonal (a lower bound)
+            d2 = _point_d2(half, half, cx, cy, dx, dy)
+            gap = max(0.0, math.sqrt(d2) - half * math.sqrt(2.0)) ** 2
+        if gap > (pre + reach) ** 2:  # no piece of the cell can reach the primitive
+            continue
+        if cx == dx and cy == dy:
+            m = _cell_point(aq, ap, start, count, box, bounds, cx, cy, k, c_p, c_k, c_x, m)
+        else:
+            m = _cell_segment(aq, ap, start, count, box, bounds, cx, cy, dx, dy, k, c_p, c_k, c_x, m)
     return c_p[:m], c_k[:m], c_x[:m]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _point_d2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
+    """Squared distance from P to segment AB (the arithmetic of ``kernels._point_segment2``)."""
+    rx = bx - ax
+    ry = by - ay
+    rr = rx * rx + ry * ry
+    t = ((px - ax) * rx + (py - ay) * ry) / (rr if rr > 0.0 else 1.0)
+    t = min(1.0, max(0.0, t))
+    dx = ax + t * rx - px
+    dy = ay + t * ry - py
+    return dx * dx + dy * dy
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _inverse_norm2(rx: float, ry: float) -> float:
+    """1 / |r|^2 (1 for a zero vector: a projection on a point is the point)."""
+    rr = rx * rx + ry * ry
+    return 1.0 / rr if rr > 0.0 else 1.0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _end_d2(px: float, py: float, ax: float, ay: float, rx: float, ry: float, inv: float) -> float:
+    """Squared distance from P to the segment from A along r (``inv``: 1 / |r|^2)."""
+    t = min(1.0, max(0.0, ((px - ax) * rx + (py - ay) * ry) * inv))
+    dx = ax + t * rx - px
+    dy = ay + t * ry - py
+    return dx * dx + dy * dy
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _segment_d2(
+    ax: float,
+    ay: float,
+    bx: float,
+    by: float,
+    inv_ab: float,
+    cx: float,
+    cy: float,
+    dx: float,
+    dy: float,
+    inv_cd: float,
+) -> float:
+    """Squared distance between segments AB and CD without a branch (``inv_ab``, ``inv_cd``: their
+    inverse squared lengths): 0 if they cross, else the nearest of the four ends to the other
+    segment; ``kernels.segment_distance2``'s value up to rounding, which the prefilter's slack
+    covers."""
+    rx = bx - ax
+    ry = by - ay
+    sx = dx - cx
+    sy = dy - cy
+    o1 = rx * (cy - ay) - ry * (cx - ax)
+    o2 = rx * (dy - ay) - ry * (dx - ax)
+    o3 = sx * (ay - cy) - sy * (ax - cx)
+    o4 = sx * (by - cy) - sy * (bx - cx)
+    ends = min(
+        min(_end_d2(cx, cy, ax, ay, rx, ry, inv_ab), _end_d2(dx, dy, ax, ay, rx, ry, inv_ab)),
+        min(_end_d2(ax, ay, cx, cy, sx, sy, inv_cd), _end_d2(bx, by, cx, cy, sx, sy, inv_cd)),
+    )
+    return 0.0 if (o1 * o2 < 0.0) & (o3 * o4 < 0.0) else ends
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _in_box(q0: float, q1: float, q2: float, q3: float, box: tuple[float, float, float, float]) -> bool:
+    """Whether a piece's midpoint (its end sums, in half quanta) lies in the box."""
+    return (q0 + q2 >= box[0]) & (q0 + q2 <= box[2]) & (q1 + q3 >= box[1]) & (q1 + q3 <= box[3])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cell_point(
+    aq: Array,
+    ap: Array,
+    start: int,
+    count: int,
+    box: tuple[float, float, float, float],
+    bounds: tuple[float, float],
+    cx: float,
+    cy: float,
+    k: int,
+    c_p: Array,
+    c_k: Array,
+    c_x: Array,
+    m: int,
+) -> int:
+    """A cell's entries against one point (``cx, cy`` from the cell's corner)."""
+    pre2, sure2 = bounds
+    for j in range(start, start + count):
+        q0 = np.float64(aq[j, 0])
+        q1 = np.float64(aq[j, 1])
+        q2 = np.float64(aq[j, 2])
+        q3 = np.float64(aq[j, 3])
+        d2 = _point_d2(cx, cy, q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT)
+        c_p[m] = ap[j]
+        c_k[m] = k
+        c_x[m] = d2 > sure2
+        m += _in_box(q0, q1, q2, q3, box) & (d2 <= pre2)
+    return m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cell_segment(
+    aq: Array,
+    ap: Array,
+    start: int,
+    count: int,
+    box: tuple[float, float, float, float],
+    bounds: tuple[float, float],
+    cx: float,
+    cy: float,
+    dx: float,
+    dy: float,
+    k: int,
+    c_p: Array,
+    c_k: Array,
+    c_x: Array,
+    m: int,
+) -> int:
+    """A cell's entries against one segment (from the cell's corner)."""
+    pre2, sure2 = bounds
+    inv_cd = _inverse_norm2(dx - cx, dy - cy)
+    for j in range(start, start + count):
+        q0 = np.float64(aq[j, 0])
+        q1 = np.float64(aq[j, 1])
+        q2 = np.float64(aq[j, 2])
+        q3 = np.float64(aq[j, 3])
+        ax, ay, bx, by = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
+        d2 = _segment_d2(ax, ay, bx, by, _inverse_norm2(bx - ax, by - ay), cx, cy, dx, dy, inv_cd)
+        c_p[m] = ap[j]
+        c_k[m] = k
+        c_x[m] = d2 > sure2
+        m += _in_box(q0, q1, q2, q3, box) & (d2 <= pre2)
+    return m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cell_inside(
+    aq: Array,
+    ap: Array,
+    start: int,
+    count: int,
+    box: tuple[float, float, float, float],
+    k: int,
+    c_p: Array,
+    c_k: Array,
+    c_x: Array,
+    m: int,
+) -> int:
+    """A cell inside an area, far from its edges: every piece in the box is a sure candidate."""
+    for j in range(start, start + count):
+        c_p[m] = ap[j]
+        c_k[m] = k
+        c_x[m] = False
+        m += _in_box(
+            np.float64(aq[j, 0]), np.float64(aq[j, 1]), np.float64(aq[j, 2]), np.float64(aq[j, 3]), box
+        )
+    return m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cell_rings(
+    aq: Array,
+    ap: Array,
+    start: int,
+    count: int,
+    box: tuple[float, float, float, float],
+    bounds: tuple[float, float],
+    prims: Array,
+    pinv: Array,
+    slope: Array,
+    lo: int,
+    hi: int,
+    edges: Array,
+    cornx: float,
+    corny: float,
+    shrunk: tuple[float, float, float, float],
+    k: int,
+    c_p: Array,
+    c_k: Array,
+    c_x: Array,
+    m: int,
+) -> int:
+    """A cell's entries against an area tested with its rings (``prims[lo:hi]``), measured on the
+    ``edges`` near the cell: a piece within the corridor of one is a candidate; one farther from
+    all of them is inside the rings or outside them, as its quantised start is."""
+    pre2, sure2 = bounds
+    for j in range(start, start + count):
+        q0 = np.float64(aq[j, 0])
+        q1 = np.float64(aq[j, 1])
+        q2 = np.float64(aq[j, 2])
+        q3 = np.float64(aq[j, 3])
+        sx, sy, ex, ey = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
+        inv = _inverse_norm2(ex - sx, ey - sy)
+        best = np.inf
+        for q in edges:
+            cx = prims[q, 0] - cornx
+            cy = prims[q, 1] - corny
+            dx = prims[q, 2] - cornx
+            dy = prims[q, 3] - corny
+            best = min(best, _segment_d2(sx, sy, ex, ey, inv, cx, cy, dx, dy, pinv[q]))
+        # farther than the corridor from every edge, the true piece is inside the rings (the
+        # segment is at distance 0) exactly when its quantised start is
+        inside = (shrunk[0] <= sx) & (sx <= shrunk[2]) & (shrunk[1] <= sy) & (sy <= shrunk[3])
+        inside &= _inside_rings_flat(sx + cornx, sy + corny, prims, slope, lo, hi)
+        c_p[m] = ap[j]
+        c_k[m] = k
+        c_x[m] = (best <= pre2) & (best > sure2)
+        m += bool(_in_box(q0, q1, q2, q3, box) & ((best <= pre2) | inside))
+    return m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _inside_rings_flat(x: float, y: float, prims: Array, slope: Array, lo: int, hi: int) -> bool:
+    """``kernels._inside_rings`` without a branch per edge (``slope``: dx / dy of each edge)."""
+    inside = False
+    for q in range(lo, hi):
+        cy, dy = prims[q, 1], prims[q, 3]
+        inside ^= ((cy > y) != (dy > y)) & (x < prims[q, 0] + (y - cy) * slope[q])
+    return inside
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cell_primitives(
+    aq: Array,
+    ap: Array,
+    start: int,
+    count: int,
+    box: tuple[float, float, float, float],
+    bounds: tuple[float, float],
+    pre: float,
+    prims: Array,
+    pinv: Array,
+    lo: int,
+    hi: int,
+    cornx: float,
+    corny: float,
+    k: int,
+    c_p: Array,
+    c_k: Array,
+    c_x: Array,
+    m: int,
+) -> int:
+    """A cell's entries against several primitives (a compact line or multi-point event)."""
+    pre2, sure2 = bounds
+    for j in range(start, start + count):
+        q0 = np.float64(aq[j, 0])
+        q1 = np.float64(aq[j, 1])
+        q2 = np.float64(aq[j, 2])
+        q3 = np.float64(aq[j, 3])
+        if not _in_box(q0, q1, q2, q3, box):
+            continue
+        sx, sy, ex, ey = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
+        inv = _inverse_norm2(ex - sx, ey - sy)
+        best = np.inf
+        for q in range(lo, hi):
+            cx = prims[q, 0] - cornx
+            cy = prims[q, 1] - corny
+            dx = prims[q, 2] - cornx
+            dy = prims[q, 3] - corny
+            if min(sx, ex) > max(cx, dx) + pre or max(sx, ex) < min(cx, dx) - pre:
+                continue
+            if min(sy, ey) > max(cy, dy) + pre or max(sy, ey) < min(cy, dy) - pre:
+                continue
+            best = min(best, _segment_d2(sx, sy, ex, ey, inv, cx, cy, dx, dy, pinv[q]))
+            if best <= sure2:
+                break
+        if best > pre2:
+            continue
+        c_p[m] = ap[j]
+        c_k[m] = k
+        c_x[m] = best > sure2
+        m += 1
+    return m
 
 
 @numba.njit(cache=True, nogil=True)
