@@ -53,6 +53,10 @@ class Delta:
         if not len(ints):
             return
         key = ints[:, 0] * 16 + ints[:, 1]
+        if key.min() == key.max():  # a batch of raises, say: one part, no selection
+            k = int(key[0])
+            self.parts.append((k // 16, ints[:, 2], ints[:, 3], floats[:, 0], floats[:, 1], k % 16))
+            return
         for k in np.unique(key).tolist():
             sel = np.flatnonzero(key == k)
             self.parts.append((k // 16, ints[sel, 2], ints[sel, 3], floats[sel, 0], floats[sel, 1], k % 16))
