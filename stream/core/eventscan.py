@@ -32,7 +32,7 @@ from stream.core.prefetch import prefetch
 Array = np.ndarray[Any, Any]
 PREFILTER_SLACK = 0.02  # metres: a quantised piece lies within 0.71 cm of the true one
 _BLOCK = 16  # grid.BLOCK: vertices per entry of the route map
-_AHEAD = 8  # iterations a pass fetches ahead
+_AHEAD = 16  # iterations a pass fetches ahead
 _UNIT = 0.01  # metres per quantum (grid.QUANTUM)
 _LOW = 0xFFFFFFFF
 
@@ -725,5 +725,6 @@ def _measures(
         else:
             d2, t, q = nearest_primitive(ax, ay, bx, by, prims, lo, hi, thr[box_ev[b]])
             o_d[i], o_t[i], o_q[i] = math.sqrt(d2), t, q
-        o_a[i] = max(0.0, s0 + o_t[i] * math.hypot(bx - ax, by - ay) - base_s[r])
+        length = math.sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay))  # as matching.decide
+        o_a[i] = max(0.0, s0 + o_t[i] * length - base_s[r])
     return o_ev, o_r, o_p, o_d, o_t, o_q, o_a

@@ -196,7 +196,8 @@ def decide(
     if ahead is None:
         ax, ay, s0 = segment_starts(grid, routes, p, r)
         bx, by = grid.vx[p + 1], grid.vy[p + 1]
-        ahead = np.maximum(0.0, s0 + t * np.hypot(bx - ax, by - ay) - routes.base_s[r])
+        length = np.sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay))  # as the compiled scan
+        ahead = np.maximum(0.0, s0 + t * length - routes.base_s[r])
     ok = ~behind(routes, rows)
     fwd = np.nonzero(events.forward[ev] & ok)[0]
     if len(fwd):
