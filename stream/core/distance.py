@@ -46,11 +46,3 @@ def segment_segment(
         v = (qx * ry - qy * rx) / den
     cross = (den != 0) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
     return np.where(cross, 0.0, dist), np.where(cross, u, t)
-
-
-def heading_dot(
-    ax: Array, ay: Array, bx: Array, by: Array, cx: Array, cy: Array, dx: Array, dy: Array
-) -> Array:
-    """Dot product of directions AB and CD: positive when they point the same way."""
-    out: Array = (bx - ax) * (dx - cx) + (by - ay) * (dy - cy)
-    return out

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 import shapely
 
-from stream.core.distance import heading_dot
 from stream.core.eventscan import scan_cells
 from stream.core.grid import SegmentGrid
-from stream.core.rules import applies_to, in_schedule, valid_at
+from stream.core.rules import in_schedule
+from stream.core.rulescan import PASSED_TOLERANCE_M, rule_mask
 from stream.core.shapes import ShapeBatch
 from stream.core.tables import EventState, EventTable, RouteTable
 
 Array = np.ndarray[Any, Any]
-PASSED_TOLERANCE_M = 0.5  # an event nearest to the vehicle itself, further than this, is behind
 
 
 @dataclass(slots=True)
@@ -198,16 +197,9 @@ def decide(
         bx, by = grid.vx[p + 1], grid.vy[p + 1]
         length = np.sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay))  # as the compiled scan
         ahead = np.maximum(0.0, s0 + t * length - routes.base_s[r])
-    ok = ~behind(routes, rows)
-    fwd = np.nonzero(events.forward[ev] & ok)[0]
-    if len(fwd):
-        pf, rf = p[fwd], r[fwd]
-        ax, ay, _ = segment_starts(grid, routes, pf, rf, along=False)
-        bx, by = grid.vx[pf + 1], grid.vy[pf + 1]
-        c = prims[rows.q[fwd]]
-        dot = heading_dot(ax, ay, bx, by, c[:, 0], c[:, 1], c[:, 2], c[:, 3])
-        ok[fwd] = (dot > 0) | ((c[:, 0] == c[:, 2]) & (c[:, 1] == c[:, 3]))
-    return apply_rules(routes, events, states, Concerned(ev, r, ahead, ahead), ok, when)
+    geometry = (p, t, rows.dist, rows.q, prims, grid.vx, grid.vy)
+    ok, expected = rule_mask(routes, events, ev, r, ahead, when, geometry)
+    return _scheduled(events, states, Concerned(ev, r, ahead, expected), ok, when)
 
 
 def apply_rules(
@@ -223,14 +215,19 @@ def apply_rules(
     ``when`` is ``(at, at_only)``; ``pairs.expected`` is ignored and recomputed from the speed
     model: the vehicle reaches ``ahead`` metres further at ``base_t + ahead / speed``.
     """
+    passed, expected = rule_mask(routes, events, pairs.ev, pairs.r, pairs.ahead, when)
+    return _scheduled(events, states, Concerned(pairs.ev, pairs.r, pairs.ahead, expected), ok & passed, when)
+
+
+def _scheduled(
+    events: EventTable, states: list[EventState | None], pairs: Concerned, ok: Array, when: tuple[float, bool]
+) -> Concerned:
+    """The pairs that ``ok`` keeps and whose event's weekly schedule (if any) is open at the
+    moment of the rules (the expected time, or ``at``)."""
     at, at_only = when
-    ev, r, ahead = pairs.ev, pairs.r, pairs.ahead
-    expected = np.maximum(at, routes.base_t[r] + ahead / routes.speed[r])
-    moment = np.full(len(ev), at) if at_only else expected
-    ok = ok & valid_at(moment, events.vf[ev], events.vu[ev])
-    ok &= applies_to(ev, r, events, routes)
-    for i in np.nonzero(events.has_sched[ev] & ok)[0].tolist():
-        state = states[int(ev[i])]
+    for i in np.nonzero(events.has_sched[pairs.ev] & ok)[0].tolist():
+        state = states[int(pairs.ev[i])]
         assert state is not None and state.schedule is not None  # noqa: S101
-        ok[i] = in_schedule(state.schedule, state.event.timezone, float(moment[i]))
-    return Concerned(ev[ok], r[ok], ahead[ok], expected[ok])
+        moment = at if at_only else float(pairs.expected[i])
+        ok[i] = in_schedule(state.schedule, state.event.timezone, moment)
+    return pairs.take(ok)

@@ -1,9 +1,9 @@
 """Matching rules other than geometry: validity in time, weekly schedules, vehicle conditions.
 
-Times are POSIX seconds (floats) so that the rules of a whole batch evaluate as numpy arrays.
-Vehicle conditions follow ``schemas.VehicleConditions``: an event with conditions applies to a
-vehicle that exceeds any limit, whose Crit'Air class is listed, or that carries dangerous goods
-when ``hazmat`` is set. A vehicle attribute that is unknown never exceeds a limit.
+Times are POSIX seconds (floats) and vehicle conditions numbers, kept in the tables' columns, so
+that ``rulescan`` evaluates the rules of a whole batch in one compiled pass. Vehicle conditions
+follow ``schemas.VehicleConditions``: an event with conditions applies to a vehicle that exceeds
+any limit, whose Crit'Air class is listed, or that carries dangerous goods when ``hazmat`` is set.
 """
 
 from __future__ import annotations
@@ -65,12 +65,6 @@ def in_schedule(slots: Slots, timezone: str, when: float) -> bool:
     return any(start <= minute < end for start, end in slots[local.weekday()])
 
 
-def valid_at(when: Array, valid_from: Array, valid_until: Array) -> Array:
-    """Validity windows (NaN = open) evaluated at each time."""
-    after = np.isnan(valid_from) | (valid_from <= when)
-    return after & (np.isnan(valid_until) | (when < valid_until))
-
-
 def critair_code(vehicle: Vehicle) -> int:
     """The vehicle's Crit'Air class as a bit position (-1 when unknown)."""
     if vehicle.critair is None:
@@ -99,29 +93,3 @@ def vehicle_values(vehicle: Vehicle) -> tuple[float, float, float, float, int, b
     values = (vehicle.weight_t, vehicle.height_m, vehicle.width_m, vehicle.length_m)
     w, h, wd, ln = (float("nan") if v is None else float(v) for v in values)
     return w, h, wd, ln, critair_code(vehicle), vehicle.hazmat
-
-
-def applies_to(ev: Array, r: Array, events: Any, routes: Any) -> Array:
-    """Which (event, route) pairs pass the event's vehicle conditions (tables indexed by slot)."""
-    ok = ~events.has_cond[ev]
-    rest = np.nonzero(~ok)[0]
-    if len(rest) == 0:
-        return ok  # type: ignore[no-any-return]
-    e, v = ev[rest], r[rest]
-    hit = np.zeros(len(rest), dtype=bool)
-    for limit, value in (
-        (events.max_w, routes.w),
-        (events.max_h, routes.h),
-        (events.max_wd, routes.wd),
-        (events.max_l, routes.ln),
-    ):
-        with np.errstate(invalid="ignore"):
-            hit |= value[v] > limit[e]
-        # A limit the vehicle might exceed: an unknown value is warned about, never exempted.
-        hit |= np.isnan(value[v]) & ~np.isnan(limit[e])
-    code = routes.crit[v]
-    hit |= (code >= 0) & ((events.crit_mask[e] >> np.maximum(code, 0)) & 1 == 1)
-    hit |= (code < 0) & (events.crit_mask[e] != 0)
-    hit |= events.hazmat[e] & routes.hazmat[v]
-    ok[rest] = hit
-    return ok  # type: ignore[no-any-return]
