@@ -260,21 +260,30 @@ class EventIndex:
                 self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
                 self.span = np.concatenate((self.span, np.zeros((more, 3), dtype=np.int64)))
         n = len(events)
-        vf, vu, w, h, wd, ln = (np.empty(n) for _ in range(6))
-        crit = np.empty(n, dtype=np.int64)
-        hazmat, has_cond, forward = (np.empty(n, dtype=bool) for _ in range(3))
+        nan = float("nan")
+        vf: list[float] = []
+        vu: list[float] = []
+        fwd: list[bool] = []
         schedules: list[Slots | None] = [None] * n
+        conditions: list[int] = []  # the events with vehicle conditions (most have none)
         for i, e in enumerate(events):  # one pass over the records; columns written at once
-            vf[i] = e.valid_from.timestamp() if e.valid_from is not None else np.nan
-            vu[i] = e.valid_until.timestamp() if e.valid_until is not None else np.nan
+            vf.append(nan if e.valid_from is None else e.valid_from.timestamp())
+            vu.append(nan if e.valid_until is None else e.valid_until.timestamp())
+            fwd.append(e.direction == "forward")
             if e.schedule:
                 schedules[i] = compile_schedule(e.schedule)
-            w[i], h[i], wd[i], ln[i], crit[i], hazmat[i], has_cond[i] = event_conditions(e)
-            forward[i] = e.direction == "forward"
+            if e.vehicles is not None:
+                conditions.append(i)
         table.vf[slots], table.vu[slots] = vf, vu
         table.has_sched[slots] = [s is not None for s in schedules]
-        table.max_w[slots], table.max_h[slots], table.max_wd[slots], table.max_l[slots] = w, h, wd, ln
-        table.crit_mask[slots], table.hazmat[slots], table.has_cond[slots] = crit, hazmat, has_cond
+        table.max_w[slots] = table.max_h[slots] = table.max_wd[slots] = table.max_l[slots] = nan
+        table.crit_mask[slots], table.hazmat[slots], table.has_cond[slots] = 0, False, False
+        for i in conditions:
+            w, h, wd, ln, crit, hazmat, has_cond = event_conditions(events[i])
+            slot = slots[i]
+            table.max_w[slot], table.max_h[slot], table.max_wd[slot], table.max_l[slot] = w, h, wd, ln
+            table.crit_mask[slot], table.hazmat[slot], table.has_cond[slot] = crit, hazmat, has_cond
+        forward = np.asarray(fwd, dtype=bool)
         if shapes is None:  # port calls: they concern routes by destination
             table.forward[slots] = False
             for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
