@@ -255,6 +255,9 @@ def throughput_run(
 
         wait_until(routes_loaded, 120, "the workers to load their routes")
         time.sleep(3.0)  # the group settles (rebalance timeout 2 s) before the clock starts
+        pids = {"broker": bench.services.broker.pid(), "redis": bench.services.redis.pid()}
+        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        worker_before = [_cpu_seconds(p.popen.pid) for p in procs]
         started = time.perf_counter()
         produce_s = asyncio.run(produce(bench.kafka, f"{prefix}.events", payloads))
         ingested_at = 0.0
@@ -276,7 +279,8 @@ def throughput_run(
                 )
             time.sleep(SCRAPE_EVERY_S)
         elapsed = time.perf_counter() - started
-        cpu = [_cpu_seconds(p.popen.pid) for p in procs]
+        cpu = [_cpu_seconds(p.popen.pid) - before for p, before in zip(procs, worker_before, strict=True)]
+        services_cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     return {
         "workers": workers,
         "events": len(payloads),
@@ -285,11 +289,17 @@ def throughput_run(
         "events_per_s": len(payloads) / elapsed,
         "ingest_events_per_s": len(payloads) / (ingested_at - started),
         "produce_s": round(produce_s, 2),
-        "worker_cpu_s": [round(c, 1) for c in cpu],
+        "worker_cpu_s": [round(c, 2) for c in cpu],
+        "events_per_worker_cpu_s": len(payloads) / sum(cpu),
+        "broker_cpu_s": round(services_cpu["broker"], 2),
+        "redis_cpu_s": round(services_cpu["redis"], 2),
     }
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a live process has used (0 when there is none)."""
+    if pid is None:
+        return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -514,6 +524,13 @@ def measure(
             [r["one"]["events_per_s"] / r["ceiling"]["msg_per_s"] for r in rounds], 4
         ),
         "one_worker_ingest_events_per_s": summary([r["one"]["ingest_events_per_s"] for r in rounds]),
+        "one_worker_events_per_cpu_s": summary([r["one"]["events_per_worker_cpu_s"] for r in rounds]),
+        "one_worker_cpu_share": summary(
+            [sum(r["one"]["worker_cpu_s"]) / r["one"]["seconds"] for r in rounds], 2
+        ),
+        "redis_cpu_us_per_alert": summary(
+            [r["one"]["redis_cpu_s"] * 1e6 / max(1, r["one"]["alerts"]) for r in rounds], 1
+        ),
         "latency": {
             "drivers": drivers,
             "routes": drivers,
@@ -589,6 +606,9 @@ def pipeline(
         ("2 workers (events/s)", result["two_workers_events_per_s"]),
         ("2 workers / 1 worker", result["two_worker_scaling"]),
         ("1 worker / plain consumer", result["one_worker_of_ceiling"]),
+        ("1 worker: events per CPU second", result["one_worker_events_per_cpu_s"]),
+        ("1 worker: CPU share of a core", result["one_worker_cpu_share"]),
+        ("Redis CPU per alert (µs)", result["redis_cpu_us_per_alert"]),
         ("p50 publish→driver (ms)", result["latency"]["p50_ms"]),
         ("p99 publish→driver (ms)", result["latency"]["p99_ms"]),
     ]
