@@ -70,7 +70,7 @@ async def match_events(stream: Any) -> None:
         alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
         metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
         metrics.count_matches("events", alerts)
-        await publish_alerts(alerts, {item.event.id: item.seq for item in stamped})
+        await publish_alerts(alerts)
         runtime.refresh_gauges()
 
 

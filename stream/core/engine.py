@@ -9,7 +9,7 @@ and emits each transition once. Batches of events are matched with one grid quer
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import chain
@@ -28,6 +28,7 @@ from stream.core.progress import snap, travel_speed
 from stream.core.routescan import routes_rows
 from stream.core.rules import epoch, vehicle_values
 from stream.core.tables import RouteState, RouteTable
+from stream.core.wire import EventPieces, RoutePieces, WireAlerts, encode_delta, event_pieces, route_pieces
 
 Array = np.ndarray[Any, Any]
 
@@ -94,7 +95,33 @@ class Engine:
 
     def alerts(self, delta: Delta) -> list[Alert]:
         """A delta's transitions as alert records (call before the engine's next change)."""
-        return delta.alerts(lambda r: self._routes[r].route, lambda e: self.index.states[e].event)  # type: ignore[union-attr]
+        return delta.alerts(self._route_of, self._event_of)
+
+    def wire(self, delta: Delta, received: Mapping[str, datetime] | None = None) -> WireAlerts:
+        """A delta's transitions in their wire form, with their events' receipt times when given
+        (call before the engine's next change): the bytes of the records ``alerts`` gives."""
+        return encode_delta(delta, self._route_pieces, self._event_pieces, received)
+
+    def _route_pieces(self, slot: int) -> RoutePieces:
+        state = self.route_state(slot)
+        if state.wire is None:
+            state.wire = route_pieces(state.route)[0]
+        return state.wire, state.route.route_id, state.route.driver_id
+
+    def _event_pieces(self, slot: int) -> EventPieces:
+        state = self.index.states[slot]
+        assert state is not None  # noqa: S101 - a delta names stored events only
+        if state.wire is None:
+            state.wire = event_pieces(state.event)[:2]
+        return state.wire[0], state.wire[1], state.event.id, state.event.kind
+
+    def _route_of(self, slot: int) -> Route:
+        return self.route_state(slot).route
+
+    def _event_of(self, slot: int) -> Event:
+        state = self.index.states[slot]
+        assert state is not None  # noqa: S101 - a delta names stored events only
+        return state.event
 
     # -- routes ------------------------------------------------------------------------------
     def upsert_route(self, route: Route, at: datetime) -> list[Alert]:
@@ -194,18 +221,22 @@ class Engine:
 
     def end_route(self, route_id: str, at: datetime) -> list[Alert]:
         """Forget a route; its raised alerts are cleared."""
+        return self.alerts(self.end_route_delta(route_id, at))
+
+    def end_route_delta(self, route_id: str, at: datetime) -> Delta:
+        """``end_route``, with the transitions as columns."""
         self._bury()
         delta = Delta(at)
         slot = self._slot_of.pop(route_id, None)
         if slot is None:
-            return []
+            return delta
         state = self._routes[slot]
         assert state is not None  # noqa: S101
         self.book.end_route(slot, delta)
         self.grid.remove(int(self.table.start[slot]), state.n)
         self._by_destination.get(state.route.destination or "", set()).discard(slot)
         self._graveyard.append(("route", slot))
-        return self.alerts(delta)
+        return delta
 
     def _rematch(self, slots: list[int], at: datetime, delta: Delta, reasons: list[int]) -> None:
         """Match routes against the events near them and reconcile each route's alerts, whatever
@@ -253,12 +284,16 @@ class Engine:
 
     def expire(self, at: datetime) -> list[Alert]:
         """Drop events whose validity ended by ``at``; their alerts are cleared."""
+        return self.alerts(self.expire_delta(at))
+
+    def expire_delta(self, at: datetime) -> Delta:
+        """``expire``, with the transitions as columns."""
         self._bury()
         delta = Delta(at)
         slots = np.fromiter(self.index.slot_of.values(), dtype=np.int64, count=len(self.index))
         for slot in slots[self.index.table.vu[slots] <= epoch(at)].tolist():
             self.drop_event(slot, delta, lc.EXPIRED)
-        return self.alerts(delta)
+        return delta
 
     def drop_event(self, slot: int, delta: Delta, reason: int) -> None:
         """Clear an event's alerts and forget it (its slot is reused after the next call)."""

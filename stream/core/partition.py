@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
-from schemas import Alert, Event, Route, RouteMessage
+from schemas import Event, Route, RouteMessage
 from stream.core.engine import Engine
+from stream.core.wire import WireAlerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +36,20 @@ class PartitionIndex:
     _route_at: dict[str, datetime] = field(default_factory=dict)
     _position_at: dict[str, datetime] = field(default_factory=dict)
 
-    def apply_routes(self, messages: Sequence[RouteMessage], now: datetime) -> list[Alert]:
+    def apply_routes(self, messages: Sequence[RouteMessage], now: datetime) -> WireAlerts:
         """Registered/updated routes are matched, positions move vehicles, ended routes clear.
 
         Consecutive registrations are matched together (one engine call for the run); a position
         or an end of route first flushes the registrations before it, so each route's messages
-        take effect in order.
+        take effect in order. Returns the transitions in their wire form.
         """
-        alerts: list[Alert] = []
+        engine = self.engine
+        alerts = WireAlerts()
         pending: list[Route] = []
 
         def flush() -> None:
             if pending:
-                alerts.extend(self.engine.upsert_routes(pending, now))
+                alerts.extend(engine.wire(engine.upsert_routes_delta(pending, now)))
                 pending.clear()
 
         for msg in messages:
@@ -58,7 +60,7 @@ class PartitionIndex:
                     continue
                 self._position_at[msg.route_id] = msg.at
                 flush()
-                alerts.extend(self.engine.route_position(msg.route_id, msg.position, msg.at))
+                alerts.extend(engine.wire(engine.route_position_delta(msg.route_id, msg.position, msg.at)))
                 continue
             if last is not None and msg.at < last:
                 continue
@@ -66,30 +68,42 @@ class PartitionIndex:
             if msg.op == "ended":
                 self._position_at.pop(msg.route_id, None)
                 flush()
-                alerts.extend(self.engine.end_route(msg.route_id, now))
+                alerts.extend(engine.wire(engine.end_route_delta(msg.route_id, now)))
             elif msg.route is not None:
                 pending.append(msg.route)
         flush()
         return alerts
 
-    def apply_events(self, stamped: Sequence[StampedEvent], now: datetime) -> list[Alert]:
-        """The newest version of each event in the batch, unless this partition has a newer one."""
+    def apply_events(
+        self, stamped: Sequence[StampedEvent], now: datetime, receipts: bool = True
+    ) -> WireAlerts:
+        """The newest version of each event in the batch, unless this partition has a newer one;
+        the transitions in their wire form, with each event's receipt time (``receipts``: the
+        time Corridor received it, for the latency to the driver; off when replaying)."""
         latest: dict[str, StampedEvent] = {}
         for item in stamped:
             held = latest.get(item.event.id)
             if held is None or item.seq > held.seq:
                 latest[item.event.id] = item
         fresh = [item for item in latest.values() if item.seq > self._event_seq.get(item.event.id, -1)]
+        if not fresh:
+            return WireAlerts()
         for item in fresh:
             self._event_seq[item.event.id] = item.seq
-        return self.engine.apply_events([item.event for item in fresh], now) if fresh else []
+        received = {item.event.id: _instant(item.seq) for item in fresh} if receipts else None
+        return self.engine.wire(self.engine.apply_events_delta([item.event for item in fresh], now), received)
 
     def forget_route(self, route_id: str, now: datetime) -> None:
         """Drop a route without clearing its alerts: its partition now belongs to another worker."""
-        self.engine.end_route(route_id, now)
+        self.engine.end_route_delta(route_id, now)
         self._route_at.pop(route_id, None)
         self._position_at.pop(route_id, None)
 
-    def expire(self, now: datetime) -> list[Alert]:
+    def expire(self, now: datetime) -> WireAlerts:
         """Clear the alerts of events whose validity has ended."""
-        return self.engine.expire(now)
+        return self.engine.wire(self.engine.expire_delta(now))
+
+
+def _instant(seq: int) -> datetime:
+    """A receipt sequence (ns since the epoch) as an aware datetime."""
+    return datetime.fromtimestamp(seq / 1e9, UTC)

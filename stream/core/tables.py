@@ -150,6 +150,7 @@ class EventState:
     slot: int
     polygon: BaseGeometry | None  # metric, for areas (their primitives are in the event index)
     schedule: Slots | None
+    wire: tuple[bytes, bytes] | None = None  # its fields of its alerts' wire form, once encoded
 
 
 @dataclass(slots=True)
@@ -162,3 +163,4 @@ class RouteState:
     n: int
     length_m: float
     position: tuple[float, float, float] | None = None  # last lon, lat, POSIX time
+    wire: bytes | None = None  # its fields of its alerts' wire form, once encoded (``wire``)

@@ -15,16 +15,17 @@ import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 
-from schemas import Alert, RejectedRecord, RouteMessage
+from schemas import RejectedRecord, RouteMessage
 from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
 from stream.core.partition import PartitionIndex, StampedEvent
+from stream.core.wire import WireAlerts
 from stream.runtime import envelopes, metrics
 from stream.runtime.affected import affected
 from stream.runtime.faust_tuning import set_fetch_wait
@@ -149,14 +150,14 @@ class Runtime:
             self.index.forget_route(route_id, now)
             del self.route_partition[route_id]
         new = sorted(wanted - self.owned)
-        alerts: list[Alert] = []
+        alerts = WireAlerts()
         if new:
             events: list[StampedEvent] = await until_done("loading events", self.state.load_events)
             for partition in new:
                 snapshot = await until_done("loading routes", self.state.load_partition, partition)
                 self.track(partition, snapshot.routes)
-                alerts += self.index.apply_routes([*snapshot.routes, *snapshot.positions], now)
-            alerts += self.index.apply_events(events, now)
+                alerts.extend(self.index.apply_routes([*snapshot.routes, *snapshot.positions], now))
+            alerts.extend(self.index.apply_events(events, now, receipts=False))
         self.owned = wanted
         log.info(
             "index rebuilt from redis: partitions=%s routes=%d events=%d alerts=%d",
@@ -219,32 +220,25 @@ async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes)
     await rejected_topic.send(key=source.encode(), value=dumps(record))
 
 
-async def publish_alerts(alerts: list[Alert], received_ns: Mapping[str, int] | None = None) -> None:
-    """Send alert transitions, with their event's receipt time, in envelopes per driver partition.
+async def publish_alerts(alerts: WireAlerts) -> None:
+    """Send alert transitions (in their wire form) in envelopes per driver partition.
 
     All the alerts of a driver go to one partition of the alerts topic, in order.
     """
     if not alerts:
         return
-    for (kind, state), count in Counter((alert.kind, alert.state) for alert in alerts).items():
+    for (kind, state), count in alerts.counts().items():
         metrics.alerts_emitted.labels(kind, state).inc(count)
     partitions = partition_count(alerts_topic)
-    received: dict[str, datetime] = {}
-    if received_ns:
-        for event_id in {alert.event_id for alert in alerts}:
-            seq = received_ns.get(event_id)
-            if seq is not None:
-                received[event_id] = datetime.fromtimestamp(seq / 1e9, UTC)
     partition_of: dict[str, int] = {}
     by_partition: dict[int, list[bytes]] = {}
-    for alert in alerts:
-        partition = partition_of.get(alert.driver_id)
+    for driver, encoded in zip(alerts.drivers, alerts.payloads, strict=True):
+        partition = partition_of.get(driver)
         if partition is None:
-            partition = partition_of[alert.driver_id] = envelopes.partition_of(alert.driver_id, partitions)
-        encoded = envelopes.encode_alert(alert, received.get(alert.event_id))
+            partition = partition_of[driver] = envelopes.partition_of(driver, partitions)
         by_partition.setdefault(partition, []).append(encoded)
-    for partition, encoded in by_partition.items():
-        for envelope in envelopes.pack(encoded):
+    for partition, encoded_alerts in by_partition.items():
+        for envelope in envelopes.pack(encoded_alerts):
             await alerts_topic.send(key=b"alerts", value=envelope, partition=partition)
 
 

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from schemas import Alert
+from stream.core.wire import encode_alert
 
 MAX_BYTES = 512 * 1024
-
-_OPTIONS = orjson.OPT_NAIVE_UTC
-_NO_RECEIPT = b'"event_received_at":null'
+__all__ = ["MAX_BYTES", "encode_alert", "pack", "partition_of", "unpack"]
 
 
 def pack(encoded: Iterable[bytes], max_bytes: int = MAX_BYTES) -> list[bytes]:
@@ -48,18 +44,3 @@ def unpack(raw: bytes) -> list[Any]:
 def partition_of(key: str, partitions: int) -> int:
     """A stable partition for a key (the same in every process, unlike ``hash``)."""
     return zlib.crc32(key.encode()) % partitions
-
-
-def encode_alert(alert: Alert, received_at: datetime | None = None) -> bytes:
-    """An alert's wire form (as ``schemas.codec.dumps``), with its event's receipt time if given.
-
-    The receipt time is written into the encoded record rather than into a copy of the record: the
-    key ``"event_received_at":null`` cannot occur inside an encoded string value, whose quotes are
-    escaped.
-    """
-    if received_at is None:
-        return orjson.dumps(alert, option=_OPTIONS)
-    if alert.event_received_at is None:
-        receipt = b'"event_received_at":' + orjson.dumps(received_at, option=_OPTIONS)
-        return orjson.dumps(alert, option=_OPTIONS).replace(_NO_RECEIPT, receipt, 1)
-    return orjson.dumps(replace(alert, event_received_at=received_at), option=_OPTIONS)

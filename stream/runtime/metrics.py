@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from stream.core.wire import WireAlerts
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TOP_EVENTS = 10
@@ -131,11 +132,11 @@ def observe_end_to_end(alert_json: str | bytes, now: float | None = None) -> Non
     end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
 
 
-def count_matches(side: str, alerts: Iterable[Any]) -> None:
+def count_matches(side: str, alerts: WireAlerts) -> None:
     """Count the raised and updated alerts of one match batch by event kind."""
-    for alert in alerts:
-        if alert.state != "cleared":
-            matches.labels(side, alert.kind).inc()
+    for (kind, state), count in alerts.counts().items():
+        if state != "cleared":
+            matches.labels(side, kind).inc(count)
 
 
 def set_consumer_lag(lags: Mapping[tuple[str, int], int]) -> None:

@@ -30,7 +30,7 @@ def test_replayed_older_event_version_is_skipped() -> None:
     v1, v2 = CLOSURE, replace(CLOSURE, title="closed until noon")
     assert [a.state for a in index.apply_events([StampedEvent(1, v1)], T0)] == ["raised"]
     assert [a.state for a in index.apply_events([StampedEvent(2, v2)], T0)] == ["updated"]
-    assert index.apply_events([StampedEvent(1, v1)], T0) == []
+    assert list(index.apply_events([StampedEvent(1, v1)], T0)) == []
 
 
 def test_cancelled_event_is_not_resurrected_by_a_replay() -> None:
@@ -39,7 +39,7 @@ def test_cancelled_event_is_not_resurrected_by_a_replay() -> None:
     index.apply_events([StampedEvent(1, CLOSURE)], T0)
     cleared = index.apply_events([StampedEvent(2, replace(CLOSURE, status="cancelled"))], T0)
     assert [a.state for a in cleared] == ["cleared"]
-    assert index.apply_events([StampedEvent(1, CLOSURE)], T0) == []
+    assert list(index.apply_events([StampedEvent(1, CLOSURE)], T0)) == []
 
 
 def test_newest_version_in_a_batch_wins() -> None:
@@ -48,6 +48,7 @@ def test_newest_version_in_a_batch_wins() -> None:
     batch = [StampedEvent(5, replace(CLOSURE, title="latest")), StampedEvent(3, CLOSURE)]
     [alert] = index.apply_events(batch, T0)
     assert alert.title == "latest"
+    assert alert.event_received_at == datetime.fromtimestamp(5e-9, UTC)  # the newest version's receipt
 
 
 def test_ended_route_is_not_resurrected_by_a_replayed_registration() -> None:
@@ -56,7 +57,7 @@ def test_ended_route_is_not_resurrected_by_a_replayed_registration() -> None:
     index.apply_events([StampedEvent(1, CLOSURE)], T0)
     ended = index.apply_routes([RouteMessage("ended", "r1", T0 + timedelta(minutes=5))], T0)
     assert [a.state for a in ended] == ["cleared"]
-    assert index.apply_routes([RouteMessage("registered", "r1", T0, route=ROUTE)], T0) == []
+    assert list(index.apply_routes([RouteMessage("registered", "r1", T0, route=ROUTE)], T0)) == []
     assert index.engine.route_count == 0
 
 
@@ -69,7 +70,7 @@ def test_older_position_is_skipped() -> None:
     passed = index.apply_routes([RouteMessage("position", "r1", T0 + timedelta(minutes=2), position=far)], T0)
     assert [a.state for a in passed] == ["cleared"]
     late = RouteMessage("position", "r1", T0 + timedelta(minutes=1), position=near)
-    assert index.apply_routes([late], T0) == []
+    assert list(index.apply_routes([late], T0)) == []
 
 
 def test_forgotten_route_leaves_silently_and_can_come_back() -> None:
@@ -86,7 +87,7 @@ def test_forgotten_route_leaves_silently_and_can_come_back() -> None:
         RouteMessage("registered", "r1", T0, route=LONG),
         RouteMessage("position", "r1", T0 + timedelta(minutes=1), position=lonlat([(600, 0)])[0]),
     ]
-    alerts = index.apply_routes(snapshot, T0)
+    alerts = list(index.apply_routes(snapshot, T0))
     assert alerts[0].state == "raised" and alerts[-1].distance_ahead_m is not None
     assert alerts[-1].distance_ahead_m < 500  # measured from the restored position, not the start
     assert index.engine.route_count == 1
