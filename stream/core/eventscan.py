@@ -26,7 +26,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from stream.core.kernels import _grow, _inside_rings, nearest_primitive
+from stream.core.kernels import _grow, _inside_rings, _point_segment2, nearest_primitive
 from stream.core.prefetch import prefetch
 
 Array = np.ndarray[Any, Any]
@@ -242,7 +242,7 @@ def _candidates(
                     continue
                 if min(cy, dy) > cell_m + grow or max(cy, dy) < -grow:
                     continue
-                if _point_d2(half, half, cx, cy, dx, dy) <= rad * rad:
+                if _point_segment2(half, half, cx, cy, dx, dy)[0] <= rad * rad:
                     if n_edges == len(edges):
                         edges = _grow(edges, 2 * n_edges)
                     edges[n_edges] = q
@@ -294,7 +294,7 @@ def _candidates(
             oy = max(0.0, max(-cy, cy - cell_m))
             gap = ox * ox + oy * oy
         else:  # a segment: from the cell's centre, less the half diagonal (a lower bound)
-            d2 = _point_d2(half, half, cx, cy, dx, dy)
+            d2 = _point_segment2(half, half, cx, cy, dx, dy)[0]
             gap = max(0.0, math.sqrt(d2) - half * math.sqrt(2.0)) ** 2
         if gap > (pre + reach) ** 2:  # no piece of the cell can reach the primitive
             continue
@@ -303,19 +303,6 @@ def _candidates(
         else:
             m = _cell_segment(aq, ap, start, count, box, bounds, cx, cy, dx, dy, k, c_p, c_k, c_x, m)
     return c_p[:m], c_k[:m], c_x[:m]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _point_d2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
-    """Squared distance from P to segment AB (the arithmetic of ``kernels._point_segment2``)."""
-    rx = bx - ax
-    ry = by - ay
-    rr = rx * rx + ry * ry
-    t = ((px - ax) * rx + (py - ay) * ry) / (rr if rr > 0.0 else 1.0)
-    t = min(1.0, max(0.0, t))
-    dx = ax + t * rx - px
-    dy = ay + t * ry - py
-    return dx * dx + dy * dy
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -367,6 +354,22 @@ def _segment_d2(
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _keep(c_p: Array, c_k: Array, c_x: Array, m: int, p: int, k: int, exact: bool, keep: bool) -> int:
+    """Write candidate ``m`` (segment ``p`` found by pair ``k``) and count it if ``keep``: written
+    whatever the test, a cell's loop has no branch on it (the caller left room for every entry)."""
+    c_p[m] = p
+    c_k[m] = k
+    c_x[m] = exact
+    return m + 1 if keep else m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _entry(aq: Array, j: int) -> tuple[float, float, float, float]:
+    """An arena entry's piece: start and end, in quanta from its cell's corner."""
+    return np.float64(aq[j, 0]), np.float64(aq[j, 1]), np.float64(aq[j, 2]), np.float64(aq[j, 3])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _in_box(q0: float, q1: float, q2: float, q3: float, box: tuple[float, float, float, float]) -> bool:
     """Whether a piece's midpoint (its end sums, in half quanta) lies in the box."""
     return (q0 + q2 >= box[0]) & (q0 + q2 <= box[2]) & (q1 + q3 >= box[1]) & (q1 + q3 <= box[3])
@@ -391,15 +394,9 @@ def _cell_point(
     """A cell's entries against one point (``cx, cy`` from the cell's corner)."""
     pre2, sure2 = bounds
     for j in range(start, start + count):
-        q0 = np.float64(aq[j, 0])
-        q1 = np.float64(aq[j, 1])
-        q2 = np.float64(aq[j, 2])
-        q3 = np.float64(aq[j, 3])
-        d2 = _point_d2(cx, cy, q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT)
-        c_p[m] = ap[j]
-        c_k[m] = k
-        c_x[m] = d2 > sure2
-        m += _in_box(q0, q1, q2, q3, box) & (d2 <= pre2)
+        q0, q1, q2, q3 = _entry(aq, j)
+        d2 = _point_segment2(cx, cy, q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT)[0]
+        m = _keep(c_p, c_k, c_x, m, ap[j], k, d2 > sure2, _in_box(q0, q1, q2, q3, box) & (d2 <= pre2))
     return m
 
 
@@ -425,16 +422,10 @@ def _cell_segment(
     pre2, sure2 = bounds
     inv_cd = _inverse_norm2(dx - cx, dy - cy)
     for j in range(start, start + count):
-        q0 = np.float64(aq[j, 0])
-        q1 = np.float64(aq[j, 1])
-        q2 = np.float64(aq[j, 2])
-        q3 = np.float64(aq[j, 3])
+        q0, q1, q2, q3 = _entry(aq, j)
         ax, ay, bx, by = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
         d2 = _segment_d2(ax, ay, bx, by, _inverse_norm2(bx - ax, by - ay), cx, cy, dx, dy, inv_cd)
-        c_p[m] = ap[j]
-        c_k[m] = k
-        c_x[m] = d2 > sure2
-        m += _in_box(q0, q1, q2, q3, box) & (d2 <= pre2)
+        m = _keep(c_p, c_k, c_x, m, ap[j], k, d2 > sure2, _in_box(q0, q1, q2, q3, box) & (d2 <= pre2))
     return m
 
 
@@ -453,12 +444,8 @@ def _cell_inside(
 ) -> int:
     """A cell inside an area, far from its edges: every piece in the box is a sure candidate."""
     for j in range(start, start + count):
-        c_p[m] = ap[j]
-        c_k[m] = k
-        c_x[m] = False
-        m += _in_box(
-            np.float64(aq[j, 0]), np.float64(aq[j, 1]), np.float64(aq[j, 2]), np.float64(aq[j, 3]), box
-        )
+        q0, q1, q2, q3 = _entry(aq, j)
+        m = _keep(c_p, c_k, c_x, m, ap[j], k, False, _in_box(q0, q1, q2, q3, box))
     return m
 
 
@@ -490,10 +477,7 @@ def _cell_rings(
     all of them is inside the rings or outside them, as its quantised start is."""
     pre2, sure2 = bounds
     for j in range(start, start + count):
-        q0 = np.float64(aq[j, 0])
-        q1 = np.float64(aq[j, 1])
-        q2 = np.float64(aq[j, 2])
-        q3 = np.float64(aq[j, 3])
+        q0, q1, q2, q3 = _entry(aq, j)
         sx, sy, ex, ey = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
         inv = _inverse_norm2(ex - sx, ey - sy)
         best = np.inf
@@ -507,10 +491,16 @@ def _cell_rings(
         # segment is at distance 0) exactly when its quantised start is
         inside = (shrunk[0] <= sx) & (sx <= shrunk[2]) & (shrunk[1] <= sy) & (sy <= shrunk[3])
         inside &= _inside_rings_flat(sx + cornx, sy + corny, prims, slope, lo, hi)
-        c_p[m] = ap[j]
-        c_k[m] = k
-        c_x[m] = (best <= pre2) & (best > sure2)
-        m += bool(_in_box(q0, q1, q2, q3, box) & ((best <= pre2) | inside))
+        m = _keep(
+            c_p,
+            c_k,
+            c_x,
+            m,
+            ap[j],
+            k,
+            (best <= pre2) & (best > sure2),
+            bool(_in_box(q0, q1, q2, q3, box) & ((best <= pre2) | inside)),
+        )
     return m
 
 
@@ -548,10 +538,7 @@ def _cell_primitives(
     """A cell's entries against several primitives (a compact line or multi-point event)."""
     pre2, sure2 = bounds
     for j in range(start, start + count):
-        q0 = np.float64(aq[j, 0])
-        q1 = np.float64(aq[j, 1])
-        q2 = np.float64(aq[j, 2])
-        q3 = np.float64(aq[j, 3])
+        q0, q1, q2, q3 = _entry(aq, j)
         if not _in_box(q0, q1, q2, q3, box):
             continue
         sx, sy, ex, ey = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
@@ -571,10 +558,7 @@ def _cell_primitives(
                 break
         if best > pre2:
             continue
-        c_p[m] = ap[j]
-        c_k[m] = k
-        c_x[m] = best > sure2
-        m += 1
+        m = _keep(c_p, c_k, c_x, m, ap[j], k, best > sure2, True)
     return m
 
 
