@@ -155,6 +155,18 @@ def test_a_pair_listed_twice_counts_once_the_last() -> None:
     assert book.count == 1
 
 
+def test_an_event_listing_a_route_twice_raises_it_once_the_last() -> None:
+    """An event's pairs may name a route twice: one alert, with the last pair's values, whether
+    the event is new or already has alerts."""
+    book = AlertBook(THRESHOLD)
+    d = set_events(book, {5: [(0, 10.0, 1.0), (1, 50.0, 3.0), (0, 20.0, 2.0)]}, set())
+    assert transitions(d) == [(lc.RAISED, 0, 5, 0, 20.0, 2.0), (lc.RAISED, 0, 5, 1, 50.0, 3.0)]
+    assert state(book) == {(5, 0): (20.0, 2.0), (5, 1): (50.0, 3.0)}
+    d = set_events(book, {5: [(2, 30.0, 4.0), (1, 50.0, 3.0), (2, 40.0, 5.0)]}, set())
+    assert transitions(d) == [(lc.RAISED, 0, 5, 2, 40.0, 5.0), (lc.CLEARED, lc.NO_LONGER, 5, 0, 20.0, None)]
+    assert book.count == 2
+
+
 def test_large_slots_and_row_reuse() -> None:
     """Slots beyond the columns' size grow them; freed rows are reused."""
     book = AlertBook(THRESHOLD)
