@@ -135,6 +135,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     p = results["pipeline"]
     t = bpl.TARGETS
     out.append(_row("broker ceiling: plain aiokafka consumer", p["ceiling_msg_per_s"], None, "msg/s"))
+    if "faust_ceiling_msg_per_s" in p:
+        out.append(
+            _row("framework ceiling: Faust agent doing nothing", p["faust_ceiling_msg_per_s"], None, "msg/s")
+        )
     out.append(
         _row("end to end: 1 worker", p["one_worker_events_per_s"], t["events_per_s_per_worker"], "events/s")
     )

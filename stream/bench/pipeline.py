@@ -4,7 +4,8 @@ One embedded broker and Redis for the whole benchmark; every run has its own top
 consumer group and Redis keys. Three measurements:
 
 - ceiling: a plain aiokafka consumer group consumes N pre-produced event messages (msg/s from the
-  first record to the last, group join excluded);
+  first record to the last, group join excluded); and the framework's: a Faust agent configured as
+  a worker takes them in batches and does nothing else (``stream.bench.faust_drain``);
 - throughput: ``corridor worker`` processes (1, then 2) with the reference city's routes registered
   (written to the Redis state the worker rebuilds its index from, the path of every worker start);
   once the group is stable, N city events are produced as fast as the broker takes them, and the
@@ -232,6 +233,32 @@ def ceiling_run(bench: Bench, payloads: Sequence[tuple[bytes, bytes]]) -> dict[s
     asyncio.run(create_topic(bench.kafka, topic))
     asyncio.run(produce(bench.kafka, topic, payloads))
     return asyncio.run(consume_ceiling(bench.kafka, topic, len(payloads)))
+
+
+def faust_ceiling_run(bench: Bench, payloads: Sequence[tuple[bytes, bytes]]) -> dict[str, float]:
+    """Produce the events to a fresh topic and take them with a Faust agent that does nothing
+    (``stream.bench.faust_drain``, configured as a worker): the framework's own ceiling."""
+    import subprocess
+    import sys
+
+    prefix = _prefix("faust")
+    topic = f"{prefix}.events"
+    asyncio.run(create_topic(bench.kafka, topic))
+    asyncio.run(produce(bench.kafka, topic, payloads))
+    env = {**bench.env(prefix), "CORRIDOR_DRAIN_TOPIC": topic, "CORRIDOR_DRAIN_COUNT": str(len(payloads))}
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.bench.faust_drain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DRAIN_TIMEOUT_S,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise click.ClickException(f"the Faust drain failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
 
 
 def throughput_run(
@@ -500,9 +527,10 @@ def measure(
             rounds: list[dict[str, Any]] = []
             for _ in range(runs):
                 ceiling = ceiling_run(bench, payloads)
+                framework = faust_ceiling_run(bench, payloads)
                 one = throughput_run(bench, routes, payloads, expected, 1)
                 two = throughput_run(bench, routes, payloads, expected, 2)
-                rounds.append({"ceiling": ceiling, "one": one, "two": two})
+                rounds.append({"ceiling": ceiling, "faust": framework, "one": one, "two": two})
             drivers = min(drivers, n_routes)
             windows = latency_runs(bench, routes[:drivers], drivers, rate, seconds, runs) if latency else []
             broker_rss = _rss_mb(services.broker.pid())
@@ -515,6 +543,11 @@ def measure(
         "alerts_per_run": expected,
         "runs": runs,
         "ceiling_msg_per_s": summary([r["ceiling"]["msg_per_s"] for r in rounds]),
+        "faust_ceiling_msg_per_s": summary([r["faust"]["msg_per_s"] for r in rounds]),
+        "faust_cpu_us_per_msg": summary([r["faust"]["cpu_us_per_msg"] for r in rounds], 1),
+        "one_worker_of_faust_ceiling": summary(
+            [r["one"]["events_per_s"] / r["faust"]["msg_per_s"] for r in rounds], 3
+        ),
         "one_worker_events_per_s": summary([r["one"]["events_per_s"] for r in rounds]),
         "two_workers_events_per_s": summary([r["two"]["events_per_s"] for r in rounds]),
         "two_worker_scaling": summary(
@@ -602,10 +635,13 @@ def pipeline(
         table.add_column(column, justify="right")
     rows = [
         ("plain consumer (msg/s)", result["ceiling_msg_per_s"]),
+        ("Faust agent doing nothing (msg/s)", result["faust_ceiling_msg_per_s"]),
+        ("Faust agent: CPU per message (µs)", result["faust_cpu_us_per_msg"]),
         ("1 worker (events/s)", result["one_worker_events_per_s"]),
         ("2 workers (events/s)", result["two_workers_events_per_s"]),
         ("2 workers / 1 worker", result["two_worker_scaling"]),
         ("1 worker / plain consumer", result["one_worker_of_ceiling"]),
+        ("1 worker / Faust agent doing nothing", result["one_worker_of_faust_ceiling"]),
         ("1 worker: events per CPU second", result["one_worker_events_per_cpu_s"]),
         ("1 worker: CPU share of a core", result["one_worker_cpu_share"]),
         ("Redis CPU per alert (µs)", result["redis_cpu_us_per_alert"]),

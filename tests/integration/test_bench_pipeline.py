@@ -27,7 +27,15 @@ def test_pipeline_bench_processes_every_event_and_reports_its_figures() -> None:
         assert run[key]["alerts"] == result["alerts_per_run"] > 0
         assert run[key]["events_per_s"] > 0
     assert run["ceiling"]["msg_per_s"] > 0
-    figures = ("ceiling_msg_per_s", "one_worker_events_per_s", "two_worker_scaling", "one_worker_of_ceiling")
+    assert run["faust"]["msg_per_s"] > 0 and run["faust"]["cpu_us_per_msg"] > 0
+    figures = (
+        "ceiling_msg_per_s",
+        "faust_ceiling_msg_per_s",
+        "one_worker_events_per_s",
+        "two_worker_scaling",
+        "one_worker_of_ceiling",
+        "one_worker_of_faust_ceiling",
+    )
     for figure in figures:
         assert set(result[figure]) == {"median", "min", "max", "runs"}
     window = result["latency"]["windows"][0]
