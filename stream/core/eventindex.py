@@ -237,21 +237,15 @@ class EventIndex:
     def store(self, events: Sequence[Event], shapes: ShapeBatch | None, at: datetime) -> Array:
         """File new or changed events (replacing earlier versions); returns their slots."""
         table = self.table
-        slots = np.empty(len(events), dtype=np.int64)
-        new: list[int] = []
-        old: list[int] = []
-        for i, event in enumerate(events):
-            slot = self.slot_of.get(event.id)
-            if slot is None:
-                new.append(i)
-            else:
-                old.append(slot)
-                slots[i] = slot
-        self._unfile(old)
+        ids = [event.id for event in events]
+        held = [self.slot_of.get(event_id, -1) for event_id in ids]
+        slots = np.asarray(held, dtype=np.int64)
+        new = [i for i, slot in enumerate(held) if slot < 0]
+        self._unfile([slot for slot in held if slot >= 0])
         if new:
             fresh = table.allocate_many(len(new))
             slots[new] = fresh
-            self.slot_of.update(zip((events[i].id for i in new), fresh.tolist(), strict=True))
+            self.slot_of.update(zip([ids[i] for i in new], fresh.tolist(), strict=True))
             top = int(fresh.max()) + 1
             if top > len(self.states):
                 self.states.extend([None] * (top - len(self.states)))
@@ -259,23 +253,13 @@ class EventIndex:
                 more = max(top, 2 * len(self.span)) - len(self.span)
                 self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
                 self.span = np.concatenate((self.span, np.zeros((more, 3), dtype=np.int64)))
-        n = len(events)
         nan = float("nan")
-        vf: list[float] = []
-        vu: list[float] = []
-        fwd: list[bool] = []
-        schedules: list[Slots | None] = [None] * n
-        conditions: list[int] = []  # the events with vehicle conditions (most have none)
-        for i, e in enumerate(events):  # one pass over the records; columns written at once
-            vf.append(nan if e.valid_from is None else e.valid_from.timestamp())
-            vu.append(nan if e.valid_until is None else e.valid_until.timestamp())
-            fwd.append(e.direction == "forward")
-            if e.schedule:
-                schedules[i] = compile_schedule(e.schedule)
-            if e.vehicles is not None:
-                conditions.append(i)
-        table.vf[slots], table.vu[slots] = vf, vu
+        table.vf[slots] = [nan if e.valid_from is None else e.valid_from.timestamp() for e in events]
+        table.vu[slots] = [nan if e.valid_until is None else e.valid_until.timestamp() for e in events]
+        forward = np.asarray([e.direction == "forward" for e in events], dtype=bool)
+        schedules: list[Slots | None] = [compile_schedule(e.schedule) if e.schedule else None for e in events]
         table.has_sched[slots] = [s is not None for s in schedules]
+        conditions = [i for i, e in enumerate(events) if e.vehicles is not None]  # most have none
         table.max_w[slots] = table.max_h[slots] = table.max_wd[slots] = table.max_l[slots] = nan
         table.crit_mask[slots], table.hazmat[slots], table.has_cond[slots] = 0, False, False
         for i in conditions:
@@ -283,15 +267,14 @@ class EventIndex:
             slot = slots[i]
             table.max_w[slot], table.max_h[slot], table.max_wd[slot], table.max_l[slot] = w, h, wd, ln
             table.crit_mask[slot], table.hazmat[slot], table.has_cond[slot] = crit, hazmat, has_cond
-        forward = np.asarray(fwd, dtype=bool)
         if shapes is None:  # port calls: they concern routes by destination
             table.forward[slots] = False
             for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
                 self.states[slot] = EventState(event, slot, None, schedule)
                 self.port_calls.setdefault(event.terminal or "", set()).add(slot)
             return slots
-        areal = np.fromiter((p is not None for p in shapes.polygons), dtype=bool, count=n)
-        perimeter = areal & np.fromiter((e.kind == "perimeter" for e in events), dtype=bool, count=n)
+        areal = np.asarray([p is not None for p in shapes.polygons], dtype=bool)
+        perimeter = areal & np.asarray([e.kind == "perimeter" for e in events], dtype=bool)
         table.thr[slots] = np.where(perimeter, 0.0, self.corridor_m)
         table.forward[slots] = forward & ~areal
         self._file(events, slots, shapes, schedules, areal)
