@@ -92,6 +92,14 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
             areal.append(False)
             continue
         parts: list[tuple[int, list[Any]]] = []
+        if kind == "LineString" and coords and len(coords) == 2:  # a closed street, say: one segment
+            (x0, y0, *_), (x1, y1, *_) = coords
+            lon += (x0, x1)
+            lat += (y0, y1)
+            vkind += (_LINE, -1 - _LINE)
+            vevent += (i, i)
+            areal.append(False)
+            continue
         if kind == "LineString" and coords and len(coords) > 1:
             parts.append((_LINE, coords))
             areal.append(False)
@@ -161,8 +169,10 @@ def _polygons(
     first = np.searchsorted(events, np.arange(len(geometries)))
     last = np.searchsorted(events, np.arange(len(geometries)), side="right")
     if simple:
-        idx = np.concatenate([np.arange(first[i], last[i]) for i in simple])
-        ring = np.repeat(np.arange(len(simple)), [last[i] - first[i] for i in simple])
+        chosen = np.asarray(simple, dtype=np.int64)
+        sizes = last[chosen] - first[chosen]
+        idx = np.arange(int(sizes.sum())) + np.repeat(first[chosen] - (np.cumsum(sizes) - sizes), sizes)
+        ring = np.repeat(np.arange(len(simple)), sizes)
         polys = shapely.polygons(shapely.linearrings(np.column_stack((x[idx], y[idx])), indices=ring))
         bad = ~shapely.is_valid(polys)
         rings[simple] = ~bad
