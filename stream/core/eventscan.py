@@ -8,8 +8,11 @@ random places of their arrays, and waiting for each in turn cost more than all t
 1. Candidates: each cell's entries are tested against the box and measured on their quantised
    piece (``aq``, centimetres from the cell's corner, sequential bytes). A piece clearly inside
    the corridor is a sure candidate, one within ``PREFILTER_SLACK`` of its edge is to be measured
-   exactly; in an area tested with its rings, a piece far from every edge is inside or outside
-   as its quantised start is, which settles it without the vertex pool.
+   exactly. A box of one point or one segment (most events) is measured without a branch per
+   entry: each entry is written as a candidate and the count advances only for those that are.
+   An area tested with its rings measures a cell's entries against the edges that can reach the
+   cell only; a piece far from every edge is inside or outside as its quantised start is, and a
+   cell far from every edge is settled whole by its centre, without the vertex pool.
 2. First segments: per (event, route), the first candidate segment ahead of the vehicle (unsure
    ones and the vehicle's own segment measured exactly from the pool first).
 3. Measures: the kept segments, measured exactly against all their event's primitives, with the
