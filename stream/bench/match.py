@@ -121,6 +121,7 @@ def measure(routes: int, n_events: int, batch: int, sample: int, seed: int, upda
             engine.upsert_routes_delta(chunk[k : k + ROUTE_BATCH], AT)
     insert_s = time.perf_counter() - t0
     evs = events(city)
+    engine.compact()  # as a worker does once its partitions are loaded (not timed)
     gc.freeze()  # as a long-running worker does once its state is loaded: no rescans of it
     times: list[float] = []
     materialize: list[float] = []

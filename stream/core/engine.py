@@ -301,6 +301,12 @@ class Engine:
         self.index.remove(slot)
         self._graveyard.append(("event", slot))
 
+    def compact(self) -> None:
+        """Lay the route grid out in spatial order (see ``SegmentGrid.compact``): a worker calls
+        it once it has loaded its partitions, so that its scans read neighbouring cells in
+        sequence."""
+        self.grid.compact()
+
     def route_state(self, slot: int) -> RouteState:
         """The state of the route in a slot (as of the last call)."""
         state = self._routes[slot]

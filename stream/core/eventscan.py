@@ -43,7 +43,10 @@ _LOW = 0xFFFFFFFF
 @numba.njit(cache=True, nogil=True)
 def scan_cells(
     pair_box: Array,
-    pair_row: Array,
+    pair_start: Array,
+    pair_count: Array,
+    pair_cx: Array,
+    pair_cy: Array,
     box_ev: Array,
     box_lo: Array,
     box_hi: Array,
@@ -56,10 +59,6 @@ def scan_cells(
     thr: Array,
     origin: Array,
     cell_m: float,
-    cix: Array,
-    ciy: Array,
-    cstart: Array,
-    ccount: Array,
     ap: Array,
     aq: Array,
     block_route: Array,
@@ -75,7 +74,8 @@ def scan_cells(
 ) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
     """Per (event, route), the first segment ahead of the vehicle within the event's corridor.
 
-    ``pair_box``/``pair_row`` list the grid cells of each query box, grouped by event
+    ``pair_box`` lists the grid cells of each query box, grouped by event, with each cell's slice
+    of the arena (``pair_start``, ``pair_count``) and its column and row (``pair_cx``, ``pair_cy``)
     (``box_ev``: the event of each box, as its slot); a box pairs its candidates with primitives
     ``box_lo .. box_hi`` of ``prims`` (its event's are ``box_elo .. box_ehi``). ``box_rel`` holds
     the boxes relative to the grid ``origin``; a box with ``box_inside`` also matches segments that
@@ -86,7 +86,10 @@ def scan_cells(
     """
     c_p, c_k, c_x = _candidates(
         pair_box,
-        pair_row,
+        pair_start,
+        pair_count,
+        pair_cx,
+        pair_cy,
         box_ev,
         box_lo,
         box_hi,
@@ -97,10 +100,6 @@ def scan_cells(
         thr,
         origin,
         cell_m,
-        cix,
-        ciy,
-        cstart,
-        ccount,
         ap,
         aq,
         reach,
@@ -150,7 +149,10 @@ def scan_cells(
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _candidates(
     pair_box: Array,
-    pair_row: Array,
+    pair_start: Array,
+    pair_count: Array,
+    pair_cx: Array,
+    pair_cy: Array,
     box_ev: Array,
     box_lo: Array,
     box_hi: Array,
@@ -161,10 +163,6 @@ def _candidates(
     thr: Array,
     origin: Array,
     cell_m: float,
-    cix: Array,
-    ciy: Array,
-    cstart: Array,
-    ccount: Array,
     ap: Array,
     aq: Array,
     reach: float,
@@ -191,29 +189,21 @@ def _candidates(
     half_q = _UNIT / 2
     half = cell_m / 2
     for k in range(npair):
-        if k + 2 * _AHEAD < npair:  # the cell after next: where its entries are
-            far = pair_row[k + 2 * _AHEAD]
-            prefetch(cstart, far)
-            prefetch(ccount, far)
-            prefetch(cix, far)
-            prefetch(ciy, far)
         if k + _AHEAD < npair:  # the next cells: their entries (three cache lines hold 24)
-            near = pair_row[k + _AHEAD]
-            at = cstart[near]
+            at = pair_start[k + _AHEAD]
             prefetch(aq, at)
             prefetch(aq, at + 8)
             prefetch(ap, at)
-            if ccount[near] > 16:
+            if pair_count[k + _AHEAD] > 16:
                 prefetch(aq, at + 16)
         b = pair_box[k]
-        row = pair_row[k]
-        start = cstart[row]
-        count = ccount[row]
+        start = pair_start[k]
+        count = pair_count[k]
         if m + count > cap:  # room for every entry of the cell: the loops write before they count
             cap = 2 * (m + count)
             c_p, c_k, c_x = _grow(c_p, cap), _grow(c_k, cap), _grow(c_x, cap)
-        rx = cix[row] * cell_m
-        ry = ciy[row] * cell_m
+        rx = pair_cx[k] * cell_m
+        ry = pair_cy[k] * cell_m
         cornx = origin[0] + rx
         corny = origin[1] + ry
         # the box in units of half a quantum from the corner: compared with a piece's end sums

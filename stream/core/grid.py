@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.core.kernels import drop_entries, file_entries, fill_pool
+from stream.core.kernels import box_slices_kernel, drop_entries, file_entries, fill_pool
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
@@ -329,11 +329,32 @@ class SegmentGrid:
         self._cstart[rows] = starts
         self._ccap[rows] = caps
 
+    def compact(self) -> None:
+        """Renumber the cells by column, then row, and lay their entries out in that order with
+        room to spare: the cells under a query box then lie in a few runs of the arena and of the
+        cell columns, which a scan reads in sequence rather than at random places. Call it between
+        operations (after loading a partition, say): row numbers held by a caller change."""
+        n = self._ncells
+        order = np.lexsort((self._ciy[:n], self._cix[:n]))  # new row i is old row order[i]
+        for name in ("_cstart", "_ccap", "_ccount", "_cix", "_ciy"):
+            column = getattr(self, name)
+            column[:n] = column[:n][order]
+        renumber = np.empty(n, dtype=np.int32)
+        renumber[order] = np.arange(n, dtype=np.int32)
+        filed = self._tiles >= 0
+        self._tiles[filed] = renumber[self._tiles[filed]]
+        self._compact()
+
     def _compact(self) -> None:
+        """Lay the cells' entries out again with room to spare, by column then row (a box's
+        column of cells is one run of the arena), keeping the cells' row numbers."""
         n = self._ncells
         counts = self._ccount[:n]
         caps = counts + counts // 2 + 4
-        starts = np.cumsum(caps) - caps
+        order = np.lexsort((self._ciy[:n], self._cix[:n]))
+        placed = np.cumsum(caps[order]) - caps[order]
+        starts = np.empty(n, dtype=np.int64)
+        starts[order] = placed
         src = ragged(self._cstart[:n], counts)
         dst = ragged(starts, counts)
         for name in ("_ap", "_aq"):
@@ -349,9 +370,50 @@ class SegmentGrid:
     def box_cells(self, boxes: Array) -> tuple[Array, Array, Array]:
         """The existing cells under each box: ``(box index, cell row)`` pairs in box order, and the
         boxes relative to the grid origin, grown by a hair (the slack of quantised midpoints)."""
+        box, rows, _, _, grown = self._box_rows(boxes)
+        return box, rows, grown
+
+    def box_slices(self, boxes: Array) -> tuple[Array, Array, Array, Array, Array, Array]:
+        """``box_cells`` as the event scan reads it: per (box, cell) pair, the box, the cell's
+        slice of the arena (start, count) and its column and row from the origin, in pair order,
+        so that the scan reads them in sequence rather than at each cell's row."""
+        if self.origin is not None and len(boxes):
+            ox, oy, cell = self.origin[0], self.origin[1], self.cell_m
+            rel = boxes - np.array([ox, oy, ox, oy])
+            lo = np.floor(rel[:, :2].min(axis=0) / cell).astype(np.int64) + _OFF
+            hi = np.floor(rel[:, 2:].max(axis=0) / cell).astype(np.int64) + _OFF
+            (tx0, ty0), (tx1, ty1) = lo // _TILE, hi // _TILE
+            w, h = int(tx1 - tx0) + 1, int(ty1 - ty0) + 1
+            if w * h <= _WINDOW:  # one compiled pass over the boxes, cells found through their tiles
+                window = self._tile_window(int(tx0), int(ty0), w, h)
+                args = (window, int(tx0), int(ty0), self._tiles, self._cstart, self._ccount)
+                box, start, count, cx, cy = box_slices_kernel(rel, cell, _OFF, _TILE, *args)
+                return box, start, count, cx, cy, rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])
+        box, rows, cx, cy, grown = self._box_rows(boxes)
+        return box, self._cstart[rows], self._ccount[rows], cx, cy, grown
+
+    def _tile_window(self, tx0: int, ty0: int, w: int, h: int) -> Array:
+        """Tile index of each tile of a window (-1 where none), from the window or the tiles,
+        whichever is smaller."""
+        window = np.full((w, h), -1, dtype=np.int64)
+        if w * h <= len(self._tile_of):
+            get = self._tile_of.get
+            for x in range(w):
+                for y in range(h):
+                    window[x, y] = get(((tx0 + x) << 32) | (ty0 + y), -1)
+            return window
+        for key, tid in self._tile_of.items():
+            x, y = (key >> 32) - tx0, (key & 0xFFFFFFFF) - ty0
+            if 0 <= x < w and 0 <= y < h:
+                window[x, y] = tid
+        return window
+
+    def _box_rows(self, boxes: Array) -> tuple[Array, Array, Array, Array, Array]:
+        """Per existing cell under each box: box index, cell row, column and row from the origin;
+        and the grown relative boxes."""
         empty = np.zeros(0, dtype=np.int64)
         if self.origin is None or len(boxes) == 0:
-            return empty, empty, np.zeros((0, 4))
+            return empty, empty, empty, empty, np.zeros((0, 4))
         ox, oy, cell = self.origin[0], self.origin[1], self.cell_m
         rel = boxes - np.array([ox, oy, ox, oy])
         ix0 = np.floor(rel[:, 0] / cell).astype(np.int64)
@@ -362,10 +424,11 @@ class SegmentGrid:
         box = np.repeat(np.arange(len(boxes), dtype=np.int64), per)
         k = np.arange(len(box), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
         nyb = ny[box]
-        rows = self._lookup(ix0[box] + k // nyb + _OFF, iy0[box] + k % nyb + _OFF)
-        found = rows >= 0
+        cx, cy = ix0[box] + k // nyb, iy0[box] + k % nyb
+        rows = self._lookup(cx + _OFF, cy + _OFF)
+        found = np.flatnonzero(rows >= 0)
         grown = rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])
-        return box[found], rows[found], grown
+        return box[found], rows[found], cx[found], cy[found], grown
 
     def query(self, boxes: Array) -> tuple[Array, Array]:
         """Segments whose filed midpoint lies in each box (``xmin, ymin, xmax, ymax`` rows).

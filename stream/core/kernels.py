@@ -186,3 +186,52 @@ def _grow(arr: Array, cap: int) -> Array:
     out = np.empty(cap, arr.dtype)
     out[: len(arr)] = arr
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def box_slices_kernel(
+    rel: Array,
+    cell_m: float,
+    off: int,
+    tile: int,
+    window: Array,
+    tx0: int,
+    ty0: int,
+    tiles: Array,
+    cstart: Array,
+    ccount: Array,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Per existing cell under each box (``rel``: boxes from the grid's origin), in box order and
+    by column then row within a box: the box, the cell's arena slice (start, count), its column
+    and row. ``window`` holds the tile index of each tile of the boxes' window (rows of
+    ``tiles``, -1 for none), ``tx0``/``ty0`` its first tile; ``off`` is the grid's cell offset."""
+    n = 0
+    for b in range(len(rel)):
+        nx = int(math.floor(rel[b, 2] / cell_m)) - int(math.floor(rel[b, 0] / cell_m)) + 1
+        ny = int(math.floor(rel[b, 3] / cell_m)) - int(math.floor(rel[b, 1] / cell_m)) + 1
+        n += max(0, nx) * max(0, ny)
+    o_b = np.empty(n, np.int64)
+    o_s = np.empty(n, np.int64)
+    o_c = np.empty(n, np.int64)
+    o_x = np.empty(n, np.int64)
+    o_y = np.empty(n, np.int64)
+    m = 0
+    for b in range(len(rel)):
+        ix0 = int(math.floor(rel[b, 0] / cell_m))
+        iy0 = int(math.floor(rel[b, 1] / cell_m))
+        ix1 = int(math.floor(rel[b, 2] / cell_m))
+        iy1 = int(math.floor(rel[b, 3] / cell_m))
+        for cx in range(ix0, ix1 + 1):
+            ix = cx + off
+            wx = ix // tile - tx0
+            for cy in range(iy0, iy1 + 1):
+                iy = cy + off
+                tid = window[wx, iy // tile - ty0]
+                if tid < 0:
+                    continue
+                row = tiles[tid, (ix % tile) * tile + iy % tile]
+                if row < 0:
+                    continue
+                o_b[m], o_s[m], o_c[m], o_x[m], o_y[m] = b, cstart[row], ccount[row], cx, cy
+                m += 1
+    return o_b[:m], o_s[:m], o_c[:m], o_x[:m], o_y[:m]

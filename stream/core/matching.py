@@ -98,11 +98,14 @@ def batch_rows(
     the scan measured them all (``None`` otherwise)."""
     order = np.argsort(slots[batch.box_event], kind="stable")
     box_event = batch.box_event[order]
-    box, cell, rel = grid.box_cells(batch.boxes[order])
-    cstart, ccount, cix, ciy, ap, aq = grid.arena()
+    box, start, count, cx, cy, rel = grid.box_slices(batch.boxes[order])
+    _, _, _, _, ap, aq = grid.arena()
     cols = scan_cells(
         box,
-        cell,
+        start,
+        count,
+        cx,
+        cy,
         slots[box_event],
         batch.box_lo[order],
         batch.box_hi[order],
@@ -115,10 +118,6 @@ def batch_rows(
         events.thr,
         np.asarray(grid.origin or (0.0, 0.0)),
         grid.cell_m,
-        cix,
-        ciy,
-        cstart,
-        ccount,
         ap,
         aq,
         grid.block_route,

@@ -167,6 +167,8 @@ class Runtime:
             len(alerts),
         )
         self.refresh_gauges()
+        if new:
+            self.index.engine.compact()
         settle_heap()
         await publish_alerts(alerts)
 

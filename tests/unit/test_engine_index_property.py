@@ -133,3 +133,13 @@ def test_index_matches_brute_force(
         churned.end_route(r.route_id, AT)
     churned.upsert_routes(routes, AT)  # re-filed together, over the stale entries of the first ones
     check(active_pairs(churned), sure, edge)
+
+    compacted = Engine(config)  # cells renumbered in spatial order between changes, as a worker does
+    compacted.upsert_routes(routes[::2], AT)
+    compacted.compact()
+    compacted.upsert_routes(routes[1::2], AT)  # new cells after the renumbering, old ones grown
+    compacted.end_route(routes[0].route_id, AT)
+    compacted.compact()
+    compacted.upsert_route(routes[0], AT)
+    raised = {(a.route_id, a.event_id) for a in compacted.apply_events(events, AT) if a.state == "raised"}
+    check(raised, sure, edge)

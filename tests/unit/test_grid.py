@@ -1,4 +1,5 @@
-"""The segment grid's vertex pool: blocks are reused, split when no block of the size is free."""
+"""The segment grid: its vertex pool reuses blocks (split when no block of the size is free); its
+cells are looked up alike by the compiled and the array paths, before and after a compaction."""
 
 from __future__ import annotations
 
@@ -43,3 +44,37 @@ def test_longer_routes_than_any_free_block_take_new_room() -> None:
     assert int(long_start[0]) == top and grid._top > top
     short, _ = grid.insert_many([3, 4], *_lines(2, 40, 0.0))
     assert sorted(short.tolist()) == sorted(starts.tolist())
+
+
+def _slices_by_rows(grid: SegmentGrid, boxes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``box_slices`` as the array path computes it, from the cells' rows."""
+    box, rows, cx, cy, grown = grid._box_rows(boxes)
+    return box, grid._cstart[rows], grid._ccount[rows], cx, cy, grown
+
+
+def test_box_slices_agree_with_the_cells_rows_before_and_after_compaction() -> None:
+    """The compiled lookup through the tiles gives the same (box, slice, cell) pairs as the rows'
+    lookup, for boxes near the routes, far outside them (no tile at all) and spread so widely that
+    the lookup falls back to the array path; the same after ``compact`` renumbers the cells."""
+    rng = np.random.default_rng(3)
+    grid = SegmentGrid()
+    x = np.cumsum(rng.normal(0.0, 30.0, 6000)) + 652_000.0
+    y = np.cumsum(rng.normal(0.0, 30.0, 6000)) + 6_862_000.0
+    for k in range(60):  # one by one: each adds its new cells at the end of the arena
+        grid.insert_many([k], x[k * 100 : (k + 1) * 100], y[k * 100 : (k + 1) * 100], np.array([100]))
+    centres = rng.uniform([x.min() - 300, y.min() - 300], [x.max() + 300, y.max() + 300], (400, 2))
+    half = rng.uniform(0.0, 200.0, (400, 2))
+    near = np.column_stack((centres - half, centres + half))
+    far = np.array([[x[0] - 2e6, y[0], x[0] - 2e6 + 50, y[0] + 50], [x[0], y[0], x[0] + 80, y[0] + 80]])
+    before = grid.box_slices(near)
+    for boxes in (near, far):
+        for ours, theirs in zip(grid.box_slices(boxes), _slices_by_rows(grid, boxes), strict=True):
+            assert np.array_equal(ours, theirs)
+    assert len(before[0]) > 1000 and len(grid.box_slices(far)[0]) >= 1
+    grid.compact()
+    after = grid.box_slices(near)
+    for ours, theirs in zip(after, _slices_by_rows(grid, near), strict=True):
+        assert np.array_equal(ours, theirs)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[2], after[2])  # same cells, counts
+    cells, first = np.unique(np.column_stack((after[3], after[4])), axis=0, return_index=True)
+    assert len(cells) > 100 and np.all(np.diff(after[1][first]) > 0)  # laid out by column, then row
