@@ -1,6 +1,7 @@
 """A dynamic grid of route segments: routes come and go without a rebuild, boxes are queried in bulk.
 
-Vertices live in a pool (numpy arrays, one block per route, blocks reused by size class); a route's
+Vertices live in a pool (numpy arrays, one block per route; a freed block merges with its free
+neighbours, and a route takes a free block of its size or the front of a larger one); a route's
 segment ``p`` runs from vertex ``p`` to ``p + 1``. Each segment is filed in the grid cell of its
 midpoint (a long segment once per piece of at most ``piece_m``), so a query box grown by
 ``corridor + piece_m / 2`` finds every segment within the corridor of what it covers. Cells are
@@ -14,6 +15,7 @@ for the few that come within a centimetre or two of the corridor.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import numpy as np
@@ -87,7 +89,12 @@ class SegmentGrid:
         self.block_route = np.full(1024 // BLOCK, -1, dtype=np.int32)
         self._dying = np.zeros(1024 // BLOCK, dtype=np.uint8)  # blocks being removed (1 byte each)
         self._top = 0
-        self._free: dict[int, list[int]] = {}
+        # free blocks of the pool: by size, and the size of each by its start and its end, so that
+        # a freed block merges with free neighbours (and a free block at the top gives it back)
+        self._free: dict[int, set[int]] = {}
+        self._sizes: list[int] = []  # the keys of ``_free``, sorted
+        self._free_at: dict[int, int] = {}
+        self._free_end: dict[int, int] = {}
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
         self._tiles = np.full((4, _TILE * _TILE), -1, dtype=np.int32)  # cell -> row, per tile
         self._cstart = np.zeros(1024, dtype=np.int64)
@@ -134,25 +141,53 @@ class SegmentGrid:
     def _allocate(self, cap: int) -> int:
         """A free block of ``cap`` vertices: one of that size, else the front of the smallest larger
         free block (the rest stays free), else new room at the top of the pool."""
-        free = self._free.get(cap)
-        if not free:
-            larger = [size for size in self._free if size > cap]
-            if larger:
-                size = min(larger)
-                free = self._free[size]
-                start = free.pop()
-                if not free:
-                    del self._free[size]
-                self._free.setdefault(size - cap, []).append(start + cap)
-                return start
-            start = self._top
-            self._top += cap
-            self._grow_pool(self._top)
-            return start
-        start = free.pop()
-        if not free:
-            del self._free[cap]
+        at = bisect.bisect_left(self._sizes, cap)
+        if at < len(self._sizes):
+            return self._take(self._sizes[at], cap)
+        start = self._top
+        self._top += cap
+        self._grow_pool(self._top)
         return start
+
+    def _take(self, size: int, cap: int) -> int:
+        """The front ``cap`` vertices of a free block of ``size``; the rest stays free."""
+        start = next(iter(self._free[size]))
+        self._unfile_free(start)
+        if size > cap:
+            self._file_free(start + cap, size - cap)
+        return start
+
+    def _file_free(self, start: int, size: int) -> None:
+        if size not in self._free:
+            self._free[size] = set()
+            bisect.insort(self._sizes, size)
+        self._free[size].add(start)
+        self._free_at[start] = size
+        self._free_end[start + size] = start
+
+    def _unfile_free(self, start: int) -> int:
+        size = self._free_at.pop(start)
+        del self._free_end[start + size]
+        self._free[size].discard(start)
+        if not self._free[size]:
+            del self._free[size]
+            self._sizes.pop(bisect.bisect_left(self._sizes, size))
+        return size
+
+    def _release(self, start: int, cap: int) -> None:
+        """Give a block back: merged with the free blocks just before and after it, and returned
+        to the top of the pool when it ends there (re-plans of other lengths reuse the room
+        instead of taking more)."""
+        if start + cap in self._free_at:
+            cap += self._unfile_free(start + cap)
+        before = self._free_end.get(start)
+        if before is not None:
+            cap += self._unfile_free(before)
+            start = before
+        if start + cap == self._top:
+            self._top = start
+        else:
+            self._file_free(start, cap)
 
     def route_of(self, p: Array) -> Array:
         """Route slot of segments ``p`` (-1 for none)."""
@@ -185,7 +220,7 @@ class SegmentGrid:
             dying[start // BLOCK : (start + cap) // BLOCK] = 0
             self.vxy[start : start + cap] = _NAN_XY
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = -1
-            self._free.setdefault(cap, []).append(start)
+            self._release(start, cap)
 
     def remove(self, start: int, n: int) -> None:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""

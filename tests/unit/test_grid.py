@@ -1,11 +1,12 @@
-"""The segment grid: its vertex pool reuses blocks (split when no block of the size is free); its
-cells are looked up alike by the compiled and the array paths, before and after a compaction."""
+"""The segment grid: its vertex pool reuses blocks (split when no block of the size is free, merged
+with free neighbours when freed); its cells are looked up alike by the compiled and the array
+paths, before and after a compaction."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from stream.core.grid import SegmentGrid
+from stream.core.grid import BLOCK, SegmentGrid
 
 
 def _lines(count: int, n: int, y0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -16,16 +17,17 @@ def _lines(count: int, n: int, y0: float) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def test_shorter_routes_reuse_the_blocks_of_longer_ones() -> None:
-    """Routes removed and filed again shorter take the front of the freed blocks: the pool does not
-    grow, and every new route's segments are found where they lie, owned by the right route."""
+    """Routes removed and filed again shorter take the room the longer ones freed: the pool does
+    not grow, and every new route's segments are found where they lie, owned by the right route."""
     grid = SegmentGrid()
     starts, _ = grid.insert_many(list(range(20)), *_lines(20, 300, 0.0))
+    grid.insert_many([99], *_lines(1, 300, 5_000.0))  # a route after them: their room is not the top
     top = grid._top
     grid.remove_many(starts.tolist(), [300] * 20)
     x, y, counts = _lines(40, 100, 0.0)
     again, lengths = grid.insert_many(list(range(40)), x, y, counts)
-    assert grid._top == top  # 40 blocks of 112 fit in the 20 freed blocks of 304
-    assert len(set(again.tolist())) == 40
+    assert grid._top == top  # 40 blocks of 112 fit in the 20 x 304 vertices freed
+    assert len(set(again.tolist())) == 40 and int(again.max()) < int(starts.max()) + 304
     assert np.allclose(lengths, 990.0)
     box = np.array([[x[0] + 5, y[0] - 1, x[0] + 15, y[0] + 1]])  # around route 0's second segment
     owner, p = grid.query(box)
@@ -34,16 +36,55 @@ def test_shorter_routes_reuse_the_blocks_of_longer_ones() -> None:
         assert grid.route_of(np.array([start, start + 98])).tolist() == [k, k]
 
 
-def test_longer_routes_than_any_free_block_take_new_room() -> None:
-    """No free block is large enough: the pool grows, and the freed blocks stay available."""
+def test_longer_routes_take_merged_free_room_or_new_room() -> None:
+    """Two neighbouring freed blocks merge: a route longer than either takes their room; one longer
+    than both takes new room at the top, and the merged room stays available."""
     grid = SegmentGrid()
-    starts, _ = grid.insert_many([0, 1], *_lines(2, 50, 0.0))
+    starts, _ = grid.insert_many([0, 1], *_lines(2, 50, 0.0))  # two blocks of 64
+    grid.insert_many([9], *_lines(1, 50, 5_000.0))
     top = grid._top
     grid.remove_many(starts.tolist(), [50, 50])
-    long_start, _ = grid.insert_many([2], *_lines(1, 500, 0.0))
+    merged, _ = grid.insert_many([2], *_lines(1, 120, 0.0))  # 128 vertices: the two freed blocks
+    assert int(merged[0]) == int(starts.min()) and grid._top == top
+    grid.remove_many(merged.tolist(), [120])
+    long_start, _ = grid.insert_many([3], *_lines(1, 500, 0.0))
     assert int(long_start[0]) == top and grid._top > top
-    short, _ = grid.insert_many([3, 4], *_lines(2, 40, 0.0))
-    assert sorted(short.tolist()) == sorted(starts.tolist())
+    short, _ = grid.insert_many([4, 5], *_lines(2, 40, 0.0))
+    assert sorted(short.tolist()) == [int(starts.min()), int(starts.min()) + 48]
+
+
+def test_freed_blocks_at_the_top_give_the_room_back() -> None:
+    """Removing the last routes of the pool lowers its top, whatever order they leave in."""
+    grid = SegmentGrid()
+    starts, _ = grid.insert_many([0, 1, 2], *_lines(3, 50, 0.0))
+    grid.remove_many([int(starts[1])], [50])
+    grid.remove_many([int(starts[2])], [50])
+    assert grid._top == int(starts[1])
+    grid.remove_many([int(starts[0])], [50])
+    assert grid._top == 0
+
+
+def test_replanned_routes_of_random_lengths_keep_the_pool_bounded() -> None:
+    """Routes re-planned again and again at random lengths: free neighbours merge, so the pool
+    stays within half again the room its live routes take (it grew past twice that, and kept
+    growing, when freed blocks never merged), and every route is still found where it lies."""
+    rng = np.random.default_rng(5)
+    grid = SegmentGrid()
+    held: dict[int, tuple[int, int]] = {}
+    for rnd in range(60):
+        for k in range(120):
+            if k in held:
+                grid.remove_many([held[k][0]], [held[k][1]])
+            n = int(rng.integers(10, 400))
+            start, _ = grid.insert_many([k], *_lines(1, n, 100.0 * k))
+            held[k] = (int(start[0]), n)
+        live = sum(BLOCK * -(-n // BLOCK) for _, n in held.values())
+        assert grid._top <= 1.5 * live + 1024, (rnd, grid._top, live)
+    for k, (start, n) in held.items():
+        assert grid.route_of(np.array([start, start + n - 2])).tolist() == [k, k]
+        x0, y0 = 700_000.0 + 5.0, 6_600_000.0 + 100.0 * k
+        _, p = grid.query(np.array([[x0 - 1, y0 - 1, x0 + 1, y0 + 1]]))
+        assert k in set(grid.route_of(p).tolist())
 
 
 def _slices_by_rows(grid: SegmentGrid, boxes: np.ndarray) -> tuple[np.ndarray, ...]:
