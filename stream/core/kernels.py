@@ -13,6 +13,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from stream.core.prefetch import prefetch, prefetch_write
+
 Array = np.ndarray[Any, Any]
 
 
@@ -60,6 +62,7 @@ def segment_distance2(
 
 
 _BLOCK = 16  # grid.BLOCK: vertices per entry of the route map
+_AHEAD = 16  # iterations a loop over cells fetches ahead
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -140,7 +143,17 @@ def file_entries(
     endpoints quantised from the cell's corner. Returns the pieces whose cell had no room left."""
     over = np.empty(len(rows), np.int64)
     m = 0
-    for i in range(len(rows)):
+    n = len(rows)
+    for i in range(n):
+        if i + 2 * _AHEAD < n:  # cells are at random places: their slices, then their free room
+            far = rows[i + 2 * _AHEAD]
+            prefetch(cstart, far)
+            prefetch(ccount, far)
+            prefetch(ccap, far)
+        if i + _AHEAD < n:
+            near = rows[i + _AHEAD]
+            prefetch_write(ap, cstart[near] + ccount[near])
+            prefetch_write(aq, cstart[near] + ccount[near])
         row = rows[i]
         k = ccount[row]
         if k >= ccap[row]:
@@ -165,7 +178,18 @@ def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array
     marked in ``dying`` (one byte per block of the route map: routes being removed); a cell's last
     entry fills each hole."""
     last = -1
-    for row in rows:
+    n = len(rows)
+    for k in range(n):
+        if k + 2 * _AHEAD < n:  # cells are at random places: their slices, then their entries
+            far = rows[k + 2 * _AHEAD]
+            prefetch(cstart, far)
+            prefetch(ccount, far)
+        if k + _AHEAD < n:
+            at = cstart[rows[k + _AHEAD]]
+            prefetch(ap, at)
+            prefetch(aq, at)
+            prefetch(aq, at + 8)
+        row = rows[k]
         if row == last:
             continue
         last = row

@@ -17,13 +17,15 @@ import numba
 import numpy as np
 import shapely
 
-from stream.core.eventindex import _OFF, _OVER, EventIndex, cell_bucket
+from stream.core.eventindex import _MULT, _OFF, _OVER, EventIndex, cell_bucket
 from stream.core.grid import SegmentGrid
 from stream.core.kernels import _grow, nearest_primitive
 from stream.core.matching import Rows, first_rows, segment_starts
+from stream.core.prefetch import prefetch
 from stream.core.tables import RouteTable
 
 Array = np.ndarray[Any, Any]
+_AHEAD = 16  # cells the lookups fetch ahead
 
 
 def routes_rows(
@@ -115,80 +117,71 @@ def scan_route_cells(
     m = 0
     # per event: segment that met it last, route that matched it last
     mark = np.full((len(ev_span), 2), -1, np.int64)
-    seen, h = np.int64(-1), 0
     here = np.empty(64, np.int64)  # the events of a cell
-    i = 0
-    for k in range(len(route_slot)):
+    c_k, c_p, c_key = _piece_cells(route_slot, seg_lo, seg_hi, piece_m, cell_m, vx, vy)
+    mask = len(cell_table) - 1
+    total = len(c_key)
+    h = 0
+    for c in range(total):
+        if c + _AHEAD < total:  # the cell tables rows are at random places of a large table
+            prefetch(cell_table, ((c_key[c + _AHEAD] * _MULT) >> 32) & mask)
+        k, p, key = c_k[c], c_p[c], c_key[c]
+        if c == 0 or key != c_key[c - 1]:  # the cell of the piece before is often that of this one
+            h = cell_bucket(cell_table, key)
+        if cell_table[h, 0] != key:
+            continue  # no event there
         r = route_slot[k]
-        for p in range(seg_lo[k], seg_hi[k]):
-            ax = vx[p]
-            ay = vy[p]
-            if p == cur_p[r] and has_pos[r]:
-                ax = px[r]
-                ay = py[r]
-            bx = vx[p + 1]
-            by = vy[p + 1]
-            # pieces from the vertices (not the vehicle), as the events were filed for
-            sx, sy, ex, ey = vx[p], vy[p], vx[p + 1], vy[p + 1]
-            count = max(1, int(math.ceil(math.hypot(ex - sx, ey - sy) / piece_m)))
-            last = np.int64(-1)
-            for piece in range(count):
-                frac = (piece + 0.5) / count
-                ix = np.int64(math.floor((sx + frac * (ex - sx)) / cell_m)) + _OFF
-                iy = np.int64(math.floor((sy + frac * (ey - sy)) / cell_m)) + _OFF
-                key = (ix << 32) | iy
-                if key == last:
-                    continue  # the piece before is in the same cell
-                last = key
-                if key != seen:  # the cell of the piece before is often that of this one
-                    seen, h = key, cell_bucket(cell_table, key)
-                if cell_table[h, 0] != key:
-                    continue  # no event there
-                held = cell_table[h, 1]
-                for w in range(held):
-                    here[w] = cell_table[h, 2 + w]
-                sp = cell_table[h, _OVER]
-                while sp >= 0:  # the cell's events beyond those held inline
-                    if held == len(here):
-                        here = _grow(here, 2 * held)
-                    here[held] = cell_spill[sp, 0]
-                    held += 1
-                    sp = cell_spill[sp, 1]
-                for w in range(held):
-                    e = here[w]
-                    if mark[e, 0] == i:
-                        continue  # met in another cell of this segment
-                    mark[e, 0] = i
-                    if mark[e, 1] == k:
-                        continue  # matched on an earlier segment of this route: that one is first
-                    x0, y0, x1, y1, limit = (
-                        ev_geo[e, 0],
-                        ev_geo[e, 1],
-                        ev_geo[e, 2],
-                        ev_geo[e, 3],
-                        ev_geo[e, 4],
-                    )
-                    if ev_span[e, 2] and x0 <= ax <= x1 and y0 <= ay <= y1:
-                        if m == icap:
-                            icap *= 2
-                            i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
-                        i_r[m], i_p[m], i_e[m] = r, p, e
-                        m += 1
-                    if min(ax, bx) > x1 + limit or max(ax, bx) < x0 - limit:
-                        continue  # the event's primitives all lie within its box
-                    if min(ay, by) > y1 + limit or max(ay, by) < y0 - limit:
-                        continue
-                    d2, t, q = nearest_primitive(ax, ay, bx, by, prims, ev_span[e, 0], ev_span[e, 1], limit)
-                    if not d2 <= limit * limit:
-                        continue
-                    if n == cap:
-                        cap *= 2
-                        o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
-                        o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
-                    mark[e, 1] = k
-                    o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = e, r, p, math.sqrt(d2), t, q
-                    n += 1
-            i += 1
+        ax = vx[p]
+        ay = vy[p]
+        if p == cur_p[r] and has_pos[r]:
+            ax = px[r]
+            ay = py[r]
+        bx = vx[p + 1]
+        by = vy[p + 1]
+        held = cell_table[h, 1]
+        for w in range(held):
+            here[w] = cell_table[h, 2 + w]
+        sp = cell_table[h, _OVER]
+        while sp >= 0:  # the cell's events beyond those held inline
+            if held == len(here):
+                here = _grow(here, 2 * held)
+            here[held] = cell_spill[sp, 0]
+            held += 1
+            sp = cell_spill[sp, 1]
+        for w in range(held):
+            e = here[w]
+            if mark[e, 0] == p:
+                continue  # met in another cell of this segment
+            mark[e, 0] = p
+            if mark[e, 1] == k:
+                continue  # matched on an earlier segment of this route: that one is first
+            x0, y0, x1, y1, limit = (
+                ev_geo[e, 0],
+                ev_geo[e, 1],
+                ev_geo[e, 2],
+                ev_geo[e, 3],
+                ev_geo[e, 4],
+            )
+            if ev_span[e, 2] and x0 <= ax <= x1 and y0 <= ay <= y1:
+                if m == icap:
+                    icap *= 2
+                    i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
+                i_r[m], i_p[m], i_e[m] = r, p, e
+                m += 1
+            if min(ax, bx) > x1 + limit or max(ax, bx) < x0 - limit:
+                continue  # the event's primitives all lie within its box
+            if min(ay, by) > y1 + limit or max(ay, by) < y0 - limit:
+                continue
+            d2, t, q = nearest_primitive(ax, ay, bx, by, prims, ev_span[e, 0], ev_span[e, 1], limit)
+            if not d2 <= limit * limit:
+                continue
+            if n == cap:
+                cap *= 2
+                o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
+                o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
+            mark[e, 1] = k
+            o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = e, r, p, math.sqrt(d2), t, q
+            n += 1
     return (
         o_ev[:n],
         o_r[:n],
@@ -200,3 +193,40 @@ def scan_route_cells(
         i_p[:m],
         i_e[:m],
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _piece_cells(
+    route_slot: Array, seg_lo: Array, seg_hi: Array, piece_m: float, cell_m: float, vx: Array, vy: Array
+) -> tuple[Array, Array, Array]:
+    """The event-grid cells of the routes' segment pieces, in route and segment order, each cell
+    once per segment (route index, segment, cell key): computed before any cell is looked up, so
+    that the lookups can be fetched ahead. Pieces are cut from the vertices (not the vehicle), as
+    the events were filed for."""
+    size = 0
+    for k in range(len(route_slot)):
+        size += max(0, seg_hi[k] - seg_lo[k])
+    cap = 2 * size + 16
+    c_k = np.empty(cap, np.int64)
+    c_p = np.empty(cap, np.int64)
+    c_key = np.empty(cap, np.int64)
+    n = 0
+    for k in range(len(route_slot)):
+        for p in range(seg_lo[k], seg_hi[k]):
+            sx, sy, ex, ey = vx[p], vy[p], vx[p + 1], vy[p + 1]
+            count = max(1, int(math.ceil(math.hypot(ex - sx, ey - sy) / piece_m)))
+            last = np.int64(-1)
+            for piece in range(count):
+                frac = (piece + 0.5) / count
+                ix = np.int64(math.floor((sx + frac * (ex - sx)) / cell_m)) + _OFF
+                iy = np.int64(math.floor((sy + frac * (ey - sy)) / cell_m)) + _OFF
+                key = (ix << 32) | iy
+                if key == last:
+                    continue  # the piece before is in the same cell
+                last = key
+                if n == cap:
+                    cap *= 2
+                    c_k, c_p, c_key = _grow(c_k, cap), _grow(c_p, cap), _grow(c_key, cap)
+                c_k[n], c_p[n], c_key[n] = k, p, key
+                n += 1
+    return c_k[:n], c_p[:n], c_key[:n]
