@@ -31,12 +31,13 @@ GATEWAY_RUNS = 3
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory, Python and the versions of what is measured."""
-    cpu = "unknown"
+    cpu, mhz = "unknown", None
     with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
         for line in info:
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("cpu MHz") and mhz is None:
+                mhz = round(float(line.split(":", 1)[1]))
     with open("/proc/meminfo", encoding="ascii") as info:
         mem_kb = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
 
@@ -48,6 +49,7 @@ def machine() -> dict[str, Any]:
 
     return {
         "cpu": cpu,
+        "mhz": mhz,  # the same model name covers clocks far apart: Python-bound figures follow it
         "cores": os.cpu_count(),
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "os": platform.platform(),
@@ -69,9 +71,10 @@ def _geos() -> str:
 
 def line(m: dict[str, Any]) -> str:
     """One line naming the machine."""
+    clock = f" at {m['mhz']:,} MHz" if m.get("mhz") else ""
     return (
-        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, shapely {m['shapely']} "
-        f"(GEOS {m['geos']}), {m.get('postgis', 'PostGIS ?')}, {m['broker']}"
+        f"{m['cpu']}{clock}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, "
+        f"shapely {m['shapely']} (GEOS {m['geos']}), {m.get('postgis', 'PostGIS ?')}, {m['broker']}"
     )
 
 
