@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from stream.core.kernels import box_slices_kernel, drop_entries, file_entries, fill_pool
+from stream.core.kernels import (
+    box_slices_kernel,
+    cut_pieces,
+    drop_entries,
+    file_entries,
+    fill_pool,
+)
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
@@ -41,28 +47,6 @@ def ragged(starts: Array, counts: Array) -> Array:
     shift = np.repeat(starts - (ends - counts), counts)
     out: Array = np.arange(total, dtype=np.int64) + shift
     return out
-
-
-def pieces(x: Array, y: Array, counts: Array, piece_m: float) -> tuple[Array, ...]:
-    """The pieces of at most ``piece_m`` of polylines concatenated in ``x``, ``y`` (``counts``
-    vertices each): for each piece, its segment (index of the segment's first vertex in the
-    concatenation), midpoint and half extent (x, y); and each polyline's length."""
-    lengths = np.hypot(np.diff(x), np.diff(y))
-    first = np.cumsum(counts) - counts
-    inner = np.ones(len(lengths), dtype=bool)
-    inner[(first + counts - 1)[:-1]] = False  # from one polyline's last vertex to the next's first
-    seg = np.flatnonzero(inner)
-    total = np.bincount(np.repeat(np.arange(len(counts)), counts - 1), lengths[seg], minlength=len(counts))
-    count = np.maximum(1, np.ceil(lengths[seg] / piece_m).astype(np.int64))
-    if len(count) and int(count.max()) > 1:
-        at = np.repeat(np.cumsum(count) - count, count)
-        seg, count = np.repeat(seg, count), np.repeat(count, count)
-        frac = (np.arange(len(seg)) - at + 0.5) / count
-    else:
-        frac = np.full(len(seg), 0.5)
-    dx, dy = x[seg + 1] - x[seg], y[seg + 1] - y[seg]
-    half = 0.5 / count
-    return seg, x[seg] + frac * dx, y[seg] + frac * dy, half * dx, half * dy, total
 
 
 def _size_class(n: int) -> int:
@@ -132,11 +116,19 @@ class SegmentGrid:
         if self.origin is None:
             self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
         fill_pool(x, y, counts, starts, self.vxy, self.vs)
-        seg, mx, my, hx, hy, total = pieces(x, y, counts, self.piece_m)
         first = np.cumsum(counts) - counts
-        pool = np.repeat(starts - first, counts)  # concatenation index -> pool index
-        self._add_entries(*self._cells(mx, my), seg + pool[seg], mx, my, hx, hy)
+        p, mx, my, hx, hy, ix, iy, total = self._pieces(x, y, first, counts, starts)
+        self._add_entries(ix, iy, p, mx, my, hx, hy)
         return starts, total
+
+    def _pieces(self, x: Array, y: Array, offsets: Array, counts: Array, pool: Array) -> tuple[Array, ...]:
+        """``kernels.cut_pieces`` with this grid's piece length, origin and cells."""
+        assert self.origin is not None  # noqa: S101 - set by the first insert
+        ox, oy = self.origin
+        out: tuple[Array, ...] = cut_pieces(
+            x, y, offsets, counts, pool, self.piece_m, ox, oy, self.cell_m, _OFF
+        )
+        return out
 
     def _allocate(self, cap: int) -> int:
         """A free block of ``cap`` vertices: one of that size, else the front of the smallest larger
@@ -200,12 +192,11 @@ class SegmentGrid:
         if not starts:
             return
         first, counts = np.asarray(starts, dtype=np.int64), np.asarray(ns, dtype=np.int64)
-        at = ragged(first, counts)
-        _, mx, my, _, _, _ = pieces(self.vx[at], self.vy[at], counts, self.piece_m)
+        _, _, _, _, _, ix, iy, _ = self._pieces(self.vx, self.vy, first, counts, first)
         dying = self._dying
         for start, n in zip(starts, ns, strict=True):
             dying[start // BLOCK : (start + _size_class(n)) // BLOCK] = 1
-        rows = self._lookup(*self._cells(mx, my))
+        rows = self._lookup(ix, iy)
         rows = rows[rows >= 0]
         if len(rows) > self._ncells // 64:  # many: distinct and in order by marking, no sort
             marks = np.zeros(self._ncells, dtype=bool)
@@ -242,12 +233,6 @@ class SegmentGrid:
         self._dying = np.zeros(new // BLOCK, dtype=np.uint8)
 
     # -- cells -------------------------------------------------------------------------------
-    def _cells(self, mx: Array, my: Array) -> tuple[Array, Array]:
-        assert self.origin is not None  # noqa: S101 - set by the first insert
-        ix = np.floor((mx - self.origin[0]) / self.cell_m).astype(np.int64) + _OFF
-        iy = np.floor((my - self.origin[1]) / self.cell_m).astype(np.int64) + _OFF
-        return ix, iy
-
     def _lookup(self, ix: Array, iy: Array, create: bool = False) -> Array:
         """Row of each cell (-1 where there is none); ``create`` adds the missing tiles."""
         tx, ty = ix // _TILE, iy // _TILE

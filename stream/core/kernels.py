@@ -259,3 +259,62 @@ def box_slices_kernel(
                 o_b[m], o_s[m], o_c[m], o_x[m], o_y[m] = b, cstart[row], ccount[row], cx, cy
                 m += 1
     return o_b[:m], o_s[:m], o_c[:m], o_x[:m], o_y[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def cut_pieces(
+    x: Array,
+    y: Array,
+    offsets: Array,
+    counts: Array,
+    pool_starts: Array,
+    piece_m: float,
+    ox: float,
+    oy: float,
+    cell_m: float,
+    off: int,
+) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array]:
+    """The pieces of at most ``piece_m`` of polylines (polyline ``k``: ``counts[k]`` vertices of
+    ``x``, ``y`` from ``offsets[k]``; in the pool from ``pool_starts[k]``): for each piece, its
+    segment (pool index of its first vertex), midpoint, half extent (x, y) and grid cell (column
+    and row from the origin ``ox, oy``, plus ``off``); and each polyline's length. Filing and
+    removal both cut with this one function, so a removal finds every cell a filing chose."""
+    lengths = np.empty(max(0, int(counts.sum()) - len(counts)), np.float64)  # per segment, in order
+    size = 0
+    at = 0
+    for k in range(len(counts)):
+        for j in range(offsets[k], offsets[k] + counts[k] - 1):
+            dx, dy = x[j + 1] - x[j], y[j + 1] - y[j]
+            lengths[at] = math.sqrt(dx * dx + dy * dy)
+            size += max(1, int(math.ceil(lengths[at] / piece_m)))
+            at += 1
+    o_p = np.empty(size, np.int64)
+    o_mx = np.empty(size, np.float64)
+    o_my = np.empty(size, np.float64)
+    o_hx = np.empty(size, np.float64)
+    o_hy = np.empty(size, np.float64)
+    o_ix = np.empty(size, np.int64)
+    o_iy = np.empty(size, np.int64)
+    total = np.zeros(len(counts), np.float64)
+    n = 0
+    at = 0
+    for k in range(len(counts)):
+        first = offsets[k]
+        for j in range(first, first + counts[k] - 1):
+            ax, ay = x[j], y[j]
+            dx, dy = x[j + 1] - ax, y[j + 1] - ay
+            length = lengths[at]
+            at += 1
+            total[k] += length
+            count = max(1, int(math.ceil(length / piece_m)))
+            half = 0.5 / count
+            for piece in range(count):
+                frac = (piece + 0.5) / count
+                mx = ax + frac * dx
+                my = ay + frac * dy
+                o_p[n] = pool_starts[k] + j - first
+                o_mx[n], o_my[n], o_hx[n], o_hy[n] = mx, my, half * dx, half * dy
+                o_ix[n] = int(math.floor((mx - ox) / cell_m)) + off
+                o_iy[n] = int(math.floor((my - oy) / cell_m)) + off
+                n += 1
+    return o_p, o_mx, o_my, o_hx, o_hy, o_ix, o_iy, total

@@ -119,3 +119,46 @@ def test_box_slices_agree_with_the_cells_rows_before_and_after_compaction() -> N
     assert np.array_equal(before[0], after[0]) and np.array_equal(before[2], after[2])  # same cells, counts
     cells, first = np.unique(np.column_stack((after[3], after[4])), axis=0, return_index=True)
     assert len(cells) > 100 and np.all(np.diff(after[1][first]) > 0)  # laid out by column, then row
+
+
+def _near(a: object, b: object) -> bool:
+    """Equal to a micrometre (metric coordinates are ~1e6: a relative tolerance would allow metres)."""
+    return bool(np.allclose(a, b, rtol=0.0, atol=1e-6))
+
+
+def test_pieces_tile_each_segment_and_name_their_cells() -> None:
+    """Each segment is cut in the fewest pieces of at most ``piece_m`` (a point-like segment in one):
+    the pieces, end to end, run from the segment's start to its end; each is filed in the cell of
+    its midpoint, with the pool index of its segment; each polyline's length is its segments'."""
+    rng = np.random.default_rng(11)
+    grid = SegmentGrid(cell_m=40.0, piece_m=52.0)
+    counts = np.array([2, 5, 3], dtype=np.int64)
+    x = np.cumsum(rng.uniform(-130.0, 130.0, int(counts.sum()))) + 652_000.0
+    y = np.cumsum(rng.uniform(-130.0, 130.0, int(counts.sum()))) + 6_862_000.0
+    x[3] = x[2]  # a segment of length 0 in the second polyline
+    y[3] = y[2]
+    starts, lengths = grid.insert_many([0, 1, 2], x, y, counts)
+    offsets = np.cumsum(counts) - counts
+    p, mx, my, hx, hy, ix, iy, total = grid._pieces(x, y, offsets, counts, starts)
+    assert _near(total, lengths)
+    seen = 0
+    for k in range(len(counts)):
+        expected = 0.0
+        for j in range(int(offsets[k]), int(offsets[k] + counts[k] - 1)):
+            length = float(np.hypot(x[j + 1] - x[j], y[j + 1] - y[j]))
+            expected += length
+            n = max(1, int(np.ceil(length / 52.0)))
+            mine = slice(seen, seen + n)
+            seen += n
+            assert np.all(p[mine] == starts[k] + j - offsets[k])
+            assert np.all(np.hypot(2 * hx[mine], 2 * hy[mine]) <= 52.0 + 1e-9)
+            assert _near(mx[mine][0] - hx[mine][0], x[j]) and np.allclose(
+                my[mine][-1] + hy[mine][-1], y[j + 1]
+            )
+            assert _near(mx[mine][1:] - hx[mine][1:], mx[mine][:-1] + hx[mine][:-1])  # end to end
+        assert _near(total[k], expected)
+    assert seen == len(p)
+    origin = grid.origin
+    assert origin is not None
+    assert np.array_equal(ix - (1 << 30), np.floor((mx - origin[0]) / 40.0).astype(np.int64))
+    assert np.array_equal(iy - (1 << 30), np.floor((my - origin[1]) / 40.0).astype(np.int64))
