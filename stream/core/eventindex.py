@@ -36,12 +36,18 @@ _OVER = _COLS - 1
 _FREE, _USED, _KEYED, _LIVE = 0, 1, 2, 3
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def cell_home(table: Array, key: int | np.int64) -> int:
+    """The row where probing for ``key`` in the hash table ``table`` starts (its hash)."""
+    return int(((key * _MULT) >> 32) & (len(table) - 1))
+
+
 @numba.njit(cache=True, nogil=True)
 def cell_bucket(table: Array, key: int | np.int64) -> int:
     """Row of ``key`` in the hash table ``table`` (a power of two rows, key in column 0, -1 for
     a free row): where it is, or the free row where it would go."""
     mask = len(table) - 1
-    h = ((key * _MULT) >> 32) & mask
+    h = cell_home(table, key)
     while table[h, 0] != key and table[h, 0] != -1:
         h = (h + 1) & mask
     return int(h)

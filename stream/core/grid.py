@@ -469,7 +469,7 @@ class SegmentGrid:
         keep = (mx >= lox[ebox]) & (mx <= hix[ebox]) & (my >= loy[ebox]) & (my <= hiy[ebox])
         return ebox[keep], self._ap[idx[keep]].astype(np.int64)
 
-    def arena(self) -> tuple[Array, ...]:
-        """The cells' slices of the arena and its columns: start, count, cell column, cell row,
-        segment, piece endpoints (cm from the cell's corner)."""
-        return self._cstart, self._ccount, self._cix, self._ciy, self._ap, self._aq
+    def arena(self) -> tuple[Array, Array]:
+        """The arena's columns: segment, piece endpoints (cm from the cell's corner); the cells'
+        slices of it come with their pairs from ``box_slices``."""
+        return self._ap, self._aq

@@ -99,7 +99,7 @@ def batch_rows(
     order = np.argsort(slots[batch.box_event], kind="stable")
     box_event = batch.box_event[order]
     box, start, count, cx, cy, rel = grid.box_slices(batch.boxes[order])
-    _, _, _, _, ap, aq = grid.arena()
+    ap, aq = grid.arena()
     cols = scan_cells(
         box,
         start,

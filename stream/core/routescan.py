@@ -17,7 +17,7 @@ import numba
 import numpy as np
 import shapely
 
-from stream.core.eventindex import _MULT, _OFF, _OVER, EventIndex, cell_bucket
+from stream.core.eventindex import _OFF, _OVER, EventIndex, cell_bucket, cell_home
 from stream.core.grid import SegmentGrid
 from stream.core.kernels import _grow, nearest_primitive
 from stream.core.matching import Rows, first_rows, segment_starts
@@ -119,12 +119,11 @@ def scan_route_cells(
     mark = np.full((len(ev_span), 2), -1, np.int64)
     here = np.empty(64, np.int64)  # the events of a cell
     c_k, c_p, c_key = _piece_cells(route_slot, seg_lo, seg_hi, piece_m, cell_m, vx, vy)
-    mask = len(cell_table) - 1
     total = len(c_key)
     h = 0
     for c in range(total):
-        if c + _AHEAD < total:  # the cell tables rows are at random places of a large table
-            prefetch(cell_table, ((c_key[c + _AHEAD] * _MULT) >> 32) & mask)
+        if c + _AHEAD < total:  # the cell table's rows are at random places of a large table
+            prefetch(cell_table, cell_home(cell_table, c_key[c + _AHEAD]))
         k, p, key = c_k[c], c_p[c], c_key[c]
         if c == 0 or key != c_key[c - 1]:  # the cell of the piece before is often that of this one
             h = cell_bucket(cell_table, key)
