@@ -178,6 +178,11 @@ def _candidates(
     c_k = np.empty(cap, np.int64)
     c_x = np.empty(cap, np.bool_)
     edges = np.empty(64, np.int64)
+    most = 0  # entries of the fullest cell: the room an area's cell needs for its columns
+    for k in range(npair):
+        most = max(most, pair_count[k])
+    columns = np.empty((6, most))
+    inside = np.empty(most, np.bool_)
     pinv = np.empty(len(prims))  # per primitive: 1 / squared length, and dx / dy for ring tests
     slope = np.zeros(len(prims))
     for q in range(len(prims)):
@@ -271,6 +276,8 @@ def _candidates(
                 c_k,
                 c_x,
                 m,
+                columns,
+                inside,
             )
             continue
         if hi - lo > 1:
@@ -464,47 +471,50 @@ def _cell_rings(
     c_k: Array,
     c_x: Array,
     m: int,
+    columns: Array,
+    parity: Array,
 ) -> int:
     """A cell's entries against an area tested with its rings (``prims[lo:hi]``), measured on the
     ``edges`` near the cell: a piece within the corridor of one is a candidate; one farther from
-    all of them is inside the rings or outside them, as its quantised start is."""
+    all of them is inside the rings or outside them, as its quantised start is.
+
+    The entries are first copied to ``columns`` (start and end in metres, inverse squared
+    length, nearest squared distance so far), so that each edge's distances and each ring edge's
+    crossings are one loop over the cell without a branch, which the compiler vectorises;
+    ``parity`` gathers the crossings. Then the candidates are written in entry order."""
     pre2, sure2 = bounds
-    for j in range(start, start + count):
+    sx, sy, ex, ey, inv, best = columns[0], columns[1], columns[2], columns[3], columns[4], columns[5]
+    for i in range(count):
+        q0, q1, q2, q3 = _entry(aq, start + i)
+        sx[i], sy[i], ex[i], ey[i] = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
+        inv[i] = _inverse_norm2(ex[i] - sx[i], ey[i] - sy[i])
+        best[i] = np.inf
+        parity[i] = False
+    for q in edges:
+        cx = prims[q, 0] - cornx
+        cy = prims[q, 1] - corny
+        dx = prims[q, 2] - cornx
+        dy = prims[q, 3] - corny
+        inv_q = pinv[q]
+        for i in range(count):
+            best[i] = min(best[i], _segment_d2(sx[i], sy[i], ex[i], ey[i], inv[i], cx, cy, dx, dy, inv_q))
+    for q in range(lo, hi):  # even-odd over the rings at each start (``kernels._inside_rings``)
+        cx, cy, dy, sl = prims[q, 0], prims[q, 1], prims[q, 3], slope[q]
+        for i in range(count):
+            x = sx[i] + cornx
+            y = sy[i] + corny
+            parity[i] ^= ((cy > y) != (dy > y)) & (x < cx + (y - cy) * sl)
+    for i in range(count):
+        j = start + i
         q0, q1, q2, q3 = _entry(aq, j)
-        sx, sy, ex, ey = q0 * _UNIT, q1 * _UNIT, q2 * _UNIT, q3 * _UNIT
-        inv = _inverse_norm2(ex - sx, ey - sy)
-        best = np.inf
-        for q in edges:
-            cx = prims[q, 0] - cornx
-            cy = prims[q, 1] - corny
-            dx = prims[q, 2] - cornx
-            dy = prims[q, 3] - corny
-            best = min(best, _segment_d2(sx, sy, ex, ey, inv, cx, cy, dx, dy, pinv[q]))
         # farther than the corridor from every edge, the true piece is inside the rings (the
         # segment is at distance 0) exactly when its quantised start is
-        inside = (shrunk[0] <= sx) & (sx <= shrunk[2]) & (shrunk[1] <= sy) & (sy <= shrunk[3])
-        inside &= _inside_rings_flat(sx + cornx, sy + corny, prims, slope, lo, hi)
-        m = _keep(
-            c_p,
-            c_k,
-            c_x,
-            m,
-            ap[j],
-            k,
-            (best <= pre2) & (best > sure2),
-            bool(_in_box(q0, q1, q2, q3, box) & ((best <= pre2) | inside)),
-        )
+        x, y = sx[i], sy[i]
+        inside = parity[i] & (shrunk[0] <= x) & (x <= shrunk[2]) & (shrunk[1] <= y) & (y <= shrunk[3])
+        near = best[i] <= pre2
+        keep = bool(_in_box(q0, q1, q2, q3, box) & (near | inside))
+        m = _keep(c_p, c_k, c_x, m, ap[j], k, near & (best[i] > sure2), keep)
     return m
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _inside_rings_flat(x: float, y: float, prims: Array, slope: Array, lo: int, hi: int) -> bool:
-    """``kernels._inside_rings`` without a branch per edge (``slope``: dx / dy of each edge)."""
-    inside = False
-    for q in range(lo, hi):
-        cy, dy = prims[q, 1], prims[q, 3]
-        inside ^= ((cy > y) != (dy > y)) & (x < prims[q, 0] + (y - cy) * slope[q])
-    return inside
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

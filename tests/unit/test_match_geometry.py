@@ -170,6 +170,10 @@ FAR_FROM_EDGES = [
     ("wholly in the notch", [(400, 400), (550, 550)], False, None),
     ("from the notch into the solid part", [(450, 450), (450, 100)], True, 150.0),
     ("from the hole into the solid part", [(200, 200), (200, 50)], True, 100.0),
+    # 45 m from an edge in 10 m steps: each step is a segment of its own, in grid cells that the
+    # edge's corridor reaches, so the scan decides each one by its start rather than the cell whole
+    ("along an edge inside the solid part", [(350 + 10 * i, 255) for i in range(21)], True, 0.0),
+    ("along an edge in the notch", [(350 + 10 * i, 345) for i in range(21)], False, None),
 ]
 
 
