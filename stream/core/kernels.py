@@ -212,6 +212,41 @@ def _grow(arr: Array, cap: int) -> Array:
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fetch_columns(
+    box: Array,
+    cell_m: float,
+    off: int,
+    tile: int,
+    window: Array,
+    tx0: int,
+    ty0: int,
+    flat: Array,
+    cstart: Array,
+    ccount: Array,
+    slices: bool,
+) -> None:
+    """Ask for the memory ``box_slices_kernel`` reads for each column of a box: where its first
+    row lies in the tile directory (``flat``: the tiles' rows end to end), or (``slices``) the
+    arena slice of the cell it names."""
+    ix0 = int(math.floor(box[0] / cell_m))
+    ix1 = int(math.floor(box[2] / cell_m))
+    iy = int(math.floor(box[1] / cell_m)) + off
+    for cx in range(ix0, ix1 + 1):
+        ix = cx + off
+        tid = window[ix // tile - tx0, iy // tile - ty0]
+        if tid < 0:
+            continue
+        at = tid * tile * tile + (ix % tile) * tile + iy % tile
+        if not slices:
+            prefetch(flat, at)
+            continue
+        row = flat[at]
+        if row >= 0:
+            prefetch(cstart, row)
+            prefetch(ccount, row)
+
+
 @numba.njit(cache=True, nogil=True)
 def box_slices_kernel(
     rel: Array,
@@ -240,7 +275,15 @@ def box_slices_kernel(
     o_x = np.empty(n, np.int64)
     o_y = np.empty(n, np.int64)
     m = 0
-    for b in range(len(rel)):
+    flat = tiles.reshape(-1)
+    nbox = len(rel)
+    for b in range(nbox):
+        # fetch ahead: the tile entries of the columns of the box after next, then the cell
+        # slices of the next box's columns (their rows are read from the tiles fetched before)
+        if b + 2 < nbox:
+            _fetch_columns(rel[b + 2], cell_m, off, tile, window, tx0, ty0, flat, cstart, ccount, False)
+        if b + 1 < nbox:
+            _fetch_columns(rel[b + 1], cell_m, off, tile, window, tx0, ty0, flat, cstart, ccount, True)
         ix0 = int(math.floor(rel[b, 0] / cell_m))
         iy0 = int(math.floor(rel[b, 1] / cell_m))
         ix1 = int(math.floor(rel[b, 2] / cell_m))
