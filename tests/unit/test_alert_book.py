@@ -168,8 +168,9 @@ def test_an_event_listing_a_route_twice_raises_it_once_the_last() -> None:
 
 
 def test_large_slots_and_row_reuse() -> None:
-    """Slots beyond the columns' size grow them; freed rows are reused."""
-    book = AlertBook(THRESHOLD)
+    """Slots beyond the columns' size grow them; rows cleared from the event side are freed by
+    the sweep once they outnumber the live ones, and reused."""
+    book = AlertBook(THRESHOLD, sweep_min=100)
     set_events(book, {5000: [(r, 1.0, 1.0) for r in range(300)]}, set())
     rows = int(book.meta[1])
     book.drop_event(5000, Delta(AT), lc.EXPIRED)
@@ -177,6 +178,24 @@ def test_large_slots_and_row_reuse() -> None:
     assert int(book.meta[1]) == rows and book.count == 300
     slots, counts = book.routes_per_event()
     assert slots.tolist() == [7] and counts.tolist() == [300]
+    assert all(book.events_of(r) == set() for r in range(300))
+    assert all(book.events_of(70_000 + r) == {7} for r in range(300))
+
+
+def test_a_route_walk_frees_the_rows_its_events_cleared() -> None:
+    """A row cleared from its event's side stays dead on its route's list (below the sweep's
+    threshold) until that route is next walked, which frees it for the next raise."""
+    book = AlertBook(THRESHOLD)
+    set_events(book, {1: [(5, 1.0, 1.0)], 2: [(5, 2.0, 1.0)]}, set())
+    book.drop_event(1, Delta(AT), lc.EXPIRED)
+    assert int(book.meta[4]) == 1 and book.events_of(5) == {2} and book.has_alerts(5)
+    delta = set_routes(book, [5], [(2, 5, 2.0, 1.0)], [(2, 5)], [lc.NO_LONGER])
+    assert transitions(delta) == [] and int(book.meta[4]) == 0
+    rows = int(book.meta[1])
+    set_events(book, {3: [(6, 1.0, 1.0)]}, set())
+    assert int(book.meta[1]) == rows  # the freed row was reused
+    book.drop_event(2, Delta(AT), lc.EXPIRED)
+    assert not book.has_alerts(5) and book.events_of(5) == set()
 
 
 # -- randomized, against a dict model ------------------------------------------------------------
@@ -229,7 +248,8 @@ class Model:
 def test_random_operations_match_a_dict_model(seed: int) -> None:
     """Random event and route batches give the transitions and final alerts of the dict model."""
     rng = random.Random(seed)
-    book, model = AlertBook(THRESHOLD), Model()
+    sweep_min = [0, 4, lc.SWEEP_MIN][seed % 3]  # dead rows swept at once, soon, or left to route walks
+    book, model = AlertBook(THRESHOLD, sweep_min=sweep_min), Model()
     events, routes = range(rng.choice([4, 12, 40])), range(rng.choice([4, 12, 40, 200]))
 
     distances = [0.0, 100.0, 199.0, 200.0, 201.0, 250.0, 900.0, 3000.0]  # around the threshold too
@@ -270,6 +290,9 @@ def test_random_operations_match_a_dict_model(seed: int) -> None:
         assert state(book) == {k: (v[0], v[1]) for k, v in model.alerts.items()}
         for r in routes:
             assert book.events_of(r) == {e for e, rr in model.alerts if rr == r}
+        used = book.links[: book.meta[1]]
+        dead = int(((used[:, 0] < 0) & (used[:, 1] >= 0)).sum())
+        assert dead == int(book.meta[4]) <= max(sweep_min, book.count)
 
 
 def test_delta_alert_columns_group_by_state_and_reason() -> None:
