@@ -686,6 +686,7 @@ def _measures(
     for i in range(n):
         if i + _AHEAD < n:
             prefetch(vx, o_p[i + _AHEAD])
+            prefetch(vx, o_p[i + _AHEAD] + 1)  # a quarter of the segments end on the next line
             prefetch(vs, o_p[i + _AHEAD])
             prefetch(cur_p, o_r[i + _AHEAD])
             prefetch(has_pos, o_r[i + _AHEAD])
