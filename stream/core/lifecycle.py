@@ -178,7 +178,7 @@ class AlertBook:
 
     def has_alerts(self, r: int) -> bool:
         """Whether a route has any alert raised."""
-        return bool(self.events_of(r))
+        return r < len(self.rhead) and _any_live(self.links, int(self.rhead[r]))
 
     def events_of(self, r: int) -> set[int]:
         """Event slots a route has an alert for."""
@@ -430,6 +430,16 @@ def _walk(links: Array, row: int, nxt: int, col: int) -> Array:
         out[i] = row if col < 0 else links[row, col]
         row = links[row, nxt]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _any_live(links: Array, row: int) -> bool:
+    """Whether a route's list from ``row`` holds a live alert (not only dead rows)."""
+    while row >= 0:
+        if links[row, _EV] >= 0:
+            return True
+        row = links[row, _RNEXT]
+    return False
 
 
 @numba.njit(cache=True, nogil=True)
