@@ -18,7 +18,10 @@ random places of their arrays, and waiting for each in turn cost more than all t
 3. Measures: the kept segments, measured exactly against all their event's primitives, with the
    distance ahead of the vehicle.
 
-Compiled code is cached next to this module (``cache=True``).
+Compiled code is cached next to this module (``cache=True``). The loops over a cell's entries for
+one point, one segment or a cell inside an area are inlined into the candidates pass (a call per
+cell cost more than their loop in most cells); an area's cell, tested in columns, is not (inlined,
+it made the pass slower).
 """
 
 from __future__ import annotations
@@ -375,7 +378,7 @@ def _in_box(q0: float, q1: float, q2: float, q3: float, box: tuple[float, float,
     return (q0 + q2 >= box[0]) & (q0 + q2 <= box[2]) & (q1 + q3 >= box[1]) & (q1 + q3 <= box[3])
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _cell_point(
     aq: Array,
     ap: Array,
@@ -400,7 +403,7 @@ def _cell_point(
     return m
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _cell_segment(
     aq: Array,
     ap: Array,
@@ -429,7 +432,7 @@ def _cell_segment(
     return m
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _cell_inside(
     aq: Array,
     ap: Array,
