@@ -373,8 +373,7 @@ def warm_up() -> float:
         [Event(id="p", source="warm", kind="closure", geometry=point, status="cancelled")], at
     )
     engine.end_route("warm", at)
-    book = engine.book
-    lc.sweep_kernel(book.links, book.rhead, book.meta)  # run only once dead rows pile up
+    engine.book.sweep()  # run only once dead rows pile up
     cells = CellLists()  # so few events do not make the event grid rehash
     cells.add(np.arange(600, dtype=np.int64), np.zeros(600, dtype=np.int64))
     return time.perf_counter() - started

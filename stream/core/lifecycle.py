@@ -276,10 +276,14 @@ class AlertBook:
         none = _NoPairs(empty, empty, np.zeros(0), np.zeros(0))
         self.set_routes(np.array([r]), none, none, np.array([ROUTE_ENDED]), delta)
 
+    def sweep(self) -> None:
+        """Free every dead row and rebuild the route lists from the live ones."""
+        sweep_kernel(self.links, self.rhead, self.meta)
+
     def _sweep(self) -> None:
-        """Rebuild the route lists without their dead rows once these outnumber the live ones."""
+        """``sweep`` once dead rows outnumber the live ones (and ``sweep_min``)."""
         if self.meta[_DEAD] > max(self.sweep_min, self.meta[_COUNT]):
-            sweep_kernel(self.links, self.rhead, self.meta)
+            self.sweep()
 
     def _fit(self, new_rows: int, ev_top: int, r_top: int) -> None:
         """Grow the columns for ``new_rows`` more alerts and slots below ``ev_top``/``r_top``."""
