@@ -34,7 +34,8 @@ _SLACK = 0.1  # metres: quantised midpoints are compared with this much margin
 QUANTUM = 0.01  # metres per unit of a piece endpoint in the arena
 BLOCK = 16  # vertex blocks are multiples of this size, the route map has one entry per BLOCK
 _NAN_XY = complex(np.nan, np.nan)
-_TILE = 128  # cells are looked up through dense tiles of _TILE x _TILE cells
+_TILE_SHIFT = 7
+_TILE = 1 << _TILE_SHIFT  # cells are looked up through dense tiles of _TILE x _TILE cells
 _WINDOW = 1 << 16  # tiles spanned by a lookup up to which distinct tiles are found by marking
 
 
@@ -407,7 +408,7 @@ class SegmentGrid:
             if w * h <= _WINDOW:  # one compiled pass over the boxes, cells found through their tiles
                 window = self._tile_window(int(tx0), int(ty0), w, h)
                 args = (window, int(tx0), int(ty0), self._tiles, self._cstart, self._ccount)
-                box, start, count, cx, cy = box_slices_kernel(rel, cell, _OFF, _TILE, *args)
+                box, start, count, cx, cy = box_slices_kernel(rel, cell, _OFF, _TILE_SHIFT, *args)
                 return box, start, count, cx, cy, rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])
         box, rows, cx, cy, grown = self._box_rows(boxes)
         return box, self._cstart[rows], self._ccount[rows], cx, cy, grown

@@ -217,7 +217,7 @@ def _fetch_columns(
     box: Array,
     cell_m: float,
     off: int,
-    tile: int,
+    shift: int,
     window: Array,
     tx0: int,
     ty0: int,
@@ -232,12 +232,13 @@ def _fetch_columns(
     ix0 = int(math.floor(box[0] / cell_m))
     ix1 = int(math.floor(box[2] / cell_m))
     iy = int(math.floor(box[1] / cell_m)) + off
+    mask = (1 << shift) - 1
     for cx in range(ix0, ix1 + 1):
         ix = cx + off
-        tid = window[ix // tile - tx0, iy // tile - ty0]
+        tid = window[(ix >> shift) - tx0, (iy >> shift) - ty0]
         if tid < 0:
             continue
-        at = tid * tile * tile + (ix % tile) * tile + iy % tile
+        at = (tid << (2 * shift)) + ((ix & mask) << shift) + (iy & mask)
         if not slices:
             prefetch(flat, at)
             continue
@@ -252,7 +253,7 @@ def box_slices_kernel(
     rel: Array,
     cell_m: float,
     off: int,
-    tile: int,
+    shift: int,
     window: Array,
     tx0: int,
     ty0: int,
@@ -276,27 +277,28 @@ def box_slices_kernel(
     o_y = np.empty(n, np.int64)
     m = 0
     flat = tiles.reshape(-1)
+    mask = (1 << shift) - 1
     nbox = len(rel)
     for b in range(nbox):
         # fetch ahead: the tile entries of the columns of the box after next, then the cell
         # slices of the next box's columns (their rows are read from the tiles fetched before)
         if b + 2 < nbox:
-            _fetch_columns(rel[b + 2], cell_m, off, tile, window, tx0, ty0, flat, cstart, ccount, False)
+            _fetch_columns(rel[b + 2], cell_m, off, shift, window, tx0, ty0, flat, cstart, ccount, False)
         if b + 1 < nbox:
-            _fetch_columns(rel[b + 1], cell_m, off, tile, window, tx0, ty0, flat, cstart, ccount, True)
+            _fetch_columns(rel[b + 1], cell_m, off, shift, window, tx0, ty0, flat, cstart, ccount, True)
         ix0 = int(math.floor(rel[b, 0] / cell_m))
         iy0 = int(math.floor(rel[b, 1] / cell_m))
         ix1 = int(math.floor(rel[b, 2] / cell_m))
         iy1 = int(math.floor(rel[b, 3] / cell_m))
         for cx in range(ix0, ix1 + 1):
             ix = cx + off
-            wx = ix // tile - tx0
+            wx = (ix >> shift) - tx0
             for cy in range(iy0, iy1 + 1):
                 iy = cy + off
-                tid = window[wx, iy // tile - ty0]
+                tid = window[wx, (iy >> shift) - ty0]
                 if tid < 0:
                     continue
-                row = tiles[tid, (ix % tile) * tile + iy % tile]
+                row = tiles[tid, ((ix & mask) << shift) + (iy & mask)]
                 if row < 0:
                     continue
                 o_b[m], o_s[m], o_c[m], o_x[m], o_y[m] = b, cstart[row], ccount[row], cx, cy
