@@ -31,7 +31,7 @@ def _point_segment2(px: float, py: float, ax: float, ay: float, bx: float, by: f
     return dx * dx + dy * dy, t
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def segment_distance2(
     ax: float, ay: float, bx: float, by: float, cx: float, cy: float, dx: float, dy: float
 ) -> tuple[float, float]:
