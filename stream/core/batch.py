@@ -45,11 +45,14 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
     index, book = engine.index, engine.book
     latest = {e.id: e for e in events if e.kind != "vessel"}
     geo: list[Event] = []
+    held: list[int] = []  # the slot of each of ``geo`` (-1: new)
     ports: list[Event] = []
     changed: set[str] = set()
+    get = index.slot_of.get
     for event in latest.values():
-        slot = index.slot_of.get(event.id)
-        if event.status == "cancelled" or epoch(event.valid_until) <= now:
+        slot = get(event.id)
+        until = event.valid_until
+        if event.status == "cancelled" or until is not None and until.timestamp() <= now:
             if slot is not None:
                 why = lc.CANCELLED if event.status == "cancelled" else lc.EXPIRED
                 engine.drop_event(slot, delta, why)
@@ -59,12 +62,19 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
             if state is not None and state.event == event:
                 continue
             changed.add(event.id)
-        (ports if event.kind == "port_call" else geo).append(event)
+        if event.kind == "port_call":
+            ports.append(event)
+        else:
+            geo.append(event)
+            held.append(-1 if slot is None else slot)
     when = (now, engine.config.at_only)
     if geo:
-        geo, shapes = _shapes(engine, geo)
+        read, shapes = _shapes(engine, geo)
+        if len(read) < len(geo):  # some geometries could not be read: the others' slots
+            held = [get(e.id, -1) for e in read]
+        geo = read
     if geo:
-        slots = index.store(geo, shapes, at)
+        slots = index.store(geo, shapes, at, held)
         rows, ahead = batch_rows(engine.grid, engine.table, index.table, shapes, slots)
         found = decide(engine.grid, engine.table, index.table, index.states, rows, shapes.prims, when, ahead)
         _reconcile(book, geo, slots, found, changed, delta)
@@ -95,5 +105,8 @@ def _reconcile(
     order = np.argsort(slots)  # distinct slots; ``found`` holds their pairs in this order
     ptr = np.searchsorted(found.ev, slots[order]).astype(np.int64)
     ptr = np.append(ptr, len(found.ev))
-    flags = np.fromiter((events[i].id in changed for i in order.tolist()), dtype=bool, count=len(order))
+    if changed:
+        flags = np.fromiter((events[i].id in changed for i in order.tolist()), dtype=bool, count=len(order))
+    else:  # all new
+        flags = np.zeros(len(order), dtype=bool)
     book.set_events(slots[order], ptr, found.r, found.ahead, found.expected, flags, delta)

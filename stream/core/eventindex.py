@@ -240,18 +240,27 @@ class EventIndex:
         keys = np.fromiter(cells, dtype=np.int64)
         return set(self.cells.get(keys).tolist())
 
-    def store(self, events: Sequence[Event], shapes: ShapeBatch | None, at: datetime) -> Array:
-        """File new or changed events (replacing earlier versions); returns their slots."""
+    def store(
+        self,
+        events: Sequence[Event],
+        shapes: ShapeBatch | None,
+        at: datetime,
+        held: list[int] | None = None,
+    ) -> Array:
+        """File new or changed events (replacing earlier versions); returns their slots.
+        ``held``: each event's current slot (-1 if new), when the caller looked them up."""
         table = self.table
-        ids = [event.id for event in events]
-        held = [self.slot_of.get(event_id, -1) for event_id in ids]
+        if held is None:
+            get = self.slot_of.get
+            held = [get(event.id, -1) for event in events]
         slots = np.asarray(held, dtype=np.int64)
-        new = [i for i, slot in enumerate(held) if slot < 0]
-        self._unfile([slot for slot in held if slot >= 0])
-        if new:
+        if len(slots) and slots.max() >= 0:
+            self._unfile(slots[slots >= 0].tolist())
+        new = np.flatnonzero(slots < 0)
+        if len(new):
             fresh = table.allocate_many(len(new))
             slots[new] = fresh
-            self.slot_of.update(zip([ids[i] for i in new], fresh.tolist(), strict=True))
+            self.slot_of.update(zip([events[i].id for i in new.tolist()], fresh.tolist(), strict=True))
             top = int(fresh.max()) + 1
             if top > len(self.states):
                 self.states.extend([None] * (top - len(self.states)))
@@ -259,29 +268,44 @@ class EventIndex:
                 more = max(top, 2 * len(self.span)) - len(self.span)
                 self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
                 self.span = np.concatenate((self.span, np.zeros((more, 3), dtype=np.int64)))
+        # one pass over the events: their validity, and those with a rule beyond it (few)
         nan = float("nan")
-        table.vf[slots] = [nan if e.valid_from is None else e.valid_from.timestamp() for e in events]
-        table.vu[slots] = [nan if e.valid_until is None else e.valid_until.timestamp() for e in events]
-        forward = np.asarray([e.direction == "forward" for e in events], dtype=bool)
-        schedules: list[Slots | None] = [compile_schedule(e.schedule) if e.schedule else None for e in events]
-        table.has_sched[slots] = [s is not None for s in schedules]
-        conditions = [i for i, e in enumerate(events) if e.vehicles is not None]  # most have none
+        valid_from: list[float] = []
+        valid_until: list[float] = []
+        ruled: list[int] = []
+        for i, e in enumerate(events):
+            start, end = e.valid_from, e.valid_until
+            valid_from.append(nan if start is None else start.timestamp())
+            valid_until.append(nan if end is None else end.timestamp())
+            if e.schedule or e.vehicles is not None or e.direction == "forward" or e.kind == "perimeter":
+                ruled.append(i)
+        table.vf[slots] = valid_from
+        table.vu[slots] = valid_until
         table.max_w[slots] = table.max_h[slots] = table.max_wd[slots] = table.max_l[slots] = nan
         table.crit_mask[slots], table.hazmat[slots], table.has_cond[slots] = 0, False, False
-        for i in conditions:
-            w, h, wd, ln, crit, hazmat, has_cond = event_conditions(events[i])
-            slot = slots[i]
-            table.max_w[slot], table.max_h[slot], table.max_wd[slot], table.max_l[slot] = w, h, wd, ln
-            table.crit_mask[slot], table.hazmat[slot], table.has_cond[slot] = crit, hazmat, has_cond
+        table.has_sched[slots] = False
+        schedules: list[Slots | None] = [None] * len(events)
+        forward = np.zeros(len(events), dtype=bool)
+        perimeter = np.zeros(len(events), dtype=bool)
+        for i in ruled:
+            event, slot = events[i], slots[i]
+            forward[i] = event.direction == "forward"
+            perimeter[i] = event.kind == "perimeter"
+            if event.schedule:
+                schedules[i] = compile_schedule(event.schedule)
+                table.has_sched[slot] = schedules[i] is not None
+            if event.vehicles is not None:
+                w, h, wd, ln, crit, hazmat, has_cond = event_conditions(event)
+                table.max_w[slot], table.max_h[slot], table.max_wd[slot], table.max_l[slot] = w, h, wd, ln
+                table.crit_mask[slot], table.hazmat[slot], table.has_cond[slot] = crit, hazmat, has_cond
         if shapes is None:  # port calls: they concern routes by destination
             table.forward[slots] = False
             for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
                 self.states[slot] = EventState(event, slot, None, schedule)
                 self.port_calls.setdefault(event.terminal or "", set()).add(slot)
             return slots
-        areal = np.asarray([p is not None for p in shapes.polygons], dtype=bool)
-        perimeter = areal & np.asarray([e.kind == "perimeter" for e in events], dtype=bool)
-        table.thr[slots] = np.where(perimeter, 0.0, self.corridor_m)
+        areal = np.fromiter((p is not None for p in shapes.polygons), dtype=bool, count=len(events))
+        table.thr[slots] = np.where(perimeter & areal, 0.0, self.corridor_m)
         table.forward[slots] = forward & ~areal
         self._file(events, slots, shapes, schedules, areal)
         return slots

@@ -217,3 +217,16 @@ def test_unreadable_geometries_are_rejected_and_the_rest_of_the_batch_matches() 
     assert [event_id for event_id, _ in engine.rejected] == [e.id for e in bad]
     assert all(why.startswith("unreadable geometry: ") and len(why) > 21 for _, why in engine.rejected)
     assert engine.event_count == 1
+
+
+def test_a_changed_event_in_a_batch_with_unreadable_geometries_replaces_its_earlier_version() -> None:
+    """The events read after unreadable ones keep their own slots: a changed event replaces its
+    earlier version (one event, its alert updated), not a second one beside it."""
+    engine = Engine()
+    engine.upsert_route(ROUTE, AT)
+    engine.apply_events([Event(id="t:moved", source="t", kind="closure", geometry=point(400, 0))], AT)
+    moved = Event(id="t:moved", source="t", kind="closure", geometry=point(600, 0))
+    bad = [Event(id=f"t:{case}", source="t", kind="closure", geometry=g) for case, g in UNREADABLE]
+    alerts = engine.apply_events([*bad[:2], moved, *bad[2:]], AT)
+    assert [(a.event_id, a.state) for a in alerts] == [("t:moved", "updated")]
+    assert engine.event_count == 1
