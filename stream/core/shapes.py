@@ -131,20 +131,13 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
     prims = np.column_stack((x[start], y[start], x[end], y[end]))
     prim_event = np.asarray(vevent, dtype=np.int64)[start]
     n = len(geometries)
-    if len(prim_event) and np.unique(prim_event).size < n or not len(prim_event) and n:
-        raise ValueError("a geometry without coordinates")
     prim_lo = np.searchsorted(prim_event, np.arange(n))
     prim_hi = np.searchsorted(prim_event, np.arange(n), side="right")
+    if (prim_hi == prim_lo).any():  # ``prim_event`` is sorted: an event without primitives
+        raise ValueError("a geometry without coordinates")
     lo_xy = np.minimum(prims[:, :2], prims[:, 2:])
     hi_xy = np.maximum(prims[:, :2], prims[:, 2:])
-    bbox = np.column_stack(
-        (
-            np.minimum.reduceat(lo_xy, prim_lo)[:, 0],
-            np.minimum.reduceat(lo_xy, prim_lo)[:, 1],
-            np.maximum.reduceat(hi_xy, prim_lo)[:, 0],
-            np.maximum.reduceat(hi_xy, prim_lo)[:, 1],
-        )
-    )
+    bbox = np.concatenate((np.minimum.reduceat(lo_xy, prim_lo), np.maximum.reduceat(hi_xy, prim_lo)), axis=1)
     polygons, rings = _polygons(geometries, areal, simple, x, y, vevent)
     rings &= (prim_hi - prim_lo) <= RING_EDGES_MAX
     return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, rings, margin)
@@ -217,7 +210,7 @@ def _with_boxes(
     is_areal = np.asarray(areal, dtype=bool)
     single = ((whole <= 1.5 * prim_area) & ~is_areal) | rings  # other areas: per edge
     ev_single = np.nonzero(single)[0]
-    split = np.isin(prim_event, ev_single, invert=True)
+    split = ~single[prim_event]
     split_prims = np.nonzero(split)[0]
     lo_xy = np.minimum(prims[split, :2], prims[split, 2:])
     hi_xy = np.maximum(prims[split, :2], prims[split, 2:])
