@@ -11,6 +11,7 @@ routes by destination, whatever their geometry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -155,6 +156,30 @@ def _gather(table: Array, spill: Array, cells: Array) -> Array:
             out[n] = e
             n += 1
     return out[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cells_of_boxes(bbox: Array, margin: float, cell: float) -> tuple[Array, Array]:
+    """``EventIndex._cells_of``: cell keys (column then row within a box) and owning box."""
+    n = 0
+    for b in range(len(bbox)):
+        nx = math.floor((bbox[b, 2] + margin) / cell) - math.floor((bbox[b, 0] - margin) / cell) + 1
+        ny = math.floor((bbox[b, 3] + margin) / cell) - math.floor((bbox[b, 1] - margin) / cell) + 1
+        n += int(nx) * int(ny)
+    keys = np.empty(n, np.int64)
+    owner = np.empty(n, np.int64)
+    k = 0
+    for b in range(len(bbox)):
+        x0 = np.int64(math.floor((bbox[b, 0] - margin) / cell)) + _OFF
+        y0 = np.int64(math.floor((bbox[b, 1] - margin) / cell)) + _OFF
+        x1 = np.int64(math.floor((bbox[b, 2] + margin) / cell)) + _OFF
+        y1 = np.int64(math.floor((bbox[b, 3] + margin) / cell)) + _OFF
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                keys[k] = (x << 32) | y
+                owner[k] = b
+                k += 1
+    return keys, owner
 
 
 def _rows(size: int) -> Array:
@@ -335,15 +360,8 @@ class EventIndex:
 
     def _cells_of(self, bbox: Array) -> tuple[Array, Array]:
         """The event-grid cells over bounding boxes grown by the margin, and the box of each."""
-        m, c = self.margin_m, self.cell_m
-        span = np.floor((bbox + np.array([-m, -m, m, m])) / c).astype(np.int64) + _OFF
-        nx = span[:, 2] - span[:, 0] + 1
-        ny = span[:, 3] - span[:, 1] + 1
-        per = nx * ny
-        owner = np.repeat(np.arange(len(bbox)), per)
-        k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
-        keys = ((span[owner, 0] + k // ny[owner]) << 32) | (span[owner, 1] + k % ny[owner])
-        return keys, owner
+        out: tuple[Array, Array] = _cells_of_boxes(np.ascontiguousarray(bbox), self.margin_m, self.cell_m)
+        return out
 
     def prims_of(self, slot: int) -> Array:
         """An event's primitives (metric segments; a point is a segment of length 0)."""
