@@ -129,7 +129,8 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
     start = np.nonzero((kinds >= _LINE) | (kinds == -1 - _POINT))[0]
     end = np.where(kinds[start] >= _LINE, start + 1, start)
     prims = np.column_stack((x[start], y[start], x[end], y[end]))
-    prim_event = np.asarray(vevent, dtype=np.int64)[start]
+    vertex_event = np.asarray(vevent, dtype=np.int64)
+    prim_event = vertex_event[start]
     n = len(geometries)
     prim_lo = np.searchsorted(prim_event, np.arange(n))
     prim_hi = np.searchsorted(prim_event, np.arange(n), side="right")
@@ -138,7 +139,7 @@ def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) ->
     lo_xy = np.minimum(prims[:, :2], prims[:, 2:])
     hi_xy = np.maximum(prims[:, :2], prims[:, 2:])
     bbox = np.concatenate((np.minimum.reduceat(lo_xy, prim_lo), np.maximum.reduceat(hi_xy, prim_lo)), axis=1)
-    polygons, rings = _polygons(geometries, areal, simple, x, y, vevent)
+    polygons, rings = _polygons(geometries, areal, simple, x, y, vertex_event)
     rings &= (prim_hi - prim_lo) <= RING_EDGES_MAX
     return _with_boxes(prims, prim_event, prim_lo, prim_hi, bbox, polygons, areal, rings, margin)
 
@@ -149,16 +150,15 @@ def _polygons(
     simple: list[int],
     x: Array,
     y: Array,
-    vevent: list[int],
+    events: Array,
 ) -> tuple[list[BaseGeometry | None], Array]:
     """Metric shapely polygons of the areal events (rebuilt from the projected rings; ``simple``:
     the polygons of one ring), and which of them are valid polygons made of exactly the event's
     rings."""
     out: list[BaseGeometry | None] = [None] * len(geometries)
-    rings = np.zeros(len(geometries), dtype=bool)
+    rings = np.zeros(len(geometries), dtype=bool)  # ``events``: the event of each vertex
     if not any(areal):
         return out, rings
-    events = np.asarray(vevent, dtype=np.int64)
     first = np.searchsorted(events, np.arange(len(geometries)))
     last = np.searchsorted(events, np.arange(len(geometries)), side="right")
     if simple:
