@@ -102,33 +102,150 @@ def scan_route_cells(
     that start in the event's box, up to the first one within its corridor (the later ones
     cannot come first).
     """
-    cap = 256
+    c_k, c_p, c_key = _piece_cells(route_slot, seg_lo, seg_hi, piece_m, cell_m, vx, vy)
+    total = len(c_key)
+    cap = max(256, total)
     o_ev = np.empty(cap, np.int64)
     o_r = np.empty(cap, np.int64)
     o_p = np.empty(cap, np.int64)
     o_d = np.empty(cap, np.float64)
     o_t = np.empty(cap, np.float64)
     o_q = np.empty(cap, np.int64)
-    n = 0
     icap = 256
     i_r = np.empty(icap, np.int64)
     i_p = np.empty(icap, np.int64)
     i_e = np.empty(icap, np.int64)
-    m = 0
+    here = np.empty(64, np.int64)  # the events of a cell
     # per event: segment that met it last, route that matched it last
     mark = np.full((len(ev_span), 2), -1, np.int64)
-    here = np.empty(64, np.int64)  # the events of a cell
-    c_k, c_p, c_key = _piece_cells(route_slot, seg_lo, seg_hi, piece_m, cell_m, vx, vy)
+    c = n = m = 0
+    while True:
+        # the arrays are grown here, between calls: reassigned inside the loop over pieces, they
+        # would cost reference counting on every piece
+        c, n, m, full = _scan_pieces(
+            c,
+            n,
+            m,
+            c_k,
+            c_p,
+            c_key,
+            route_slot,
+            cell_table,
+            cell_spill,
+            ev_geo,
+            ev_span,
+            prims,
+            vx,
+            vy,
+            cur_p,
+            has_pos,
+            px,
+            py,
+            mark,
+            here,
+            o_ev,
+            o_r,
+            o_p,
+            o_d,
+            o_t,
+            o_q,
+            i_r,
+            i_p,
+            i_e,
+        )
+        if c == total:
+            break
+        if full == _FULL_CELL:
+            here = np.empty(2 * len(here), np.int64)
+        elif full == _FULL_ROWS:
+            cap *= 2
+            o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
+            o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
+        else:
+            icap *= 2
+            i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
+    return (
+        o_ev[:n],
+        o_r[:n],
+        o_p[:n],
+        o_d[:n],
+        o_t[:n],
+        o_q[:n],
+        i_r[:m],
+        i_p[:m],
+        i_e[:m],
+    )
+
+
+_FULL_CELL, _FULL_ROWS, _FULL_INSIDE = 1, 2, 3
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_pieces(
+    c: int,
+    n: int,
+    m: int,
+    c_k: Array,
+    c_p: Array,
+    c_key: Array,
+    route_slot: Array,
+    cell_table: Array,
+    cell_spill: Array,
+    ev_geo: Array,
+    ev_span: Array,
+    prims: Array,
+    vx: Array,
+    vy: Array,
+    cur_p: Array,
+    has_pos: Array,
+    px: Array,
+    py: Array,
+    mark: Array,
+    here: Array,
+    o_ev: Array,
+    o_r: Array,
+    o_p: Array,
+    o_d: Array,
+    o_t: Array,
+    o_q: Array,
+    i_r: Array,
+    i_p: Array,
+    i_e: Array,
+) -> tuple[int, int, int, int]:
+    """``scan_route_cells`` from piece ``c`` (``n`` rows and ``m`` inside candidates written):
+    returns where it stopped, the counts, and what was too small to go on (0 when done). A cell
+    is taken whole or not at all: it stops before one whose events do not all fit."""
     total = len(c_key)
     h = 0
-    for c in range(total):
+    start = c
+    while c < total:
         if c + _AHEAD < total:  # the cell table's rows are at random places of a large table
             prefetch(cell_table, cell_home(cell_table, c_key[c + _AHEAD]))
         k, p, key = c_k[c], c_p[c], c_key[c]
-        if c == 0 or key != c_key[c - 1]:  # the cell of the piece before is often that of this one
+        if c == start or key != c_key[c - 1]:  # the cell of the piece before is often this one's
             h = cell_bucket(cell_table, key)
         if cell_table[h, 0] != key:
+            c += 1
             continue  # no event there
+        held = cell_table[h, 1]
+        sp = cell_table[h, _OVER]
+        while sp >= 0:  # the cell's events beyond those held inline
+            held += 1
+            sp = cell_spill[sp, 1]
+        if held > len(here):
+            return c, n, m, _FULL_CELL
+        if n + held > len(o_ev):
+            return c, n, m, _FULL_ROWS
+        if m + held > len(i_r):
+            return c, n, m, _FULL_INSIDE
+        for w in range(cell_table[h, 1]):
+            here[w] = cell_table[h, 2 + w]
+        w = cell_table[h, 1]
+        sp = cell_table[h, _OVER]
+        while sp >= 0:
+            here[w] = cell_spill[sp, 0]
+            w += 1
+            sp = cell_spill[sp, 1]
         r = route_slot[k]
         ax = vx[p]
         ay = vy[p]
@@ -137,16 +254,6 @@ def scan_route_cells(
             ay = py[r]
         bx = vx[p + 1]
         by = vy[p + 1]
-        held = cell_table[h, 1]
-        for w in range(held):
-            here[w] = cell_table[h, 2 + w]
-        sp = cell_table[h, _OVER]
-        while sp >= 0:  # the cell's events beyond those held inline
-            if held == len(here):
-                here = _grow(here, 2 * held)
-            here[held] = cell_spill[sp, 0]
-            held += 1
-            sp = cell_spill[sp, 1]
         for w in range(held):
             e = here[w]
             if mark[e, 0] == p:
@@ -162,9 +269,6 @@ def scan_route_cells(
                 ev_geo[e, 4],
             )
             if ev_span[e, 2] and x0 <= ax <= x1 and y0 <= ay <= y1:
-                if m == icap:
-                    icap *= 2
-                    i_r, i_p, i_e = _grow(i_r, icap), _grow(i_p, icap), _grow(i_e, icap)
                 i_r[m], i_p[m], i_e[m] = r, p, e
                 m += 1
             if min(ax, bx) > x1 + limit or max(ax, bx) < x0 - limit:
@@ -174,24 +278,11 @@ def scan_route_cells(
             d2, t, q = nearest_primitive(ax, ay, bx, by, prims, ev_span[e, 0], ev_span[e, 1], limit)
             if not d2 <= limit * limit:
                 continue
-            if n == cap:
-                cap *= 2
-                o_ev, o_r, o_p = _grow(o_ev, cap), _grow(o_r, cap), _grow(o_p, cap)
-                o_d, o_t, o_q = _grow(o_d, cap), _grow(o_t, cap), _grow(o_q, cap)
             mark[e, 1] = k
             o_ev[n], o_r[n], o_p[n], o_d[n], o_t[n], o_q[n] = e, r, p, math.sqrt(d2), t, q
             n += 1
-    return (
-        o_ev[:n],
-        o_r[:n],
-        o_p[:n],
-        o_d[:n],
-        o_t[:n],
-        o_q[:n],
-        i_r[:m],
-        i_p[:m],
-        i_e[:m],
-    )
+        c += 1
+    return c, n, m, 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -202,13 +293,13 @@ def _piece_cells(
     once per segment (route index, segment, cell key): computed before any cell is looked up, so
     that the lookups can be fetched ahead. Pieces are cut from the vertices (not the vehicle), as
     the events were filed for."""
-    size = 0
+    size = 0  # pieces in all: the most cells there can be (sized once, not grown in the loop)
     for k in range(len(route_slot)):
-        size += max(0, seg_hi[k] - seg_lo[k])
-    cap = 2 * size + 16
-    c_k = np.empty(cap, np.int64)
-    c_p = np.empty(cap, np.int64)
-    c_key = np.empty(cap, np.int64)
+        for p in range(seg_lo[k], seg_hi[k]):
+            size += max(1, int(math.ceil(math.hypot(vx[p + 1] - vx[p], vy[p + 1] - vy[p]) / piece_m)))
+    c_k = np.empty(size, np.int64)
+    c_p = np.empty(size, np.int64)
+    c_key = np.empty(size, np.int64)
     n = 0
     for k in range(len(route_slot)):
         for p in range(seg_lo[k], seg_hi[k]):
@@ -223,9 +314,6 @@ def _piece_cells(
                 if key == last:
                     continue  # the piece before is in the same cell
                 last = key
-                if n == cap:
-                    cap *= 2
-                    c_k, c_p, c_key = _grow(c_k, cap), _grow(c_p, cap), _grow(c_key, cap)
                 c_k[n], c_p[n], c_key[n] = k, p, key
                 n += 1
     return c_k[:n], c_p[:n], c_key[:n]

@@ -230,3 +230,31 @@ def test_a_changed_event_in_a_batch_with_unreadable_geometries_replaces_its_earl
     alerts = engine.apply_events([*bad[:2], moved, *bad[2:]], AT)
     assert [(a.event_id, a.state) for a in alerts] == [("t:moved", "updated")]
     assert engine.event_count == 1
+
+
+def test_a_route_meets_hundreds_of_events_in_one_cell_from_either_side() -> None:
+    """Three hundred events crowd the same few metres (points on the route and squares around
+    it, more than a cell's inline slots, the route scan's first room for rows and for segments
+    starting inside an area): the route registered after them is concerned by every one, as
+    the events applied after the route are."""
+    events = [
+        Event(id=f"t:p{i}", source="t", kind="closure", geometry=point(400 + i / 10, (i % 7) - 3))
+        for i in range(200)
+    ] + [
+        Event(id=f"t:s{i}", source="t", kind="perimeter", geometry=square(380 + i / 10, -20, 40))
+        for i in range(100)
+    ]
+    by_event, by_route = both_directions_all(events, ROUTE)
+    assert len(by_event) == len(events)
+    assert sorted((a.event_id, a.state) for a in by_route) == sorted((a.event_id, a.state) for a in by_event)
+    assert {a.event_id for a in by_route} == {e.id for e in events}
+
+
+def both_directions_all(events: list[Event], route: Route) -> tuple[list[Alert], list[Alert]]:
+    """``both_directions`` for several events at once."""
+    first = Engine()
+    first.upsert_route(route, AT)
+    by_event = first.apply_events(events, AT)
+    second = Engine()
+    second.apply_events(events, AT)
+    return by_event, second.upsert_route(route, AT)
