@@ -224,9 +224,11 @@ def _scheduled(
     """The pairs that ``ok`` keeps and whose event's weekly schedule (if any) is open at the
     moment of the rules (the expected time, or ``at``)."""
     at, at_only = when
-    for i in np.nonzero(events.has_sched[pairs.ev] & ok)[0].tolist():
-        state = states[int(pairs.ev[i])]
-        assert state is not None and state.schedule is not None  # noqa: S101
-        moment = at if at_only else float(pairs.expected[i])
-        ok[i] = in_schedule(state.schedule, state.event.timezone, moment)
-    return pairs.take(ok)
+    scheduled = events.has_sched[pairs.ev]
+    if scheduled.any():
+        for i in np.nonzero(scheduled & ok)[0].tolist():
+            state = states[int(pairs.ev[i])]
+            assert state is not None and state.schedule is not None  # noqa: S101
+            moment = at if at_only else float(pairs.expected[i])
+            ok[i] = in_schedule(state.schedule, state.event.timezone, moment)
+    return pairs if ok.all() else pairs.take(ok)
