@@ -82,15 +82,25 @@ class SegmentGrid:
         self._free_end: dict[int, int] = {}
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
         self._tiles = np.full((4, _TILE * _TILE), -1, dtype=np.int32)  # cell -> row, per tile
-        self._cstart = np.zeros(1024, dtype=np.int64)
+        # per cell: its slice of the arena (start, count) side by side, one cache line for both
+        self._cslice = np.zeros((1024, 2), dtype=np.int64)
         self._ccap = np.zeros(1024, dtype=np.int64)
-        self._ccount = np.zeros(1024, dtype=np.int64)
         self._cix = np.zeros(1024, dtype=np.int32)  # cell column, from the origin
         self._ciy = np.zeros(1024, dtype=np.int32)
         self._ncells = 0
         self._ap = np.zeros(8192, dtype=np.int32)
         self._aq = np.zeros((8192, 4), dtype=np.int16)  # piece x0, y0, x1, y1 in cm from the corner
         self._atop = 0
+
+    @property
+    def _cstart(self) -> Array:
+        """First arena entry of each cell (a view)."""
+        return self._cslice[:, 0]
+
+    @property
+    def _ccount(self) -> Array:
+        """Arena entries of each cell (a view)."""
+        return self._cslice[:, 1]
 
     @property
     def vx(self) -> Array:
@@ -206,7 +216,7 @@ class SegmentGrid:
         else:  # few (a route ended): sorted, repeats skipped by the sweep
             rows = np.sort(rows)
         # in row order, the cells are swept in about arena order: far fewer cache misses
-        drop_entries(rows, self._cstart, self._ccount, self._ap, self._aq, dying)
+        drop_entries(rows, self._cslice, self._ap, self._aq, dying)
         for start, n in zip(starts, ns, strict=True):
             cap = _size_class(n)
             dying[start // BLOCK : (start + cap) // BLOCK] = 0
@@ -286,15 +296,15 @@ class SegmentGrid:
             file_entries(r, pp, mx, my, hx, hy, cx, cy, *args, *self._cells_state())
 
     def _cells_state(self) -> tuple[Array, ...]:
-        return self._cstart, self._ccount, self._ccap, self._ap, self._aq
+        return self._cslice, self._ccap, self._ap, self._aq
 
     def _new_rows(self, ix: Array, iy: Array, counts: Array) -> Array:
         """Create cells, each with room for its first entries and as many more."""
         n = len(ix)
         first = self._ncells
         self._ncells += n
-        while self._ncells > len(self._cstart):
-            for name in ("_cstart", "_ccap", "_ccount", "_cix", "_ciy"):
+        while self._ncells > len(self._cslice):
+            for name in ("_cslice", "_ccap", "_cix", "_ciy"):
                 old = getattr(self, name)
                 setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
         caps = np.maximum(6, counts + (counts + 1) // 2)
@@ -357,7 +367,7 @@ class SegmentGrid:
         operations (after loading a partition, say): row numbers held by a caller change."""
         n = self._ncells
         order = np.lexsort((self._ciy[:n], self._cix[:n]))  # new row i is old row order[i]
-        for name in ("_cstart", "_ccap", "_ccount", "_cix", "_ciy"):
+        for name in ("_cslice", "_ccap", "_cix", "_ciy"):
             column = getattr(self, name)
             column[:n] = column[:n][order]
         renumber = np.empty(n, dtype=np.int32)
@@ -407,7 +417,7 @@ class SegmentGrid:
             w, h = int(tx1 - tx0) + 1, int(ty1 - ty0) + 1
             if w * h <= _WINDOW:  # one compiled pass over the boxes, cells found through their tiles
                 window = self._tile_window(int(tx0), int(ty0), w, h)
-                args = (window, int(tx0), int(ty0), self._tiles, self._cstart, self._ccount)
+                args = (window, int(tx0), int(ty0), self._tiles, self._cslice)
                 box, start, count, cx, cy = box_slices_kernel(rel, cell, _OFF, _TILE_SHIFT, *args)
                 return box, start, count, cx, cy, rel + np.array([-_SLACK, -_SLACK, _SLACK, _SLACK])
         box, rows, cx, cy, grown = self._box_rows(boxes)

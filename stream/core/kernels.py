@@ -132,8 +132,7 @@ def file_entries(
     oy: float,
     cell_m: float,
     quantum: float,
-    cstart: Array,
-    ccount: Array,
+    cslice: Array,
     ccap: Array,
     ap: Array,
     aq: Array,
@@ -147,21 +146,20 @@ def file_entries(
     for i in range(n):
         if i + 2 * _AHEAD < n:  # cells are at random places: their slices, then their free room
             far = rows[i + 2 * _AHEAD]
-            prefetch(cstart, far)
-            prefetch(ccount, far)
+            prefetch(cslice, far)
             prefetch(ccap, far)
         if i + _AHEAD < n:
             near = rows[i + _AHEAD]
-            prefetch_write(ap, cstart[near] + ccount[near])
-            prefetch_write(aq, cstart[near] + ccount[near])
+            prefetch_write(ap, cslice[near, 0] + cslice[near, 1])
+            prefetch_write(aq, cslice[near, 0] + cslice[near, 1])
         row = rows[i]
-        k = ccount[row]
+        k = cslice[row, 1]
         if k >= ccap[row]:
             over[m] = i
             m += 1
             continue
-        j = cstart[row] + k
-        ccount[row] = k + 1
+        j = cslice[row, 0] + k
+        cslice[row, 1] = k + 1
         ap[j] = p[i]
         cx = mx[i] - (ox + ix[i] * cell_m)
         cy = my[i] - (oy + iy[i] * cell_m)
@@ -173,7 +171,7 @@ def file_entries(
 
 
 @numba.njit(cache=True, nogil=True)
-def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array, dying: Array) -> None:
+def drop_entries(rows: Array, cslice: Array, ap: Array, aq: Array, dying: Array) -> None:
     """Take out of cells ``rows`` (sorted, repeats allowed) the arena entries of segments in blocks
     marked in ``dying`` (one byte per block of the route map: routes being removed); a cell's last
     entry fills each hole."""
@@ -181,11 +179,9 @@ def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array
     n = len(rows)
     for k in range(n):
         if k + 2 * _AHEAD < n:  # cells are at random places: their slices, then their entries
-            far = rows[k + 2 * _AHEAD]
-            prefetch(cstart, far)
-            prefetch(ccount, far)
+            prefetch(cslice, rows[k + 2 * _AHEAD])
         if k + _AHEAD < n:
-            at = cstart[rows[k + _AHEAD]]
+            at = cslice[rows[k + _AHEAD], 0]
             prefetch(ap, at)
             prefetch(aq, at)
             prefetch(aq, at + 8)
@@ -193,8 +189,8 @@ def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array
         if row == last:
             continue
         last = row
-        i = cstart[row]
-        end = i + ccount[row]
+        i = cslice[row, 0]
+        end = i + cslice[row, 1]
         while i < end:
             if dying[ap[i] // _BLOCK]:
                 end -= 1
@@ -202,7 +198,7 @@ def drop_entries(rows: Array, cstart: Array, ccount: Array, ap: Array, aq: Array
                 aq[i, 0], aq[i, 1], aq[i, 2], aq[i, 3] = aq[end, 0], aq[end, 1], aq[end, 2], aq[end, 3]
             else:
                 i += 1
-        ccount[row] = end - cstart[row]
+        cslice[row, 1] = end - cslice[row, 0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -222,8 +218,7 @@ def _fetch_columns(
     tx0: int,
     ty0: int,
     flat: Array,
-    cstart: Array,
-    ccount: Array,
+    cslice: Array,
     slices: bool,
 ) -> None:
     """Ask for the memory ``box_slices_kernel`` reads for each column of a box: where its first
@@ -244,8 +239,7 @@ def _fetch_columns(
             continue
         row = flat[at]
         if row >= 0:
-            prefetch(cstart, row)
-            prefetch(ccount, row)
+            prefetch(cslice, row)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -258,8 +252,7 @@ def box_slices_kernel(
     tx0: int,
     ty0: int,
     tiles: Array,
-    cstart: Array,
-    ccount: Array,
+    cslice: Array,
 ) -> tuple[Array, Array, Array, Array, Array]:
     """Per existing cell under each box (``rel``: boxes from the grid's origin), in box order and
     by column then row within a box: the box, the cell's arena slice (start, count), its column
@@ -283,9 +276,9 @@ def box_slices_kernel(
         # fetch ahead: the tile entries of the columns of the box after next, then the cell
         # slices of the next box's columns (their rows are read from the tiles fetched before)
         if b + 2 < nbox:
-            _fetch_columns(rel[b + 2], cell_m, off, shift, window, tx0, ty0, flat, cstart, ccount, False)
+            _fetch_columns(rel[b + 2], cell_m, off, shift, window, tx0, ty0, flat, cslice, False)
         if b + 1 < nbox:
-            _fetch_columns(rel[b + 1], cell_m, off, shift, window, tx0, ty0, flat, cstart, ccount, True)
+            _fetch_columns(rel[b + 1], cell_m, off, shift, window, tx0, ty0, flat, cslice, True)
         ix0 = int(math.floor(rel[b, 0] / cell_m))
         iy0 = int(math.floor(rel[b, 1] / cell_m))
         ix1 = int(math.floor(rel[b, 2] / cell_m))
@@ -301,7 +294,7 @@ def box_slices_kernel(
                 row = tiles[tid, ((ix & mask) << shift) + (iy & mask)]
                 if row < 0:
                     continue
-                o_b[m], o_s[m], o_c[m], o_x[m], o_y[m] = b, cstart[row], ccount[row], cx, cy
+                o_b[m], o_s[m], o_c[m], o_x[m], o_y[m] = b, cslice[row, 0], cslice[row, 1], cx, cy
                 m += 1
     return o_b[:m], o_s[:m], o_c[:m], o_x[:m], o_y[:m]
 

@@ -33,7 +33,8 @@ def _hint(write: int) -> Any:
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             aryty = signature.args[0]
             ary = context.make_array(aryty)(context, builder, args[0])
-            idx = [args[1]] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
+            first = context.cast(builder, args[1], signature.args[1], types.intp)
+            idx = [first] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
             ptr = _cg.get_item_pointer2(
                 context,
                 builder,
