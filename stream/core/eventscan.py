@@ -25,10 +25,10 @@ The output columns are sized once, for the most rows a pass can give (each cell 
 most one candidate, each candidate at most one row): an array reassigned inside a compiled loop,
 to grow it, costs reference counting on every iteration (~30 ns a cell, ~1.5 ms a batch).
 
-Compiled code is cached next to this module (``cache=True``). The loops over a cell's entries for
-one point or a cell inside an area are inlined into the candidates pass (no call per
-cell: ~0.2 ms of a 1,000-event batch at 100k routes); an area's cell, tested in columns, is not
-(inlined, it made the pass slower).
+Compiled code is cached on disk (``cache=True``, where ``stream.core`` says). The loops over a
+cell's entries for one point or a cell inside an area are inlined into the candidates pass (no
+call per cell: ~0.2 ms of a 1,000-event batch at 100k routes); an area's cell, tested in
+columns, is not (inlined, it made the pass slower).
 """
 
 from __future__ import annotations

@@ -228,24 +228,19 @@ def _scan_pieces(
             c += 1
             continue  # no event there
         held = cell_table[h, 1]
+        for w in range(held):
+            here[w] = cell_table[h, 2 + w]
         sp = cell_table[h, _OVER]
         while sp >= 0:  # the cell's events beyond those held inline
+            if held == len(here):
+                return c, n, m, _FULL_CELL
+            here[held] = cell_spill[sp, 0]
             held += 1
             sp = cell_spill[sp, 1]
-        if held > len(here):
-            return c, n, m, _FULL_CELL
         if n + held > len(o_ev):
             return c, n, m, _FULL_ROWS
         if m + held > len(i_r):
             return c, n, m, _FULL_INSIDE
-        for w in range(cell_table[h, 1]):
-            here[w] = cell_table[h, 2 + w]
-        w = cell_table[h, 1]
-        sp = cell_table[h, _OVER]
-        while sp >= 0:
-            here[w] = cell_spill[sp, 0]
-            w += 1
-            sp = cell_spill[sp, 1]
         r = route_slot[k]
         ax = vx[p]
         ay = vy[p]
