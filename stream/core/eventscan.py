@@ -19,7 +19,8 @@ random places of their arrays, and waiting for each in turn cost more than all t
 2. First segments: per (event, route), the first candidate segment ahead of the vehicle (unsure
    ones and the vehicle's own segment measured exactly from the pool first).
 3. Measures: the kept segments, measured exactly against all their event's primitives, with the
-   distance ahead of the vehicle.
+   distance ahead of the vehicle: gathered to columns first (the loop that waits on memory), then
+   measured without a branch against an event of one primitive (the compiler vectorises it).
 
 The output columns are sized once, for the most rows a pass can give (each cell entry gives at
 most one candidate, each candidate at most one row): an array reassigned inside a compiled loop,
@@ -713,7 +714,7 @@ def _firsts(
     return o_r[:n], o_p[:n], o_b[:n]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _measures(
     o_r: Array,
     o_p: Array,
@@ -734,13 +735,20 @@ def _measures(
     py: Array,
     base_s: Array,
 ) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
-    """Pass 3: the kept segments measured exactly against all their event's primitives."""
+    """Pass 3: the kept segments measured exactly against all their event's primitives.
+
+    The segments are first gathered to columns (the vertices are at random places of the pool:
+    this loop waits on memory, and does nothing else), then measured box by box: against an
+    event of one primitive (a point or a segment, most rows) in one loop without a branch, which
+    the compiler vectorises; against several (an area), one row at a time."""
     n = len(o_r)
     o_ev = np.empty(n, np.int64)
     o_d = np.empty(n, np.float64)
     o_t = np.empty(n, np.float64)
     o_q = np.empty(n, np.int64)
     o_a = np.empty(n, np.float64)
+    seg = np.empty((6, n))
+    sax, say, sbx, sby, s_s, s_base = seg[0], seg[1], seg[2], seg[3], seg[4], seg[5]
     for i in range(n):
         if i + _AHEAD < n:
             prefetch(vx, o_p[i + _AHEAD])
@@ -749,8 +757,7 @@ def _measures(
             prefetch(cur_p, o_r[i + _AHEAD])
             prefetch(has_pos, o_r[i + _AHEAD])
             prefetch(base_s, o_r[i + _AHEAD])
-        r, p, b = o_r[i], o_p[i], o_b[i]
-        lo, hi = box_elo[b], box_ehi[b]
+        r, p = o_r[i], o_p[i]
         ax = vx[p]
         ay = vy[p]
         s0 = vs[p]
@@ -758,19 +765,107 @@ def _measures(
             ax = px[r]
             ay = py[r]
             s0 = base_s[r]
-        bx = vx[p + 1]
-        by = vy[p + 1]
-        o_ev[i] = box_ev[b]
-        if (
-            box_inside[b]
-            and box_bbox[b, 0] <= ax <= box_bbox[b, 2]
-            and box_bbox[b, 1] <= ay <= box_bbox[b, 3]
-            and _inside_rings(ax, ay, prims, lo, hi)
-        ):
-            o_d[i], o_t[i], o_q[i] = 0.0, 0.0, lo
+        sax[i], say[i], sbx[i], sby[i] = ax, ay, vx[p + 1], vy[p + 1]
+        s_s[i] = s0
+        s_base[i] = base_s[r]
+        o_ev[i] = box_ev[o_b[i]]
+    i = 0
+    while i < n:  # runs of rows found by the same box
+        b = o_b[i]
+        j = i + 1
+        while j < n and o_b[j] == b:
+            j += 1
+        lo, hi = box_elo[b], box_ehi[b]
+        limit = thr[box_ev[b]]
+        if hi - lo == 1 and not box_inside[b]:
+            c = prims[lo]
+            _one_primitive(sax, say, sbx, sby, c[0], c[1], c[2], c[3], limit, i, j, o_d, o_t)
+            o_q[i:j] = lo
         else:
-            d2, t, q = nearest_primitive(ax, ay, bx, by, prims, lo, hi, thr[box_ev[b]])
-            o_d[i], o_t[i], o_q[i] = math.sqrt(d2), t, q
+            for k in range(i, j):
+                ax, ay, bx, by = sax[k], say[k], sbx[k], sby[k]
+                if (
+                    box_inside[b]
+                    and box_bbox[b, 0] <= ax <= box_bbox[b, 2]
+                    and box_bbox[b, 1] <= ay <= box_bbox[b, 3]
+                    and _inside_rings(ax, ay, prims, lo, hi)
+                ):
+                    o_d[k], o_t[k], o_q[k] = 0.0, 0.0, lo
+                else:
+                    d2, t, q = nearest_primitive(ax, ay, bx, by, prims, lo, hi, limit)
+                    o_d[k], o_t[k], o_q[k] = math.sqrt(d2), t, q
+        i = j
+    for i in range(n):
+        ax, ay, bx, by = sax[i], say[i], sbx[i], sby[i]
         length = math.sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay))  # as matching.decide
-        o_a[i] = max(0.0, s0 + o_t[i] * length - base_s[r])
+        o_a[i] = max(0.0, s_s[i] + o_t[i] * length - s_base[i])
     return o_ev, o_r, o_p, o_d, o_t, o_q, o_a
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _one_primitive(
+    sax: Array,
+    say: Array,
+    sbx: Array,
+    sby: Array,
+    cx: float,
+    cy: float,
+    dx: float,
+    dy: float,
+    limit: float,
+    i0: int,
+    i1: int,
+    o_d: Array,
+    o_t: Array,
+) -> None:
+    """Segments ``i0 .. i1`` of the columns against primitive CD: ``nearest_primitive``'s distance
+    (not squared) and parameter, with the same arithmetic, every choice made by selection rather
+    than by a branch (both sides computed), so that the compiler vectorises the loop."""
+    if cx == dx and cy == dy:  # a point: ``kernels._point_segment2``
+        for i in range(i0, i1):
+            ax, ay, bx, by = sax[i], say[i], sbx[i], sby[i]
+            far = (min(ax, bx) > cx + limit) | (max(ax, bx) < cx - limit)
+            far |= (min(ay, by) > cy + limit) | (max(ay, by) < cy - limit)
+            d2, t = _select_point(cx, cy, ax, ay, bx, by)
+            o_d[i] = np.inf if far else math.sqrt(d2)
+            o_t[i] = 0.0 if far else t
+        return
+    sx = dx - cx
+    sy = dy - cy
+    for i in range(i0, i1):  # a segment: ``kernels.segment_distance2``
+        ax, ay, bx, by = sax[i], say[i], sbx[i], sby[i]
+        far = (min(ax, bx) > max(cx, dx) + limit) | (max(ax, bx) < min(cx, dx) - limit)
+        far |= (min(ay, by) > max(cy, dy) + limit) | (max(ay, by) < min(cy, dy) - limit)
+        rx = bx - ax
+        ry = by - ay
+        den = rx * sy - ry * sx
+        qx, qy = cx - ax, cy - ay
+        u = (qx * sy - qy * sx) / den  # inf or nan when parallel: then not crossing
+        v = (qx * ry - qy * rx) / den
+        cross = (den != 0.0) & (0.0 <= u) & (u <= 1.0) & (0.0 <= v) & (v <= 1.0)
+        dist, t = _select_point(cx, cy, ax, ay, bx, by)
+        d2, t2 = _select_point(dx, dy, ax, ay, bx, by)
+        t = t2 if d2 < dist else t
+        dist = min(d2, dist)
+        d2 = _select_point(ax, ay, cx, cy, dx, dy)[0]
+        t = 0.0 if d2 < dist else t
+        dist = min(d2, dist)
+        d2 = _select_point(bx, by, cx, cy, dx, dy)[0]
+        t = 1.0 if d2 < dist else t
+        dist = min(d2, dist)
+        o_d[i] = np.inf if far else (0.0 if cross else math.sqrt(dist))
+        o_t[i] = 0.0 if far else (u if cross else t)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _select_point(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> tuple[float, float]:
+    """``kernels._point_segment2`` (squared distance from P to segment AB, and the parameter on AB
+    of the closest point), its choices made by selection."""
+    rx = bx - ax
+    ry = by - ay
+    rr = rx * rx + ry * ry
+    t = ((px - ax) * rx + (py - ay) * ry) / (rr if rr > 0.0 else 1.0)
+    t = min(1.0, max(0.0, t))
+    ex = ax + t * rx - px
+    ey = ay + t * ry - py
+    return ex * ex + ey * ey, t
