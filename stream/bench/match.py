@@ -136,9 +136,9 @@ def measure(routes: int, n_events: int, batch: int, sample: int, seed: int, upda
         pairs += delta.count(lc.RAISED)
         if start < sample:
             ev, r = delta.pairs(lc.RAISED)
-            states, rs = engine.index.states, engine.route_state
+            stored, rs = engine.index.objects.event, engine.route_state
             for e, x in zip(ev.tolist(), r.tolist(), strict=True):
-                i = _index(states[e].event.id)  # type: ignore[union-attr]
+                i = _index(stored[e].id)
                 if i < sample:
                     found.add((i, _index(rs(x).route.route_id)))
         if len(materialize) < 3:

@@ -117,10 +117,10 @@ def run_engine(city: City, batch: int) -> tuple[list[float], list[Pairs], float]
         delta = engine.apply_events_delta(part, AT)
         times.append(time.perf_counter() - t0)
         ev, r = delta.pairs(lc.RAISED)
-        states: Any = engine.index.states
+        stored = engine.index.objects.event
         found.append(
             {
-                (int(states[e].event.id.rsplit("e", 1)[1]), int(engine.route_state(x).route.route_id[1:]))
+                (int(stored[e].id.rsplit("e", 1)[1]), int(engine.route_state(x).route.route_id[1:]))
                 for e, x in zip(ev.tolist(), r.tolist(), strict=True)
             }
         )

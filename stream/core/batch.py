@@ -58,8 +58,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
                 engine.drop_event(slot, delta, why)
             continue
         if slot is not None:
-            state = index.states[slot]
-            if state is not None and state.event == event:
+            if index.objects.event[slot] == event:
                 continue
             changed.add(event.id)
         if event.kind == "port_call":
@@ -76,7 +75,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
     if geo:
         slots = index.store(geo, shapes, at, held)
         rows, ahead = batch_rows(engine.grid, engine.table, index.table, shapes, slots)
-        found = decide(engine.grid, engine.table, index.table, index.states, rows, shapes.prims, when, ahead)
+        found = decide(engine.grid, engine.table, index.table, index.objects, rows, shapes.prims, when, ahead)
         _reconcile(book, geo, slots, found, changed, delta)
     if ports:
         slots = index.store(ports, None, at)
@@ -85,7 +84,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
             ahead = np.array([engine.remaining_m(int(x)) for x in r.tolist()])
             pairs = Concerned(np.full(len(r), slot), r, ahead, ahead)
             ok = np.ones(len(r), dtype=bool)
-            found = apply_rules(engine.table, index.table, index.states, pairs, ok, when)
+            found = apply_rules(engine.table, index.table, index.objects, pairs, ok, when)
             book.set_event(slot, found.r, found.ahead, found.expected, event.id in changed, delta)
     return delta
 

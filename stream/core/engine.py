@@ -91,7 +91,7 @@ class Engine:
 
     def events(self) -> Iterable[Event]:
         """The active events."""
-        return (self.index.states[slot].event for slot in self.index.slot_of.values())  # type: ignore[union-attr]
+        return (self.index.objects.event[slot] for slot in self.index.slot_of.values())
 
     def alerts(self, delta: Delta) -> list[Alert]:
         """A delta's transitions as alert records (call before the engine's next change)."""
@@ -109,19 +109,18 @@ class Engine:
         return state.wire, state.route.route_id, state.route.driver_id
 
     def _event_pieces(self, slot: int) -> EventPieces:
-        state = self.index.states[slot]
-        assert state is not None  # noqa: S101 - a delta names stored events only
-        if state.wire is None:
-            state.wire = event_pieces(state.event)[:2]
-        return state.wire[0], state.wire[1], state.event.id, state.event.kind
+        objects = self.index.objects  # a delta names stored events only
+        event, wire = objects.event[slot], objects.wire[slot]
+        if wire is None:
+            wire = objects.wire[slot] = event_pieces(event)[:2]
+        return wire[0], wire[1], event.id, event.kind
 
     def _route_of(self, slot: int) -> Route:
         return self.route_state(slot).route
 
     def _event_of(self, slot: int) -> Event:
-        state = self.index.states[slot]
-        assert state is not None  # noqa: S101 - a delta names stored events only
-        return state.event
+        event: Event = self.index.objects.event[slot]  # a delta names stored events only
+        return event
 
     # -- routes ------------------------------------------------------------------------------
     def upsert_route(self, route: Route, at: datetime) -> list[Alert]:
@@ -245,7 +244,7 @@ class Engine:
         r = np.asarray(slots, dtype=np.int64)
         rows, prims = routes_rows(self.grid, self.table, self.index, r, ends)
         when = (epoch(at), self.config.at_only)
-        found = decide(self.grid, self.table, self.index.table, self.index.states, rows, prims, when)
+        found = decide(self.grid, self.table, self.index.table, self.index.objects, rows, prims, when)
         ports = self._port_calls_of(slots, when)
         if len(ports.ev):
             both = zip(_columns(found), _columns(ports), strict=True)
@@ -268,7 +267,7 @@ class Engine:
         ahead = np.array([self.remaining_m(slot) for slot in r], dtype=np.float64)
         pairs = Concerned(np.array(ev, dtype=np.int64), np.array(r, dtype=np.int64), ahead, ahead)
         ok = np.ones(len(ev), dtype=bool)
-        return apply_rules(self.table, self.index.table, self.index.states, pairs, ok, when)
+        return apply_rules(self.table, self.index.table, self.index.objects, pairs, ok, when)
 
     # -- events ------------------------------------------------------------------------------
     def apply_events(self, events: Sequence[Event], at: datetime) -> list[Alert]:

@@ -22,7 +22,7 @@ import numpy as np
 from schemas import Event
 from stream.core.rules import Slots, compile_schedule, event_conditions
 from stream.core.shapes import ShapeBatch
-from stream.core.tables import EventState, EventTable
+from stream.core.tables import EventObjects, EventTable
 
 Array = np.ndarray[Any, Any]
 _OFF = 1 << 30
@@ -245,7 +245,7 @@ class EventIndex:
         self.margin_m = margin_m
         self.cell_m = cell_m
         self.table = EventTable()
-        self.states: list[EventState | None] = []
+        self.objects = EventObjects()
         self.slot_of: dict[str, int] = {}
         self.cells = CellLists()
         self.port_calls: dict[str, set[int]] = {}
@@ -287,8 +287,6 @@ class EventIndex:
             slots[new] = fresh
             self.slot_of.update(zip([events[i].id for i in new.tolist()], fresh.tolist(), strict=True))
             top = int(fresh.max()) + 1
-            if top > len(self.states):
-                self.states.extend([None] * (top - len(self.states)))
             if top > len(self.span):
                 more = max(top, 2 * len(self.span)) - len(self.span)
                 self.geo = np.concatenate((self.geo, np.full((more, 5), np.nan)))
@@ -325,8 +323,8 @@ class EventIndex:
                 table.crit_mask[slot], table.hazmat[slot], table.has_cond[slot] = crit, hazmat, has_cond
         if shapes is None:  # port calls: they concern routes by destination
             table.forward[slots] = False
-            for event, slot, schedule in zip(events, slots.tolist(), schedules, strict=True):
-                self.states[slot] = EventState(event, slot, None, schedule)
+            self.objects.put(slots, events, None, schedules)
+            for event, slot in zip(events, slots.tolist(), strict=True):
                 self.port_calls.setdefault(event.terminal or "", set()).add(slot)
             return slots
         areal = np.fromiter((p is not None for p in shapes.polygons), dtype=bool, count=len(events))
@@ -338,7 +336,7 @@ class EventIndex:
     def _file(
         self, events: Sequence[Event], slots: Array, shapes: ShapeBatch, schedules: list[Any], areal: Array
     ) -> None:
-        """Keep the events' states, write their columns and file them in the coarse grid (the
+        """Keep the events' objects, write their columns and file them in the coarse grid (the
         (event, cell) pairs are built with array operations)."""
         keys, owner = self._cells_of(shapes.bbox)
         self.cells.add(keys, slots[owner])
@@ -354,9 +352,7 @@ class EventIndex:
         self.geo[slots, 4] = self.table.thr[slots]
         self.top += need
         self.live += int((shapes.prim_hi - shapes.prim_lo).sum())
-        states, polygons = self.states, shapes.polygons
-        for i, slot in enumerate(slots.tolist()):
-            states[slot] = EventState(events[i], slot, polygons[i], schedules[i])
+        self.objects.put(slots, events, shapes.polygons, schedules)
 
     def _cells_of(self, bbox: Array) -> tuple[Array, Array]:
         """The event-grid cells over bounding boxes grown by the margin, and the box of each."""
@@ -385,30 +381,28 @@ class EventIndex:
 
     def _unfile(self, slots: list[int]) -> None:
         """Take events out of the coarse grid, the port calls and the route scan's columns."""
-        states = [self.states[slot] for slot in slots]
-        filed = [state for state in states if state is not None]
-        if not filed:
+        rows = np.asarray(slots, dtype=np.int64)
+        rows = rows[self.objects.event[rows] != None]  # noqa: E711 - an object array's test
+        if not len(rows):
             return
-        rows = np.asarray([s.slot for s in filed], dtype=np.int64)
         geo = self.span[rows, 1] > self.span[rows, 0]  # port calls have no primitives
         if geo.any():  # the same cells as filed: from the same bounding boxes
             keys, owner = self._cells_of(self.geo[rows[geo], :4])
             self.cells.drop(keys, rows[geo][owner])
-        for state, is_geo in zip(filed, geo.tolist(), strict=True):
-            if not is_geo:
-                self.port_calls.get(state.event.terminal or "", set()).discard(state.slot)
+        for slot in rows[~geo].tolist():
+            self.port_calls.get(self.objects.event[slot].terminal or "", set()).discard(slot)
         self.live -= int((self.span[rows, 1] - self.span[rows, 0]).sum())
         self.span[rows] = 0
         self.geo[rows] = np.nan
 
     def remove(self, slot: int) -> None:
         """Forget an event; the slot is reusable once ``release`` is called."""
-        state = self.states[slot]
-        if state is not None:
+        event = self.objects.event[slot]
+        if event is not None:
             self._unfile([slot])
-            self.slot_of.pop(state.event.id, None)
+            self.slot_of.pop(event.id, None)
 
     def release(self, slot: int) -> None:
         """Reuse a removed event's slot."""
-        self.states[slot] = None
+        self.objects.clear(slot)
         self.table.release(slot)

@@ -21,7 +21,7 @@ from stream.core.grid import SegmentGrid
 from stream.core.rules import in_schedule
 from stream.core.rulescan import PASSED_TOLERANCE_M, rule_mask
 from stream.core.shapes import ShapeBatch
-from stream.core.tables import EventState, EventTable, RouteTable
+from stream.core.tables import EventObjects, EventTable, RouteTable, objects
 
 Array = np.ndarray[Any, Any]
 
@@ -82,12 +82,6 @@ def inside_rows(
     return Rows(slots[owner[inside]], r[inside], p[inside], zeros, zeros, qs[owner[inside]])
 
 
-def _objects(items: list[Any]) -> Array:
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
-
-
 def batch_rows(
     grid: SegmentGrid, routes: RouteTable, events: EventTable, batch: ShapeBatch, slots: Array
 ) -> tuple[Rows, Array | None]:
@@ -137,7 +131,7 @@ def batch_rows(
         areal = np.asarray(other, dtype=np.int64)
         reach = grid.reach_m  # a segment starting inside files a piece within reach of its start
         owner, p = grid.query(batch.bbox[areal] + np.array([-reach, -reach, reach, reach]))
-        polygons = _objects([batch.polygons[i] for i in other])
+        polygons = objects([batch.polygons[i] for i in other])
         inside = inside_rows(grid, routes, polygons, slots[areal], batch.prim_lo[areal], owner, p)
         if len(inside.ev):
             return first_rows(Rows.concat([rows, inside])), None
@@ -182,7 +176,7 @@ def decide(
     grid: SegmentGrid,
     routes: RouteTable,
     events: EventTable,
-    states: list[EventState | None],
+    stored: EventObjects,
     rows: Rows,
     prims: Array,
     when: tuple[float, bool],
@@ -198,13 +192,13 @@ def decide(
         ahead = np.maximum(0.0, s0 + t * length - routes.base_s[r])
     geometry = (p, t, rows.dist, rows.q, prims, grid.vx, grid.vy)
     ok, expected = rule_mask(routes, events, ev, r, ahead, when, geometry)
-    return _scheduled(events, states, Concerned(ev, r, ahead, expected), ok, when)
+    return _scheduled(events, stored, Concerned(ev, r, ahead, expected), ok, when)
 
 
 def apply_rules(
     routes: RouteTable,
     events: EventTable,
-    states: list[EventState | None],
+    stored: EventObjects,
     pairs: Concerned,
     ok: Array,
     when: tuple[float, bool],
@@ -215,11 +209,11 @@ def apply_rules(
     model: the vehicle reaches ``ahead`` metres further at ``base_t + ahead / speed``.
     """
     passed, expected = rule_mask(routes, events, pairs.ev, pairs.r, pairs.ahead, when)
-    return _scheduled(events, states, Concerned(pairs.ev, pairs.r, pairs.ahead, expected), ok & passed, when)
+    return _scheduled(events, stored, Concerned(pairs.ev, pairs.r, pairs.ahead, expected), ok & passed, when)
 
 
 def _scheduled(
-    events: EventTable, states: list[EventState | None], pairs: Concerned, ok: Array, when: tuple[float, bool]
+    events: EventTable, stored: EventObjects, pairs: Concerned, ok: Array, when: tuple[float, bool]
 ) -> Concerned:
     """The pairs that ``ok`` keeps and whose event's weekly schedule (if any) is open at the
     moment of the rules (the expected time, or ``at``)."""
@@ -227,8 +221,7 @@ def _scheduled(
     scheduled = events.has_sched[pairs.ev]
     if scheduled.any():
         for i in np.nonzero(scheduled & ok)[0].tolist():
-            state = states[int(pairs.ev[i])]
-            assert state is not None and state.schedule is not None  # noqa: S101
+            e = int(pairs.ev[i])
             moment = at if at_only else float(pairs.expected[i])
-            ok[i] = in_schedule(state.schedule, state.event.timezone, moment)
+            ok[i] = in_schedule(stored.schedule[e], stored.event[e].timezone, moment)
     return pairs if ok.all() else pairs.take(ok)

@@ -60,9 +60,7 @@ def routes_rows(
     ir, ip, ie = out[6:]
     if len(ir):
         ax, ay, _ = segment_starts(grid, routes, ip, ir, along=False)
-        polygons = np.empty(len(ie), dtype=object)
-        polygons[:] = [index.states[e].polygon for e in ie.tolist()]
-        inside = shapely.contains_xy(polygons, ax, ay)
+        inside = shapely.contains_xy(index.objects.polygon[ie], ax, ay)
         ie = ie[inside]
         zeros = np.zeros(len(ie))
         found = Rows(ie, ir[inside], ip[inside], zeros, zeros, index.span[ie, 0])

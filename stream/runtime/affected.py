@@ -26,9 +26,8 @@ def affected(engine: Engine, top: int) -> tuple[Counter[str], int]:
     if k <= 0:
         return Counter(), drivers
     least = np.partition(counts, len(counts) - k)[len(counts) - k]  # the k-th largest count
-    states = engine.index.states
+    events = engine.index.objects.event
     candidates = [
-        (-int(counts[i]), states[int(slots[i])].event.id)  # type: ignore[union-attr]
-        for i in np.flatnonzero(counts >= least).tolist()
+        (-int(counts[i]), events[int(slots[i])].id) for i in np.flatnonzero(counts >= least).tolist()
     ]
     return Counter({event_id: -negative for negative, event_id in heapq.nsmallest(k, candidates)}), drivers

@@ -25,7 +25,7 @@ def _naive(engine: Engine) -> tuple[Counter[str], int]:
     routes_by_event: Counter[str] = Counter()
     drivers: set[str] = set()
     for ev, r in zip(*engine.book.pairs(), strict=True):
-        routes_by_event[engine.index.states[int(ev)].event.id] += 1  # type: ignore[union-attr]
+        routes_by_event[engine.index.objects.event[int(ev)].id] += 1
         drivers.add(engine.route_state(int(r)).route.driver_id)
     return routes_by_event, len(drivers)
 

@@ -78,9 +78,9 @@ def active_pairs(engine: Engine) -> set[tuple[str, str]]:
     """The (route, event) pairs with a raised alert, read from the engine's alert book."""
     out = set()
     for ev, r in zip(*engine.book.pairs(), strict=True):
-        state = engine.index.states[int(ev)]
-        assert state is not None
-        out.add((engine.route_state(int(r)).route.route_id, state.event.id))
+        event = engine.index.objects.event[int(ev)]
+        assert event is not None
+        out.add((engine.route_state(int(r)).route.route_id, event.id))
     return out
 
 

@@ -53,10 +53,11 @@ def check(index: EventIndex, live: dict[str, str], shapes: dict[str, tuple[Any, 
     geo_slots = set()
     for event_id, kind in live.items():
         slot = index.slot_of[event_id]
-        state = index.states[slot]
-        assert state is not None and state.event.id == event_id
+        event = index.objects.event[slot]
+        assert event is not None and event.id == event_id
         if kind == "port":
-            assert slot in index.port_calls[state.event.terminal or ""]
+            assert index.objects.polygon[slot] is None
+            assert slot in index.port_calls[event.terminal or ""]
             continue
         geo_slots.add(slot)
         bbox, prims = shapes[event_id]
@@ -66,7 +67,7 @@ def check(index: EventIndex, live: dict[str, str], shapes: dict[str, tuple[Any, 
         assert hi - lo == len(prims) > 0
         assert np.array_equal(index.prims[lo:hi], prims)
         assert np.array_equal(index.prims_of(slot), prims)
-        assert bool(areal) == (state.polygon is not None)
+        assert bool(areal) == (index.objects.polygon[slot] is not None)
         assert np.array_equal(index.geo[slot, :4], bbox)
         assert index.geo[slot, 4] == index.table.thr[slot]
     others = np.setdiff1d(np.arange(len(index.span)), np.fromiter(geo_slots, dtype=np.int64))
