@@ -29,6 +29,18 @@ def _inverse(crs: str) -> Transformer:
     return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
+def lonlat_columns(positions: Sequence[Sequence[Any]]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Longitudes and latitudes of GeoJSON positions (a third value, if any, is dropped); a
+    position without both raises ``ValueError``, a value that is no number ``ValueError`` or
+    ``TypeError`` (``None`` reads as NaN)."""
+    if not positions:
+        return np.zeros(0), np.zeros(0)
+    values = tuple(zip(*positions, strict=False))  # as many as the shortest position holds
+    if len(values) < 2:
+        raise ValueError("a position without both a longitude and a latitude")
+    return np.asarray(values[0], dtype=float), np.asarray(values[1], dtype=float)
+
+
 def project_xy(
     lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any], crs: str = DEFAULT_CRS
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:

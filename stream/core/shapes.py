@@ -20,7 +20,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from stream.core.geo import project_xy
+from stream.core.geo import lonlat_columns, project_xy
 
 Array = np.ndarray[Any, Any]
 _POINT, _LINE, _RING = 0, 1, 2
@@ -74,62 +74,62 @@ def _walk(geom: dict[str, Any], out: list[tuple[int, list[Any]]]) -> bool:
 
 def shapes_for(geometries: Sequence[dict[str, Any]], crs: str, margin: float) -> ShapeBatch:
     """Project a batch of GeoJSON geometries and cut them into primitives and query boxes."""
-    lon: list[float] = []
-    lat: list[float] = []
-    vkind: list[int] = []
-    vevent: list[int] = []
+    positions: list[Any] = []  # every vertex of every part, in order
+    sizes: list[int] = []  # per part: its vertices, its kind and its event
+    kinds: list[int] = []
+    owners: list[int] = []
     areal: list[bool] = []
     simple: list[int] = []  # single-ring polygons
-    add_lon, add_lat, add_kind, add_event = lon.append, lat.append, vkind.append, vevent.append
+    add, extend = positions.append, positions.extend
+    add_size, add_kind, add_owner, add_areal = sizes.append, kinds.append, owners.append, areal.append
     for i, geometry in enumerate(geometries):
         kind = geometry.get("type")
         coords = geometry.get("coordinates")
         if kind == "Point" and coords:  # the common shapes without building their parts
-            add_lon(coords[0])
-            add_lat(coords[1])
-            add_kind(-1 - _POINT)
-            add_event(i)
-            areal.append(False)
+            add(coords)
+            add_size(1)
+            add_kind(_POINT)
+            add_owner(i)
+            add_areal(False)
+            continue
+        if kind == "LineString" and coords and len(coords) == 2:  # a closed street, say: one segment
+            extend(coords)
+            add_size(2)
+            add_kind(_LINE)
+            add_owner(i)
+            add_areal(False)
             continue
         parts: list[tuple[int, list[Any]]] = []
-        if kind == "LineString" and coords and len(coords) == 2:  # a closed street, say: one segment
-            (x0, y0, *_), (x1, y1, *_) = coords
-            lon += (x0, x1)
-            lat += (y0, y1)
-            vkind += (_LINE, -1 - _LINE)
-            vevent += (i, i)
-            areal.append(False)
-            continue
         if kind == "LineString" and coords and len(coords) > 1:
             parts.append((_LINE, coords))
-            areal.append(False)
+            add_areal(False)
         elif kind == "Polygon" and coords and len(coords) == 1 and len(coords[0]) > 1:
             parts.append((_RING, coords[0]))
-            areal.append(True)
+            add_areal(True)
             simple.append(i)
         else:
-            areal.append(_walk(geometry, parts))
+            add_areal(_walk(geometry, parts))
             if kind == "Polygon" and coords and len(coords) == 1:
                 simple.append(i)
         for part, points in parts:
             if not points:
                 continue
-            if part != _POINT and len(points) == 1:
-                part = _POINT
-            for c in points:
-                add_lon(c[0])
-                add_lat(c[1])
-            vkind.extend([part] * (len(points) - 1))
-            add_kind(-1 - part)  # last vertex of its part
-            vevent.extend([i] * len(points))
-    x, y = project_xy(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), crs)
+            extend(points)
+            add_size(len(points))
+            add_kind(_POINT if len(points) == 1 else part)
+            add_owner(i)
+    lon, lat = lonlat_columns(positions)
+    x, y = project_xy(lon, lat, crs)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):  # None reads as NaN; pyproj gives inf
         raise ValueError("a coordinate that is not a number, or outside the projection")
-    kinds = np.asarray(vkind, dtype=np.int64)
-    start = np.nonzero((kinds >= _LINE) | (kinds == -1 - _POINT))[0]
-    end = np.where(kinds[start] >= _LINE, start + 1, start)
+    part_size = np.asarray(sizes, dtype=np.int64)
+    part_kind = np.asarray(kinds, dtype=np.int64)
+    vkind = np.repeat(part_kind, part_size)  # a part's kind at each vertex, -1 - kind at its last
+    vkind[np.cumsum(part_size) - 1] = -1 - part_kind
+    start = np.nonzero((vkind >= _LINE) | (vkind == -1 - _POINT))[0]
+    end = np.where(vkind[start] >= _LINE, start + 1, start)
     prims = np.column_stack((x[start], y[start], x[end], y[end]))
-    vertex_event = np.asarray(vevent, dtype=np.int64)
+    vertex_event = np.repeat(np.asarray(owners, dtype=np.int64), part_size)
     prim_event = vertex_event[start]
     n = len(geometries)
     prim_lo = np.searchsorted(prim_event, np.arange(n))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -202,6 +203,12 @@ UNREADABLE = [
     ("a line with a null vertex", {"type": "LineString", "coordinates": [[2.35, 48.85], None]}),
     ("a polygon without coordinates", {"type": "Polygon", "coordinates": []}),
     ("an unsupported type", {"type": "Circle", "coordinates": [2.35, 48.85]}),
+    ("a point nested once too deep", {"type": "Point", "coordinates": [[2.35, 48.85]]}),
+    (
+        "a line with a vertex of one value",
+        {"type": "LineString", "coordinates": [[2.35, 48.85, 3.0], [2.36]]},
+    ),
+    ("a line with a vertex that is a number", {"type": "LineString", "coordinates": [[2.35, 48.85], 2.36]}),
 ]
 
 
@@ -258,3 +265,35 @@ def both_directions_all(events: list[Event], route: Route) -> tuple[list[Alert],
     second = Engine()
     second.apply_events(events, AT)
     return by_event, second.upsert_route(route, AT)
+
+
+def test_event_positions_with_altitude_match_as_without() -> None:
+    """A third value in some positions of a batch (altitude) is dropped; the others' positions
+    are read as they are (the values of one position never shift into the next)."""
+    geometries = [point(400, 0), line([(300, 20), (500, 25), (700, 20)]), square(800, 0, 60)]
+    lifted = [_with_altitude(g, k) for k, g in enumerate(geometries)]
+    found = []
+    for batch in (geometries, lifted):
+        engine = Engine()
+        engine.upsert_route(ROUTE, AT)
+        alerts = engine.apply_events(
+            [Event(id=f"t:{k}", source="t", kind="closure", geometry=g) for k, g in enumerate(batch)], AT
+        )
+        found.append(sorted((a.event_id, a.state, round(a.distance_ahead_m, 6)) for a in alerts))
+    assert found[0] == found[1] and len(found[0]) == 3
+
+
+def _with_altitude(geometry: dict[str, Any], k: int) -> dict[str, Any]:
+    """The geometry with an altitude on every other position (from the ``k``-th)."""
+    count = [k]
+
+    def lift(position: list[float]) -> list[float]:
+        count[0] += 1
+        return [*position, 35.0] if count[0] % 2 else list(position)
+
+    coords = geometry["coordinates"]
+    if geometry["type"] == "Point":
+        return {"type": "Point", "coordinates": lift(coords)}
+    if geometry["type"] == "LineString":
+        return {"type": "LineString", "coordinates": [lift(c) for c in coords]}
+    return {"type": "Polygon", "coordinates": [[lift(c) for c in ring] for ring in coords]}
