@@ -98,7 +98,8 @@ def _reconcile(
     delta: Delta,
 ) -> None:
     """Every event of the batch against the pairs found for it (``found`` sorted by event), in one
-    call of the book: new events raise all their pairs, events seen before are diffed."""
+    call of the book: new events raise all their pairs, events seen before are diffed. The scans
+    give one pair per (event, route): the book need not look for a route named twice."""
     if len(found.ev) > 1 and np.any(found.ev[1:] < found.ev[:-1]):
         found = found.take(np.argsort(found.ev, kind="stable"))
     order = np.argsort(slots)  # distinct slots; ``found`` holds their pairs in this order
@@ -108,4 +109,4 @@ def _reconcile(
         flags = np.fromiter((events[i].id in changed for i in order.tolist()), dtype=bool, count=len(order))
     else:  # all new
         flags = np.zeros(len(order), dtype=bool)
-    book.set_events(slots[order], ptr, found.r, found.ahead, found.expected, flags, delta)
+    book.set_events(slots[order], ptr, found.r, found.ahead, found.expected, flags, delta, distinct=True)
