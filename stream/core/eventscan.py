@@ -751,9 +751,9 @@ def _measures(
     sax, say, sbx, sby, s_s, s_base = seg[0], seg[1], seg[2], seg[3], seg[4], seg[5]
     for i in range(n):
         if i + _AHEAD < n:
+            # the segment's first and last bytes (x at p, y at p + 1): both lines when it spans two
             prefetch(vx, o_p[i + _AHEAD])
-            prefetch(vx, o_p[i + _AHEAD] + 1)  # a quarter of the segments end on the next line
-            prefetch(vs, o_p[i + _AHEAD])
+            prefetch(vy, o_p[i + _AHEAD] + 1)
             prefetch(cur_p, o_r[i + _AHEAD])
             prefetch(has_pos, o_r[i + _AHEAD])
             prefetch(base_s, o_r[i + _AHEAD])

@@ -33,7 +33,7 @@ _OFF = 1 << 30  # keeps cell indices positive in the packed key
 _SLACK = 0.1  # metres: quantised midpoints are compared with this much margin
 QUANTUM = 0.01  # metres per unit of a piece endpoint in the arena
 BLOCK = 16  # vertex blocks are multiples of this size, the route map has one entry per BLOCK
-_NAN_XY = complex(np.nan, np.nan)
+_FREE_VERTEX = (np.nan, np.nan, 0.0)  # x, y, distance along of a pool row that holds no vertex
 _TILE_SHIFT = 7
 _TILE = 1 << _TILE_SHIFT  # cells are looked up through dense tiles of _TILE x _TILE cells
 _WINDOW = 1 << 16  # tiles spanned by a lookup up to which distinct tiles are found by marking
@@ -67,8 +67,10 @@ class SegmentGrid:
         self.reach_m = piece_m / 2.0  # how far a filed midpoint can be from its segment's points
         self.origin: tuple[float, float] | None = None
         self.compact_slack = 1_000_000  # arena entries wasted beyond 2x the live ones before compacting
-        self.vxy = np.full(1024, _NAN_XY)  # vertex x + 1j * y: one gather fetches both
-        self.vs = np.zeros(1024)  # distance along the route at each vertex
+        # per vertex: x, y and the distance along its route, side by side: the event scan's
+        # measures read a segment's two ends and its start's distance in one or two cache lines
+        # (three or four in separate arrays)
+        self.pool = np.full((1024, 3), _FREE_VERTEX)
         # route slot of the vertices p .. p + 15 (blocks start and end on multiples of 16), -1 if
         # none: 4 bytes per 16 vertices, small enough to stay in cache while a scan reads it
         self.block_route = np.full(1024 // BLOCK, -1, dtype=np.int32)
@@ -105,12 +107,17 @@ class SegmentGrid:
     @property
     def vx(self) -> Array:
         """Vertex x (a view)."""
-        return self.vxy.real
+        return self.pool[:, 0]
 
     @property
     def vy(self) -> Array:
         """Vertex y (a view)."""
-        return self.vxy.imag
+        return self.pool[:, 1]
+
+    @property
+    def vs(self) -> Array:
+        """Distance along its route at each vertex (a view)."""
+        return self.pool[:, 2]
 
     # -- vertex pool -------------------------------------------------------------------------
     def insert_many(self, route_slots: list[int], x: Array, y: Array, counts: Array) -> tuple[Array, Array]:
@@ -126,7 +133,7 @@ class SegmentGrid:
             return starts, np.zeros(0)
         if self.origin is None:
             self.origin = (float(np.floor(x[0])), float(np.floor(y[0])))
-        fill_pool(x, y, counts, starts, self.vxy, self.vs)
+        fill_pool(x, y, counts, starts, self.pool)
         first = np.cumsum(counts) - counts
         p, mx, my, hx, hy, ix, iy, total = self._pieces(x, y, first, counts, starts)
         self._add_entries(ix, iy, p, mx, my, hx, hy)
@@ -220,7 +227,7 @@ class SegmentGrid:
         for start, n in zip(starts, ns, strict=True):
             cap = _size_class(n)
             dying[start // BLOCK : (start + cap) // BLOCK] = 0
-            self.vxy[start : start + cap] = _NAN_XY
+            self.pool[start : start + cap] = _FREE_VERTEX
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = -1
             self._release(start, cap)
 
@@ -229,15 +236,13 @@ class SegmentGrid:
         self.remove_many([start], [n])
 
     def _grow_pool(self, need: int) -> None:
-        size = len(self.vxy)
+        size = len(self.pool)
         if need <= size:
             return
         new = BLOCK * -(-max(need, size + size // 4) // BLOCK)
-        for name, fill in (("vxy", _NAN_XY), ("vs", 0.0)):
-            old = getattr(self, name)
-            arr = np.full(new, fill, dtype=old.dtype)
-            arr[:size] = old
-            setattr(self, name, arr)
+        pool = np.full((new, 3), _FREE_VERTEX)
+        pool[:size] = self.pool
+        self.pool = pool
         blocks = np.full(new // BLOCK, -1, dtype=np.int32)
         blocks[: len(self.block_route)] = self.block_route
         self.block_route = blocks

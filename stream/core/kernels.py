@@ -103,9 +103,9 @@ def nearest_primitive(
 
 
 @numba.njit(cache=True, nogil=True)
-def fill_pool(x: Array, y: Array, counts: Array, starts: Array, vxy: Array, vs: Array) -> None:
+def fill_pool(x: Array, y: Array, counts: Array, starts: Array, pool: Array) -> None:
     """Write polylines concatenated in ``x``, ``y`` (``counts`` vertices each) to the vertex
-    pool at ``starts``, with the distance along each at every vertex."""
+    pool (rows x, y, distance along) at ``starts``."""
     i = 0
     for k in range(len(counts)):
         d = starts[k]
@@ -113,8 +113,9 @@ def fill_pool(x: Array, y: Array, counts: Array, starts: Array, vxy: Array, vs: 
         for j in range(counts[k]):
             if j:
                 s += math.hypot(x[i] - x[i - 1], y[i] - y[i - 1])
-            vxy[d + j] = complex(x[i], y[i])
-            vs[d + j] = s
+            pool[d + j, 0] = x[i]
+            pool[d + j, 1] = y[i]
+            pool[d + j, 2] = s
             i += 1
 
 

@@ -55,9 +55,9 @@ def segment_starts(
     grid: SegmentGrid, routes: RouteTable, p: Array, r: Array, along: bool = True
 ) -> tuple[Array, ...]:
     """Start x, y (and distance along) of segments ``p``, clipped at the vehicle on its segment."""
-    a = grid.vxy[p]
-    ax, ay = a.real, a.imag
-    s0 = grid.vs[p] if along else ax
+    a = grid.pool[p]
+    ax, ay = a[:, 0], a[:, 1]
+    s0 = a[:, 2] if along else ax
     clip = np.flatnonzero(p == routes.cur_p[r])
     if len(clip):
         clip = clip[routes.has_pos[r[clip]]]
