@@ -103,6 +103,23 @@ def nearest_primitive(
 
 
 @numba.njit(cache=True, nogil=True)
+def move_slices(
+    ap: Array, aq: Array, starts: Array, counts: Array, to_ap: Array, to_aq: Array, to: Array
+) -> None:
+    """Copy the arena slices ``starts[i] .. starts[i] + counts[i]`` of ``ap``/``aq`` to ``to[i]``
+    of ``to_ap``/``to_aq`` (the same arena when no destination overlaps a source): slice by
+    slice, in sequence, rather than gathering every entry through an index array."""
+    for i in range(len(starts)):
+        s, d = starts[i], to[i]
+        for j in range(counts[i]):
+            to_ap[d + j] = ap[s + j]
+            to_aq[d + j, 0] = aq[s + j, 0]
+            to_aq[d + j, 1] = aq[s + j, 1]
+            to_aq[d + j, 2] = aq[s + j, 2]
+            to_aq[d + j, 3] = aq[s + j, 3]
+
+
+@numba.njit(cache=True, nogil=True)
 def fill_pool(x: Array, y: Array, counts: Array, starts: Array, pool: Array) -> None:
     """Write polylines concatenated in ``x``, ``y`` (``counts`` vertices each) to the vertex
     pool (rows x, y, distance along) at ``starts``."""
