@@ -256,9 +256,16 @@ class SegmentGrid:
     # -- cells -------------------------------------------------------------------------------
     def _lookup(self, ix: Array, iy: Array, create: bool = False) -> Array:
         """Row of each cell (-1 where there is none); ``create`` adds the missing tiles."""
-        tx, ty = ix // _TILE, iy // _TILE
-        if not len(tx):
+        if not len(ix):
             return np.zeros(0, dtype=np.int64)
+        tid = self._tile_ids(ix // _TILE, iy // _TILE, create)
+        flat = tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE
+        rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1).astype(np.int64)
+        return rows
+
+    def _tile_ids(self, tx: Array, ty: Array, create: bool = False) -> Array:
+        """Index of each tile (-1 where there is none; ``create`` adds them): one dictionary
+        lookup per distinct tile."""
         x0, y0 = int(tx.min()), int(ty.min())
         w, h = int(tx.max()) - x0 + 1, int(ty.max()) - y0 + 1
         if w * h <= _WINDOW:  # the tiles' window is small: distinct tiles by marking, not sorting
@@ -281,10 +288,8 @@ class SegmentGrid:
                 grown = np.full((2 * len(self._tile_of), _TILE * _TILE), -1, dtype=np.int32)
                 grown[: len(self._tiles)] = self._tiles
                 self._tiles = grown
-        tid = tids[inv.ravel()]
-        flat = tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE
-        rows: Array = np.where(tid >= 0, self._tiles.ravel()[np.maximum(flat, 0)], -1).astype(np.int64)
-        return rows
+        out: Array = tids[inv.ravel()]
+        return out
 
     def _add_entries(
         self, ix: Array, iy: Array, p: Array, mx: Array, my: Array, hx: Array, hy: Array
@@ -324,11 +329,7 @@ class SegmentGrid:
         self._ccap[rows] = caps
         self._cix[rows] = ix - _OFF
         self._ciy[rows] = iy - _OFF
-        tid = np.fromiter(
-            (self._tile_of[k] for k in (((ix // _TILE) << 32) | (iy // _TILE)).tolist()),
-            dtype=np.int64,
-            count=n,
-        )
+        tid = self._tile_ids(ix // _TILE, iy // _TILE, create=True)
         self._tiles.ravel()[tid * (_TILE * _TILE) + (ix % _TILE) * _TILE + iy % _TILE] = rows
         return rows
 
