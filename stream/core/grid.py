@@ -157,7 +157,8 @@ class SegmentGrid:
             return self._take(self._sizes[at], cap)
         start = self._top
         self._top += cap
-        self._grow_pool(self._top)
+        self._grow_pool(self._top, start)
+        self.pool[start : self._top] = _FREE_VERTEX
         return start
 
     def _take(self, size: int, cap: int) -> int:
@@ -236,18 +237,21 @@ class SegmentGrid:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""
         self.remove_many([start], [n])
 
-    def _grow_pool(self, need: int) -> None:
+    def _grow_pool(self, need: int, used: int) -> None:
+        """Room for ``need`` vertices, the first ``used`` kept. The pool doubles, but only its
+        rows up to the top are ever written (``_allocate`` marks a block's rows free when it takes
+        them from the top): the rows beyond are address space, not memory, until a route takes
+        them. Each growth is a new allocation, which numpy puts on huge pages (a large array):
+        the scans read the pool at random, and with 4 kB pages nearly every read also misses the
+        TLB (the pool grown in place by ``ndarray.resize`` kept its small pages: scans ~10 %
+        slower)."""
         size = len(self.pool)
         if need <= size:
             return
-        new = BLOCK * -(-max(need, size + size // 4) // BLOCK)
-        try:  # in place: the allocator moves a large block's pages, it does not copy them
-            self.pool.resize((new, 3), refcheck=True)
-        except ValueError:  # something else refers to the pool (a view kept by a caller)
-            pool = np.empty((new, 3))
-            pool[:size] = self.pool
-            self.pool = pool
-        self.pool[size:] = _FREE_VERTEX
+        new = BLOCK * -(-max(need, 2 * size) // BLOCK)
+        pool = np.empty((new, 3))
+        pool[:used] = self.pool[:used]
+        self.pool = pool
         blocks = np.full(new // BLOCK, -1, dtype=np.int32)
         blocks[: len(self.block_route)] = self.block_route
         self.block_route = blocks
