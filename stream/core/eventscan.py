@@ -821,12 +821,12 @@ def _one_primitive(
     """Segments ``i0 .. i1`` of the columns against primitive CD: ``nearest_primitive``'s distance
     (not squared) and parameter, with the same arithmetic, every choice made by selection rather
     than by a branch (both sides computed), so that the compiler vectorises the loop."""
-    if cx == dx and cy == dy:  # a point: ``kernels._point_segment2``
+    if cx == dx and cy == dy:  # a point
         for i in range(i0, i1):
             ax, ay, bx, by = sax[i], say[i], sbx[i], sby[i]
             far = (min(ax, bx) > cx + limit) | (max(ax, bx) < cx - limit)
             far |= (min(ay, by) > cy + limit) | (max(ay, by) < cy - limit)
-            d2, t = _select_point(cx, cy, ax, ay, bx, by)
+            d2, t = _point_segment2(cx, cy, ax, ay, bx, by)
             o_d[i] = np.inf if far else math.sqrt(d2)
             o_t[i] = 0.0 if far else t
         return
@@ -843,29 +843,15 @@ def _one_primitive(
         u = (qx * sy - qy * sx) / den  # inf or nan when parallel: then not crossing
         v = (qx * ry - qy * rx) / den
         cross = (den != 0.0) & (0.0 <= u) & (u <= 1.0) & (0.0 <= v) & (v <= 1.0)
-        dist, t = _select_point(cx, cy, ax, ay, bx, by)
-        d2, t2 = _select_point(dx, dy, ax, ay, bx, by)
+        dist, t = _point_segment2(cx, cy, ax, ay, bx, by)
+        d2, t2 = _point_segment2(dx, dy, ax, ay, bx, by)
         t = t2 if d2 < dist else t
         dist = min(d2, dist)
-        d2 = _select_point(ax, ay, cx, cy, dx, dy)[0]
+        d2 = _point_segment2(ax, ay, cx, cy, dx, dy)[0]
         t = 0.0 if d2 < dist else t
         dist = min(d2, dist)
-        d2 = _select_point(bx, by, cx, cy, dx, dy)[0]
+        d2 = _point_segment2(bx, by, cx, cy, dx, dy)[0]
         t = 1.0 if d2 < dist else t
         dist = min(d2, dist)
         o_d[i] = np.inf if far else (0.0 if cross else math.sqrt(dist))
         o_t[i] = 0.0 if far else (u if cross else t)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _select_point(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> tuple[float, float]:
-    """``kernels._point_segment2`` (squared distance from P to segment AB, and the parameter on AB
-    of the closest point), its choices made by selection."""
-    rx = bx - ax
-    ry = by - ay
-    rr = rx * rx + ry * ry
-    t = ((px - ax) * rx + (py - ay) * ry) / (rr if rr > 0.0 else 1.0)
-    t = min(1.0, max(0.0, t))
-    ex = ax + t * rx - px
-    ey = ay + t * ry - py
-    return ex * ex + ey * ey, t

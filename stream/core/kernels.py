@@ -18,9 +18,11 @@ from stream.core.prefetch import prefetch, prefetch_write
 Array = np.ndarray[Any, Any]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _point_segment2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> tuple[float, float]:
-    """Squared distance from P to segment AB, and the parameter on AB of the closest point."""
+    """Squared distance from P to segment AB, and the parameter on AB of the closest point. No
+    branch (the divisor is never 0: no check for it either), so that loops over many segments
+    vectorise."""
     rx = bx - ax
     ry = by - ay
     rr = rx * rx + ry * ry
