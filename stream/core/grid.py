@@ -129,6 +129,7 @@ class SegmentGrid:
             cap = _size_class(n)
             start = self._allocate(cap)
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = route_slot
+            self.pool[start + n : start + cap] = _FREE_VERTEX  # the block's rows beyond the route
             starts[k] = start
         if not len(starts):
             return starts, np.zeros(0)
@@ -158,7 +159,6 @@ class SegmentGrid:
         start = self._top
         self._top += cap
         self._grow_pool(self._top, start)
-        self.pool[start : self._top] = _FREE_VERTEX
         return start
 
     def _take(self, size: int, cap: int) -> int:
@@ -239,12 +239,12 @@ class SegmentGrid:
 
     def _grow_pool(self, need: int, used: int) -> None:
         """Room for ``need`` vertices, the first ``used`` kept. The pool doubles, but only its
-        rows up to the top are ever written (``_allocate`` marks a block's rows free when it takes
-        them from the top): the rows beyond are address space, not memory, until a route takes
-        them. Each growth is a new allocation, which numpy puts on huge pages (a large array):
-        the scans read the pool at random, and with 4 kB pages nearly every read also misses the
-        TLB (the pool grown in place by ``ndarray.resize`` kept its small pages: scans ~10 %
-        slower)."""
+        rows up to the top are ever written (``insert_many`` writes a block's rows when it takes
+        it: the route's vertices, the rest marked free): the rows beyond are address space, not
+        memory, until a route takes them. Each growth is a new allocation, which numpy puts on
+        huge pages (a large array): the scans read the pool at random, and with 4 kB pages nearly
+        every read also misses the TLB (the pool grown in place by ``ndarray.resize`` kept its
+        small pages: scans ~10 % slower)."""
         size = len(self.pool)
         if need <= size:
             return
