@@ -6,18 +6,27 @@ name a dispatcher (they read every driver's alerts and the dispatch map). A toke
 refused where the other is expected. Several keys can be active at once (``kid`` names which one
 signed), so a key is rotated by adding the new one, issuing with it, and dropping the old one once
 its tokens have expired.
+
+Verification never raises anything but TokenError, whatever the bytes: a token longer than
+``MAX_TOKEN_CHARS``, with a non-ASCII character, the wrong number of fields, bad base64 or a
+subject that is not UTF-8 is ``malformed``; one whose signature does not match is
+``bad_signature``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 DRIVER = "v1"
 DISPATCHER = "d1"
 _ROLE_NAMES = {DRIVER: "driver", DISPATCHER: "dispatcher"}
+MAX_TOKEN_CHARS = 1024  # ours are ~100 characters; anything far longer is not one of them
+_EXPIRY = re.compile(r"[0-9]{1,12}", re.ASCII)
 
 
 class TokenError(ValueError):
@@ -84,6 +93,13 @@ class Keyring:
         return f"{payload}.{self._sign(self.current, payload)}"
 
     def _verify(self, role: str, token: str, now: float) -> str:
+        # Shape first, on ASCII only: compare_digest raises TypeError on non-ASCII str, and int()
+        # reads non-ASCII digits and spaces, so nothing odd may reach them.
+        if len(token) > MAX_TOKEN_CHARS:
+            text = f"token is longer than {MAX_TOKEN_CHARS} characters: send the token as issued"
+            raise TokenError("malformed", text)
+        if not token.isascii():
+            raise TokenError("malformed", "token has non-ASCII characters: send the token as issued")
         parts = token.split(".")
         if len(parts) != 5 or parts[0] not in _ROLE_NAMES:
             raise TokenError("malformed", f"token is not a Corridor {_ROLE_NAMES[role]} token")
@@ -95,11 +111,12 @@ class Keyring:
             raise TokenError("bad_signature", "token signature does not match")
         if parts[0] != role:
             raise TokenError("wrong_role", f"a {_ROLE_NAMES[parts[0]]} token cannot be used here")
+        if not _EXPIRY.fullmatch(expiry):
+            raise TokenError("malformed", "token expiry is not a number of seconds")
         try:
-            expires_at = int(expiry)
             subject = _unb64(subject_b64).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise TokenError("malformed", "token fields cannot be read") from None
-        if expires_at <= now:
+        except (binascii.Error, UnicodeDecodeError):
+            raise TokenError("malformed", "token subject cannot be read") from None
+        if int(expiry) <= now:
             raise TokenError("expired", "token has expired: ask for a new one")
         return subject

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 
 from stream.core.tokens import Keyring, TokenError
@@ -78,3 +82,53 @@ def test_role_cannot_be_swapped() -> None:
     forged = "d1." + RING.issue("driver-7", NOW, 60).split(".", 1)[1]
     with pytest.raises(TokenError, match="signature"):
         RING.verify_dispatcher(forged, NOW)
+
+
+def _signed(payload: str) -> str:
+    """A token over ``payload`` with a valid signature of k2 (what only a key holder can make)."""
+    digest = hmac.new(b"second-secret-0123456789", payload.encode(), hashlib.sha256).digest()
+    return f"{payload}.{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
+
+
+GOOD = RING.issue("d", NOW, 60)
+NON_UTF8 = base64.urlsafe_b64encode(b"\xff\xfe").rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("case", "token", "reason"),
+    [
+        ("non-ASCII signature", GOOD[:-1] + "\u00e9", "malformed"),
+        ("Arabic-Indic signature", GOOD[:-1] + "\u0661", "malformed"),
+        ("non-ASCII subject", "v1.\u00e9t\u00e9." + GOOD.split(".", 2)[2], "malformed"),
+        ("surrogate from a raw header byte", GOOD[:-1] + "\udcff", "malformed"),
+        ("NUL byte", GOOD[:-1] + "\x00", "bad_signature"),
+        ("oversized", GOOD + "A" * 2048, "malformed"),
+        ("six fields", GOOD + ".x", "malformed"),
+        ("four fields", GOOD.rsplit(".", 1)[0], "malformed"),
+        ("empty", "", "malformed"),
+        ("only dots", "....", "malformed"),
+        ("Arabic-Indic expiry", "v1.ZA.\u0661\u0662.k2." + GOOD.rsplit(".", 1)[1], "malformed"),
+    ],
+)
+def test_hostile_tokens_are_refused_with_a_token_error(case: str, token: str, reason: str) -> None:
+    """Odd bytes anywhere in a token give TokenError with a reason, never another exception."""
+    for verify in (RING.verify, RING.verify_dispatcher):
+        with pytest.raises(TokenError) as caught:
+            verify(token, NOW)
+        assert caught.value.reason == reason, case
+
+
+@pytest.mark.parametrize(
+    ("case", "payload"),
+    [
+        ("non-UTF-8 subject", f"v1.{NON_UTF8}.{int(NOW) + 60}.k2"),
+        ("bad base64 subject", f"v1.a.{int(NOW) + 60}.k2"),
+        ("expiry with spaces", f"v1.ZA. {int(NOW) + 60}.k2"),
+        ("expiry with underscores", f"v1.ZA.1_{int(NOW) + 60}.k2"),
+    ],
+)
+def test_signed_but_malformed_tokens_are_malformed(case: str, payload: str) -> None:
+    """A correctly signed token whose fields cannot be read is refused as malformed, not crashed on."""
+    with pytest.raises(TokenError) as caught:
+        RING.verify(_signed(payload), NOW)
+    assert caught.value.reason == "malformed", case
