@@ -21,7 +21,7 @@ def services() -> None:
 
 @services.command()
 def up() -> None:
-    """Start the embedded broker and Redis on free loopback ports (no-op when running)."""
+    """Start the embedded broker and Redis (no-op when running); one that died comes back on its old port."""
     try:
         info = _services().up()
     except (ServiceError, ConfigError) as exc:

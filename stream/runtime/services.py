@@ -1,10 +1,11 @@
 """Embedded services for a laptop and CI: a Kafka-compatible broker (Tansu) and Redis.
 
 Each runs as a child process on a free loopback port, with a pid file and a log under the state
-directory; readiness is checked by speaking the protocol (no fixed sleeps). The embedded broker
-keeps its topics in memory: restarting it loses every topic, so restart workers, Redis and
-gateways freely, but not the broker. Real Kafka and Redis are selected with CORRIDOR_KAFKA_URL and
-CORRIDOR_REDIS_URL.
+directory; readiness is checked by speaking the protocol (no fixed sleeps). A service that died is
+started again on the port recorded in ``services.json``, so the processes that read its URL keep
+working; only ``down`` forgets the ports. The embedded broker keeps its topics in memory:
+restarting it loses every topic, so restart workers, Redis and gateways freely, but not the broker.
+Real Kafka and Redis are selected with CORRIDOR_KAFKA_URL and CORRIDOR_REDIS_URL.
 """
 
 from __future__ import annotations
@@ -41,6 +42,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on (or holds) this loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of our own last run is fine
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def url_port(url: str | None) -> int | None:
+    """The port of ``scheme://host:port[/db]``, None when absent or unreadable."""
+    if not url:
+        return None
+    try:
+        return int(url.rsplit(":", 1)[1].split("/")[0])
+    except (IndexError, ValueError):
+        return None
 
 
 def tansu_binary() -> Path:
@@ -106,11 +128,13 @@ class ManagedProcess:
         return self.state_dir / "logs" / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid when the process is alive, else None."""
+        """The pid when the process is alive, else None (a dead child of ours is reaped, not alive)."""
         try:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
+        if pid in _CHILDREN:
+            return pid if _alive(pid) else None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -199,11 +223,11 @@ class EmbeddedServices:
         return data
 
     def up(self, redis_port: int | None = None) -> dict[str, str]:
-        """Start whatever is not running yet; returns the URLs."""
+        """Start whatever is not running yet, on its recorded port if it ran before; returns the URLs."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         info = self.info()
         if self.broker.pid() is None:
-            port = free_port()
+            port = self._port("broker", url_port(info.get("kafka_url")))
             url = f"tcp://127.0.0.1:{port}"
             self.broker.start(
                 [
@@ -216,10 +240,26 @@ class EmbeddedServices:
                 lambda: kafka_ready("127.0.0.1", port),
             )
             info["kafka_url"] = f"kafka://127.0.0.1:{port}"
+            self.info_file.write_text(json.dumps(info, indent=2))
         if self.redis.pid() is None:
-            info["redis_url"] = self.start_redis(redis_port)
+            info["redis_url"] = self.start_redis(
+                self._port("redis", redis_port or url_port(info.get("redis_url")))
+            )
         self.info_file.write_text(json.dumps(info, indent=2))
         return info
+
+    def _port(self, name: str, recorded: int | None) -> int:
+        """The port to start ``name`` on: the recorded one (it must be free), else a new free one."""
+        if recorded is None:
+            return free_port()
+        if not port_free(recorded):
+            raise ServiceError(
+                f"{name} is not running but its port {recorded} (recorded in {self.info_file}) is taken by "
+                f"another process: stop that process and run `corridor services up` again, or run "
+                f"`corridor services down && corridor services up` for new ports and then restart every "
+                f"worker, gateway and API (they keep the old URL)"
+            )
+        return recorded
 
     def start_redis(self, port: int | None = None) -> str:
         """Start Redis with an append-only file in the state directory (survives restarts)."""
