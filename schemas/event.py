@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
+from zoneinfo import available_timezones
 
-from schemas.codec import opt_datetime, opt_float
+from schemas.codec import opt_datetime
+from schemas.errors import InvalidRecord
+from schemas.geometry import DEFAULT_LIMITS, GeometryLimits, check_geometry
 
 EventKind = Literal[
     "closure",
@@ -43,16 +49,30 @@ class VehicleConditions:
     hazmat: bool | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VehicleConditions:
-        """Build from the JSON form (unknown keys are ignored)."""
+    def from_dict(cls, data: Any) -> VehicleConditions:
+        """Build from the JSON form (unknown keys are ignored); InvalidRecord names a wrong field."""
+        if not isinstance(data, dict):
+            raise InvalidRecord(f"vehicles: must be an object, not {type(data).__name__}", "schema")
         critair = data.get("critair")
+        if critair is not None:
+            if not isinstance(critair, list) or len(critair) > len(CRITAIR_CLASSES):
+                raise InvalidRecord("vehicles/critair: must be an array of Crit'Air classes", "schema")
+            critair = tuple(str(c).lower() for c in critair)
+            unknown = [c for c in critair if c not in CRITAIR_CLASSES]
+            if unknown:
+                raise InvalidRecord(
+                    f"vehicles/critair: {unknown[0][:16]!r} is not a Crit'Air class", "schema"
+                )
+        hazmat = data.get("hazmat")
+        if hazmat is not None and not isinstance(hazmat, bool):
+            raise InvalidRecord("vehicles/hazmat: must be true, false or null", "schema")
         return cls(
-            max_weight_t=opt_float(data.get("max_weight_t")),
-            max_height_m=opt_float(data.get("max_height_m")),
-            max_width_m=opt_float(data.get("max_width_m")),
-            max_length_m=opt_float(data.get("max_length_m")),
-            critair=tuple(str(c) for c in critair) if critair is not None else None,
-            hazmat=data.get("hazmat"),
+            max_weight_t=_limit(data, "max_weight_t"),
+            max_height_m=_limit(data, "max_height_m"),
+            max_width_m=_limit(data, "max_width_m"),
+            max_length_m=_limit(data, "max_length_m"),
+            critair=critair,
+            hazmat=hazmat,
         )
 
     def is_empty(self) -> bool:
@@ -83,29 +103,177 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Event:
-        """Build from the JSON form; raises KeyError/ValueError/TypeError on bad input.
+    def from_dict(cls, data: Any, limits: GeometryLimits = DEFAULT_LIMITS) -> Event:
+        """Build from the JSON form, checking every field the engine reads.
 
-        Feeds validate against the JSON Schema first (schemas.validate) for precise messages.
+        Raises InvalidRecord (naming the field, with a reason slug) and nothing else for any
+        content: a wrong type, an unknown time zone, a schedule that is not weekday slots, a
+        geometry beyond ``limits``. The publish API and the feeds validate against the JSON
+        Schema first for exhaustive messages; this is what every other entry relies on.
         """
-        schedule = data.get("schedule")
+        if not isinstance(data, dict):
+            raise InvalidRecord(f"(record): expected an event object, got {_kind_of(data)}", "not_an_object")
+        try:
+            ident, source, kind = data["id"], data["source"], data["kind"]
+            geometry = data["geometry"]
+        except KeyError as exc:
+            raise InvalidRecord(f"{exc.args[0]}: is a required property", "schema") from None
+        ident = _text(ident, "id", MAX_ID_CHARS, required=True)
+        if not isinstance(source, str) or not SOURCE_PATTERN.fullmatch(source):
+            raise InvalidRecord(
+                f"source: {_short(source)} is not a source name ([A-Za-z0-9_.:-], 1-64)", "schema"
+            )
+        if kind not in EVENT_KINDS:
+            raise InvalidRecord(f"kind: {_short(kind)} is not one of {sorted(EVENT_KINDS)}", "schema")
+        check_geometry(geometry, limits)
+        status = data.get("status", "active")
+        if status not in ("active", "cancelled"):
+            raise InvalidRecord(f"status: {_short(status)} is not 'active' or 'cancelled'", "schema")
+        direction = data.get("direction", "both")
+        if direction not in ("both", "forward"):
+            raise InvalidRecord(f"direction: {_short(direction)} is not 'both' or 'forward'", "schema")
+        timezone = data.get("timezone") or "Europe/Paris"
+        if not isinstance(timezone, str) or not known_timezone(timezone):
+            raise InvalidRecord(
+                f"timezone: {_short(timezone)} is not a time zone of the IANA database (e.g. Europe/Paris)",
+                "bad_timezone",
+            )
         vehicles = data.get("vehicles")
+        details = data.get("details")
+        if details is None:
+            details = {}
+        elif not isinstance(details, dict):
+            raise InvalidRecord(f"details: must be an object, not {_kind_of(details)}", "schema")
+        else:
+            _check_details(details)
+        severity = data.get("severity")
+        if severity not in (None, "low", "medium", "high"):
+            raise InvalidRecord(f"severity: {_short(severity)} is not low, medium, high or null", "schema")
+        valid_from = _instant(data, "valid_from")
+        valid_until = _instant(data, "valid_until")
+        if valid_from is not None and valid_until is not None and valid_until < valid_from:
+            raise InvalidRecord("valid_until: is before valid_from", "bad_time")
         return cls(
-            id=str(data["id"]),
-            source=str(data["source"]),
-            kind=data["kind"],
-            geometry=data["geometry"],
-            valid_from=opt_datetime(data.get("valid_from")),
-            valid_until=opt_datetime(data.get("valid_until")),
-            status=data.get("status", "active"),
-            direction=data.get("direction", "both"),
-            schedule=({day: tuple(slots) for day, slots in schedule.items()} if schedule else None),
-            timezone=data.get("timezone") or "Europe/Paris",
+            id=ident,
+            source=source,
+            kind=kind,
+            geometry=geometry,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            status=status,
+            direction=direction,
+            schedule=_schedule(data.get("schedule")),
+            timezone=timezone,
             vehicles=VehicleConditions.from_dict(vehicles) if vehicles else None,
-            title=data.get("title"),
-            street=data.get("street"),
-            severity=data.get("severity"),
-            updated_at=opt_datetime(data.get("updated_at")),
-            terminal=data.get("terminal"),
-            details=data.get("details") or {},
+            title=_text(data.get("title"), "title", 512),
+            street=_text(data.get("street"), "street", 256),
+            severity=severity,
+            updated_at=_instant(data, "updated_at"),
+            terminal=_text(data.get("terminal"), "terminal", 64),
+            details=details,
         )
+
+
+MAX_ID_CHARS = 256
+MAX_DETAILS_DEPTH = 8
+MAX_DETAILS_ITEMS = 2_000
+MAX_SLOTS_PER_DAY = 24
+CRITAIR_CLASSES = ("0", "1", "2", "3", "4", "5", "nc")
+SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_SLOT = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]")
+_DAYS = frozenset(("everyday", *WEEKDAYS))
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def known_timezone(name: str) -> bool:
+    """True for a key of the IANA time zone database (the same that local schedules are read in)."""
+    return name in _timezones()
+
+
+_KIND_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+
+
+def _kind_of(value: Any) -> str:
+    return _KIND_NAMES.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(value: Any, name: str, max_chars: int, required: bool = False) -> Any:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidRecord(
+            f"{name}: must be a non-empty string" if required else f"{name}: must be a string", "schema"
+        )
+    if len(value) > max_chars:
+        raise InvalidRecord(f"{name}: longer than {max_chars} characters", "schema")
+    return value
+
+
+def _limit(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidRecord(f"vehicles/{name}: {_short(value)} is not a number >= 0", "schema")
+    return float(value)
+
+
+def _instant(data: dict[str, Any], name: str) -> datetime | None:
+    try:
+        return opt_datetime(data.get(name))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(f"{name}: {exc}", "bad_time") from None
+
+
+def _schedule(value: Any) -> dict[str, tuple[str, ...]] | None:
+    """Weekday -> 'HH:MM-HH:MM' slots, checked so that the engine can compile them."""
+    if not value:
+        if value is None or value == {}:
+            return None
+        raise InvalidRecord(
+            f"schedule: must be an object of weekday slots, not {_kind_of(value)}", "bad_schedule"
+        )
+    if not isinstance(value, dict):
+        raise InvalidRecord(
+            f"schedule: must be an object of weekday slots, not {_kind_of(value)}", "bad_schedule"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for day, slots in value.items():
+        if day not in _DAYS:
+            raise InvalidRecord(f"schedule: {_short(day)} is not a weekday or 'everyday'", "bad_schedule")
+        if not isinstance(slots, list) or len(slots) > MAX_SLOTS_PER_DAY:
+            raise InvalidRecord(
+                f"schedule/{day}: must be an array of at most {MAX_SLOTS_PER_DAY} 'HH:MM-HH:MM' slots",
+                "bad_schedule",
+            )
+        for slot in slots:
+            if not isinstance(slot, str) or not _SLOT.fullmatch(slot):
+                raise InvalidRecord(f"schedule/{day}: {_short(slot)} is not 'HH:MM-HH:MM'", "bad_schedule")
+        out[day] = tuple(slots)
+    return out
+
+
+def _check_details(details: dict[str, Any]) -> None:
+    """Bound the free-form ``details``: nesting depth and number of items (encoders have limits)."""
+    stack: list[tuple[Any, int]] = [(details, 1)]
+    items = 0
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DETAILS_DEPTH:
+            raise InvalidRecord(f"details: nested deeper than {MAX_DETAILS_DEPTH} levels", "details_too_deep")
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            items += 1
+            if items > MAX_DETAILS_ITEMS:
+                raise InvalidRecord(f"details: more than {MAX_DETAILS_ITEMS} items", "details_too_large")
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))

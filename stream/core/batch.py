@@ -12,7 +12,7 @@ from schemas import Event
 from stream.core import lifecycle as lc
 from stream.core.lifecycle import Delta
 from stream.core.matching import Concerned, apply_rules, batch_rows, decide
-from stream.core.rules import epoch
+from stream.core.rules import compile_schedule, epoch, event_conditions, zone
 from stream.core.shapes import ShapeBatch, shapes_for
 
 if TYPE_CHECKING:
@@ -22,20 +22,53 @@ Array = np.ndarray[Any, Any]
 
 
 def _shapes(engine: Engine, events: list[Event]) -> tuple[list[Event], ShapeBatch]:
-    """Shapes of the batch; events whose geometry cannot be read are set aside as rejected."""
+    """Shapes of the batch; events whose geometry cannot be read or is wider than the engine
+    files (``EngineConfig.max_event_extent_m``) are set aside as rejected."""
     crs, margin = engine.config.crs, engine.margin_m
     try:
-        return events, shapes_for([e.geometry for e in events], crs, margin)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        good: list[Event] = []
-        for event in events:
+        shapes = shapes_for([e.geometry for e in events], crs, margin)
+    except Exception:  # noqa: BLE001 - any content: find the events at fault one by one below
+        shapes = None
+    if shapes is not None:
+        size = shapes.bbox[:, 2:] - shapes.bbox[:, :2]
+        wide = np.flatnonzero((size > engine.config.max_event_extent_m).any(axis=1))
+        if not len(wide):
+            return events, shapes
+    good: list[Event] = []
+    for event in events:
+        try:
+            one = shapes_for([event.geometry], crs, margin)
+        except Exception as exc:  # noqa: BLE001 - a geometry the engine cannot read costs only itself
+            engine.rejected.append((event.id, f"unreadable geometry: {type(exc).__name__}: {exc}"[:500]))
+            continue
+        width, height = (one.bbox[0, 2:] - one.bbox[0, :2]).tolist()
+        if max(width, height) > engine.config.max_event_extent_m:
+            limit = engine.config.max_event_extent_m / 1000
+            engine.rejected.append(
+                (event.id, f"geometry spans {max(width, height) / 1000:,.0f} km, over {limit:g}")
+            )
+            continue
+        good.append(event)
+    return good, shapes_for([e.geometry for e in good], crs, margin)
+
+
+def _with_usable_rules(engine: Engine, events: list[Event]) -> list[Event]:
+    """The events whose schedule, time zone and vehicle conditions compile; the others are set
+    aside as rejected (a stored earlier version of one stays as it was)."""
+    good: list[Event] = []
+    for event in events:
+        if event.schedule or event.vehicles is not None:
             try:
-                shapes_for([event.geometry], crs, margin)
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-                engine.rejected.append((event.id, f"unreadable geometry: {exc}"))
-            else:
-                good.append(event)
-        return good, shapes_for([e.geometry for e in good], crs, margin)
+                if event.schedule:
+                    compile_schedule(event.schedule)
+                    zone(event.timezone)
+                if event.vehicles is not None:
+                    event_conditions(event)
+            except Exception as exc:  # noqa: BLE001 - one event's rules cost only itself
+                engine.rejected.append((event.id, f"unusable rules: {type(exc).__name__}: {exc}"[:500]))
+                continue
+        good.append(event)
+    return good
 
 
 def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
@@ -68,11 +101,14 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
             held.append(-1 if slot is None else slot)
     when = (now, engine.config.at_only)
     if geo:
-        read, shapes = _shapes(engine, geo)
-        if len(read) < len(geo):  # some geometries could not be read: the others' slots
+        usable = _with_usable_rules(engine, geo)
+        read, shapes = _shapes(engine, usable) if usable else (usable, None)
+        if len(read) < len(geo):  # some events were refused: the others' slots
             held = [get(e.id, -1) for e in read]
         geo = read
-    if geo:
+    if ports:
+        ports = _with_usable_rules(engine, ports)
+    if geo and shapes is not None:
         slots = index.store(geo, shapes, at, held)
         rows, ahead = batch_rows(engine.grid, engine.table, index.table, shapes, slots)
         found = decide(engine.grid, engine.table, index.table, index.objects, rows, shapes.prims, when, ahead)

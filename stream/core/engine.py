@@ -44,6 +44,9 @@ class EngineConfig:
     at_only: bool = False  # evaluate validity at ``at`` instead of the expected time (``--at``)
     cell_m: float = 40.0  # segment grid cell
     piece_m: float = 52.0  # longest segment piece filed under one midpoint
+    # widest event (bounding box side) filed in the event grid: one per 150 m cell of its box, so
+    # this bounds one event's memory; the entries refuse far less (CORRIDOR_EVENT_MAX_EXTENT_KM)
+    max_event_extent_m: float = 150_000.0
 
 
 class Engine:

@@ -10,13 +10,17 @@ the partition already holds is skipped: a replay never moves an alert back to an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas import Event, Route, RouteMessage
+from stream.core import lifecycle as lc
 from stream.core.engine import Engine
 from stream.core.wire import WireAlerts
+
+log = logging.getLogger("corridor.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class PartitionIndex:
     _event_seq: dict[str, int] = field(default_factory=dict)
     _route_at: dict[str, datetime] = field(default_factory=dict)
     _position_at: dict[str, datetime] = field(default_factory=dict)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # see ``take_failed``
 
     def apply_routes(self, messages: Sequence[RouteMessage], now: datetime) -> WireAlerts:
         """Registered/updated routes are matched, positions move vehicles, ended routes clear.
@@ -91,7 +96,48 @@ class PartitionIndex:
         for item in fresh:
             self._event_seq[item.event.id] = item.seq
         received = {item.event.id: _instant(item.seq) for item in fresh} if receipts else None
-        return self.engine.wire(self.engine.apply_events_delta([item.event for item in fresh], now), received)
+        events = [item.event for item in fresh]
+        try:
+            alerts = self.engine.wire(self.engine.apply_events_delta(events, now), received)
+        except Exception:  # noqa: BLE001 - a fault of the engine must not lose the batch's good events
+            log.exception("matching a batch of %d events failed: applying them one by one", len(events))
+            alerts = self._events_one_by_one(events, now, received)
+        self._take_engine_refusals()
+        return alerts
+
+    def _events_one_by_one(
+        self, events: list[Event], now: datetime, received: dict[str, datetime] | None
+    ) -> WireAlerts:
+        """After a failed batch: forget what it stored (its transitions were never sent), then
+        apply each event alone; one that fails alone is refused (``failed``) and forgotten."""
+        engine = self.engine
+        undone = lc.Delta(now)  # thrown away: the batch's transitions never left the engine
+        for event in events:
+            slot = engine.index.slot_of.get(event.id)
+            if slot is not None and engine.index.objects.event[slot] is event:
+                engine.drop_event(slot, undone, lc.CANCELLED)
+        alerts = WireAlerts()
+        for event in events:
+            try:
+                alerts.extend(engine.wire(engine.apply_events_delta([event], now), received))
+            except Exception as exc:  # noqa: BLE001 - this event alone makes the engine fail
+                log.exception("event %s makes the engine fail: refused", event.id)
+                self.failed.append((event.id, f"the engine failed on it: {type(exc).__name__}: {exc}"[:500]))
+                slot = engine.index.slot_of.get(event.id)
+                if slot is not None:
+                    engine.drop_event(slot, lc.Delta(now), lc.CANCELLED)
+        return alerts
+
+    def _take_engine_refusals(self) -> None:
+        if self.engine.rejected:
+            self.failed.extend(self.engine.rejected)
+            self.engine.rejected.clear()
+
+    def take_failed(self) -> list[tuple[str, str]]:
+        """(event id, why) of the events refused since the last call: unusable by the engine, or
+        making it fail. The caller dead-letters them and keeps them out of its rebuilds."""
+        failed, self.failed = self.failed, []
+        return failed
 
     def forget_route(self, route_id: str, now: datetime) -> None:
         """Drop a route without clearing its alerts: its partition now belongs to another worker."""

@@ -54,13 +54,14 @@ def compile_schedule(schedule: dict[str, tuple[str, ...]] | None) -> Slots | Non
 
 
 @cache
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str) -> ZoneInfo:
+    """The time zone of that IANA name (ZoneInfoNotFoundError for an unknown one)."""
     return ZoneInfo(name)
 
 
 def in_schedule(slots: Slots, timezone: str, when: float) -> bool:
     """True when POSIX time ``when`` falls in one of the weekly slots (local time of timezone)."""
-    local = datetime.fromtimestamp(when, _zone(timezone))
+    local = datetime.fromtimestamp(when, zone(timezone))
     minute = local.hour * 60 + local.minute
     return any(start <= minute < end for start, end in slots[local.weekday()])
 

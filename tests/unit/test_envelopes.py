@@ -108,7 +108,7 @@ def test_stamped_events_are_encoded_as_the_codec_writes_them() -> None:
         geometry={"type": "Point", "coordinates": [2.35, 48.85]},
         valid_from=datetime(2026, 5, 4, 8, 0, tzinfo=timezone(timedelta(hours=2))),
         valid_until=datetime(2026, 5, 4, 18, 0, 0, 500, tzinfo=UTC),
-        schedule={"mon": ("08:00-12:00",)},
+        schedule={"monday": ("08:00-12:00",)},
         vehicles=VehicleConditions(max_weight_t=7.5, critair=("4", "5"), hazmat=True),
         title="Poids lourds \u2265 7,5 t",
         details={"lanes": 2, "note": None},
