@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from schemas.event import Event
 from schemas.rejected import Rejection
 from stream.feeds import nmea
 from stream.feeds.ais_payload import POSITION_TYPES, STATIC_TYPES, decode_payload
-from stream.feeds.base import FeedFormatError, Item, RecordError, as_bytes, gc_paused, reject
+from stream.feeds.base import (
+    CHUNK_BYTES,
+    RECOGNITION_LINES,
+    FeedFormatError,
+    Item,
+    RecordError,
+    collect,
+    gc_paused,
+    reject,
+)
 
 SOURCE = "ais"
 Pending = tuple[str, list[nmea.Sentence], list[str]]
@@ -57,6 +66,7 @@ class AisDecoder:
                     raw=self._partial[:200],
                 )
             )
+            self.stats["lines"] += 1
             self._partial = ""
         for line in lines:
             out.extend(self.feed_line(line, received_at))
@@ -84,13 +94,12 @@ class AisDecoder:
         if not line or line.startswith("#"):
             return []
         self.stats["lines"] += 1
-        if line[0] in "!$\\":
-            self.stats["nmea"] += 1
         where = f"line {self.line_no}"
         try:
             sentence = nmea.sentence(line)
         except RecordError as exc:
             return [reject(where, exc, line)]
+        self.stats["sentences"] += 1
         if sentence.frag_cnt == 1:
             stamp = received_at or sentence.received_at
             return self._message(where, sentence.payload, sentence.fill_bits, line, stamp)
@@ -161,12 +170,40 @@ class AisDecoder:
         fields.pop("_static", None)
 
 
+def iter_ais(stream: BinaryIO) -> Iterator[Item]:
+    """AIS NMEA text read in chunks: vessel events and rejected lines as they are decoded.
+
+    Nothing comes out until a line is a checksummed AIS sentence: when none of the first
+    RECOGNITION_LINES lines (or no line at all) is one, the input is not AIS and FeedFormatError
+    says so instead of rejecting every line.
+    """
+    decoder = AisDecoder()
+    held: list[Item] | None = []
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        items = decoder.feed(chunk) if chunk else decoder.flush()
+        if held is None:
+            yield from items
+        elif decoder.stats["sentences"]:
+            yield from held
+            yield from items
+            held = None
+        else:
+            held.extend(items)
+            if decoder.stats["lines"] >= RECOGNITION_LINES or (not chunk and decoder.stats["lines"]):
+                raise FeedFormatError(_NOT_AIS.format(lines=decoder.stats["lines"]))
+        if not chunk:
+            yield from held or ()
+            return
+
+
+_NOT_AIS = (
+    "no line among the first {lines} is a checksummed AIS sentence (!AIVDM/!AIVDO, one per line): "
+    "not AIS NMEA"
+)
+
+
 @gc_paused
 def parse_ais(data: bytes | str) -> list[Item]:
-    """AIS NMEA text (one sentence per line) as vessel events and rejected lines."""
-    decoder = AisDecoder()
-    items = decoder.feed(as_bytes(data, "AIS"))
-    items.extend(decoder.flush())
-    if decoder.stats["lines"] and not decoder.stats["nmea"]:
-        raise FeedFormatError("no line is an NMEA sentence (!AIVDM/!AIVDO, one per line)")
-    return items
+    """AIS NMEA text held in memory (one sentence per line) as vessel events and rejected lines."""
+    return collect(iter_ais, data)

@@ -1,15 +1,17 @@
-"""The common parser API: bytes in, a list of events and rejections out, no I/O."""
+"""The common parser API: a byte stream in, events and rejections out one record at a time, no I/O."""
 
 from __future__ import annotations
 
 import functools
 import gc
+import io
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeAlias, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO, ParamSpec, TypeAlias, TypeVar
 
 import orjson
 
+from schemas.errors import InvalidRecord
 from schemas.event import Event
 from schemas.rejected import Rejection
 
@@ -19,24 +21,31 @@ Item: TypeAlias = Event | Rejection
 Parser: TypeAlias = Callable[[bytes | str], list[Item]]
 """A bulk parser: a whole document (or a chunk of AIS lines) -> one item per record."""
 
+Reader: TypeAlias = Callable[[BinaryIO], Iterator[Item]]
+"""A streaming parser: items come out as records are read, memory bounded by one record."""
+
 MAX_DOCUMENT_BYTES = 128 * 1024 * 1024
-"""Largest document a parser accepts; bigger input is refused before parsing."""
+"""Largest document a feed poller downloads (parsers stream and hold no document whole)."""
+
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+"""Largest record (a JSON value, an XML record element, a JSON line): a bigger one is rejected alone."""
 
 MAX_RECORDS = 1_000_000
-"""Largest number of records a document may hold."""
+"""Most records of one CIFS or perimeter document: their duplicate-id checks remember every id."""
+
+RECOGNITION_LINES = 1000
+"""Line formats (AIS, JSON lines) must show a line of the format among their first lines this many."""
+
+CHUNK_BYTES = 64 * 1024
+"""How much a streaming parser reads at a time."""
 
 
 class FeedFormatError(ValueError):
     """The input cannot be read as this format at all (not one record could be parsed)."""
 
 
-class RecordError(ValueError):
-    """One record is invalid: carries the stable reason slug for metrics."""
-
-    def __init__(self, error: str, reason: str = "invalid") -> None:
-        super().__init__(error)
-        self.error = error
-        self.reason = reason
+RecordError = InvalidRecord
+"""One record is invalid (the name the parsers use): carries the stable reason slug for metrics."""
 
 
 _P = ParamSpec("_P")
@@ -70,24 +79,84 @@ def gc_paused(func: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def as_bytes(data: bytes | str, fmt: str) -> bytes:
-    """The input as bytes, refused with FeedFormatError when it exceeds MAX_DOCUMENT_BYTES."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise FeedFormatError(
-            f"{fmt} document is {len(raw)} bytes, over the {MAX_DOCUMENT_BYTES} byte limit: "
-            "split it into smaller documents"
-        )
-    return raw
+def as_bytes(data: bytes | str) -> bytes:
+    """The input of a bulk parser as bytes (text is encoded as UTF-8)."""
+    return data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
 
 
-def load_json(data: bytes | str, fmt: str) -> Any:
-    """Parse a whole JSON document or raise FeedFormatError naming the format."""
-    raw = as_bytes(data, fmt)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise FeedFormatError(f"not a {fmt} JSON document: {exc}") from None
+def collect(reader: Reader, data: bytes | str) -> list[Item]:
+    """Run a streaming parser over a whole document held in memory (the bulk API)."""
+    return list(reader(io.BytesIO(as_bytes(data))))
+
+
+class CountingReader:
+    """A binary stream that counts the bytes read, so parsers can bound one record's size.
+
+    ``mark`` is moved by the parser whenever it makes progress; reading more than ``stall``
+    bytes past it (one token or text node larger than any record may be) raises FeedFormatError,
+    since a streaming parser cannot skip a token it has not finished.
+    """
+
+    def __init__(self, stream: BinaryIO, fmt: str, stall: int = MAX_RECORD_BYTES) -> None:
+        self._stream = stream
+        self._fmt = fmt
+        self._stall = stall
+        self.count = 0
+        self.mark = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (a chunk when negative)."""
+        data = self._stream.read(CHUNK_BYTES if size is None or size < 0 else size)
+        self.count += len(data)
+        if self.count - self.mark > self._stall:
+            raise FeedFormatError(
+                f"no {self._fmt} record ends within {self._stall // 2**20} MiB after byte {self.mark}: "
+                "a single value is larger than Corridor reads; split or fix the document"
+            )
+        return data
+
+
+class Replay(io.RawIOBase):
+    """Bytes already read from a stream (to sniff its format), then the rest of the stream."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the replayed head first, then from the stream."""
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def replay(head: bytes, stream: BinaryIO) -> BinaryIO:
+    """A buffered stream giving ``head`` then what is left of ``stream``."""
+    return io.BufferedReader(Replay(head, stream), CHUNK_BYTES)
+
+
+def sniff(stream: BinaryIO, limit: int = MAX_RECORD_BYTES) -> tuple[bytes, BinaryIO]:
+    """(first non-blank byte or b"", the stream unread): formats told apart by how they begin."""
+    head = b""
+    while len(head) < limit:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        head += chunk
+        stripped = head.lstrip()
+        if stripped:
+            return stripped[:1], replay(head, stream)
+    return b"", replay(head, stream)
 
 
 def reject(where: str, exc: RecordError, raw: Any = None) -> Rejection:

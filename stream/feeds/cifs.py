@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from schemas.event import Direction, Event, EventKind
-from stream.feeds import coords, timing
+from stream.feeds import coords, jsonstream, timing
 from stream.feeds.base import (
+    MAX_RECORDS,
     FeedFormatError,
     Item,
     RecordError,
-    as_bytes,
+    collect,
     gc_paused,
-    load_json,
     reject,
+    sniff,
     text,
 )
 from stream.feeds.cifs_xml import xml_records
@@ -134,31 +137,76 @@ def incident_event(rec: dict[str, Any]) -> Event:
     )
 
 
-def build(records: list[tuple[str, dict[str, Any]]]) -> list[Item]:
-    """Events for parsed incident records, with duplicate ids and swapped axes rejected."""
-    items: list[Item] = []
+REFERENCE_RECORDS = 1000
+"""Incidents whose median position is the feed's centre, against which swapped axes are caught."""
+
+
+def build(records: Iterable[tuple[str, dict[str, Any] | RecordError]]) -> Iterator[Item]:
+    """Events for incident records as they come, with duplicate ids and swapped axes rejected.
+
+    Swapped axes are judged against the median position of the first REFERENCE_RECORDS
+    incidents: those are held until then (or the end of the feed), later ones go straight out.
+    """
     seen: set[str] = set()
-    built: list[tuple[int, Event]] = []
+    held: list[tuple[str, Item, Any]] | None = []
+    reference: tuple[tuple[float, float], tuple[float, float]] | None = None
     for where, rec in records:
-        try:
-            event = incident_event(rec)
-            if event.id in seen:
-                raise RecordError(f"incident id {event.id} appears twice in the feed", "duplicate_id")
-        except RecordError as exc:
-            items.append(reject(where, exc, rec))
+        item = _incident(where, rec, seen)
+        if held is not None:
+            held.append((where, item, rec))
+            if len(held) >= REFERENCE_RECORDS:
+                reference = yield from _release(held)
+                held = None
             continue
-        seen.add(event.id)
-        built.append((len(items), event))
-        items.append(event)
+        if isinstance(item, Event) and reference is not None:
+            centre, median = reference
+            point = coords.first_position(item.geometry)
+            if coords.swapped_outliers([median, median, point]):  # the median of (m, m, p) is m
+                item = _swapped(where, item, point, centre, rec)
+        yield item
+    if held:
+        yield from _release(held)
+
+
+def _incident(where: str, rec: dict[str, Any] | RecordError, seen: set[str]) -> Item:
+    try:
+        if isinstance(rec, RecordError):
+            raise rec
+        event = incident_event(rec)
+        if event.id in seen:
+            raise RecordError(f"incident id {event.id} appears twice in the feed", "duplicate_id")
+    except RecordError as exc:
+        return reject(where, exc, None if isinstance(rec, RecordError) else rec)
+    seen.add(event.id)
+    return event
+
+
+def _release(
+    held: list[tuple[str, Item, Any]],
+) -> Generator[Item, None, tuple[tuple[float, float], tuple[float, float]] | None]:
+    """Yield the held items with swapped axes rejected; return the feed's (centre, median)."""
+    built = [(slot, item) for slot, (_, item, _) in enumerate(held) if isinstance(item, Event)]
     points = [coords.first_position(e.geometry) for _, e in built]
+    items = [item for _, item, _ in held]
+    if not points:
+        yield from items
+        return None
+    centre = _centre(points)
     for index in coords.swapped_outliers(points):
         slot, event = built[index]
-        lon, lat = points[index]
-        far = coords.haversine_km(lon, lat, *_centre(points))
-        error = f"{event.id}: " + coords.SWAPPED_FEED_ERROR.format(far=far)
-        where = records[slot][0]
-        items[slot] = reject(where, RecordError(error, "swapped_coordinates"), records[slot][1])
-    return items
+        where, _, rec = held[slot]
+        items[slot] = _swapped(where, event, points[index], centre, rec)
+    yield from items
+    median = (statistics.median(p[0] for p in points), statistics.median(p[1] for p in points))
+    return centre, median
+
+
+def _swapped(
+    where: str, event: Event, point: tuple[float, float], centre: tuple[float, float], rec: Any
+) -> Item:
+    far = coords.haversine_km(*point, *centre)
+    error = f"{event.id}: " + coords.SWAPPED_FEED_ERROR.format(far=far)
+    return reject(where, RecordError(error, "swapped_coordinates"), rec)
 
 
 def _centre(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -166,16 +214,24 @@ def _centre(points: list[tuple[float, float]]) -> tuple[float, float]:
     return lons[len(lons) // 2], lats[len(lats) // 2]
 
 
-def _json_records(doc: Any) -> list[tuple[str, dict[str, Any]]]:
-    incidents = doc.get("incidents") if isinstance(doc, dict) else doc
-    if not isinstance(incidents, list):
+def _json_records(stream: BinaryIO, first: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    """(where, record) for the incidents of CIFS JSON: {"incidents": [...]} or a bare array."""
+    path = ("item",) if first == b"[" else ("incidents", "item")
+    found = first == b"["
+    for kind, key, value in jsonstream.walk(stream, "CIFS", path):
+        if kind == "member" and key == "incidents":
+            if value != jsonstream.ARRAY:
+                raise FeedFormatError('not a CIFS JSON document: "incidents" must be an array')
+            found = True
+        elif kind == "record":
+            if isinstance(value, RecordError):
+                yield f"incident #{key}", value
+                continue
+            rec = _json_fields(value) if isinstance(value, dict) else {"id": None, "raw": value}
+            ident = rec.get("id")
+            yield (f"incident {ident}" if ident else f"incident #{key}", rec)
+    if not found:
         raise FeedFormatError('not a CIFS JSON document: expected {"incidents": [...]}')
-    records: list[tuple[str, dict[str, Any]]] = []
-    for n, raw in enumerate(incidents):
-        rec = _json_fields(raw) if isinstance(raw, dict) else {"id": None, "raw": raw}
-        ident = rec.get("id")
-        records.append((f"incident {ident}" if ident else f"incident #{n}", rec))
-    return records
 
 
 def _json_fields(raw: dict[str, Any]) -> dict[str, Any]:
@@ -191,11 +247,23 @@ def _json_fields(raw: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def iter_cifs(stream: BinaryIO) -> Iterator[Item]:
+    """A CIFS feed, XML or JSON (told apart by its first character), as events as they are read."""
+    first, stream = sniff(stream)
+    records = _json_records(stream, first) if first in (b"{", b"[") else xml_records(stream)
+    return build(_bounded(records))
+
+
+def _bounded(
+    records: Iterator[tuple[str, dict[str, Any] | RecordError]],
+) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    for n, record in enumerate(records):
+        if n >= MAX_RECORDS:
+            raise FeedFormatError(f"CIFS document has over {MAX_RECORDS} incidents: split it")
+        yield record
+
+
 @gc_paused
 def parse_cifs(data: bytes | str) -> list[Item]:
-    """A CIFS feed, XML or JSON (told apart by its first character), as events and rejections."""
-    raw = as_bytes(data, "CIFS")
-    head = raw.lstrip()[:1]
-    if head in (b"{", b"["):
-        return build(_json_records(load_json(raw, "CIFS")))
-    return build(xml_records(raw))
+    """A CIFS feed held in memory, XML or JSON, as events and rejections."""
+    return collect(iter_cifs, data)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from stream.feeds import xmldoc
-from stream.feeds.base import MAX_RECORDS, FeedFormatError
+from stream.feeds.base import FeedFormatError, RecordError
 
 _FIELDS = frozenset(
     {
@@ -43,21 +44,25 @@ def _fields(element: Any, rec: dict[str, Any]) -> None:
                     rec["reference"] = part.text
 
 
-def xml_records(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """(where, record) for every <incident> of a CIFS XML document."""
-    root = xmldoc.parse(raw, "CIFS")
-    if xmldoc.local(root.tag) != "incidents":
-        raise FeedFormatError(
-            f"root element is <{xmldoc.local(root.tag)}>, not <incidents>: not a CIFS document"
-        )
-    records: list[tuple[str, dict[str, Any]]] = []
-    for n, element in enumerate(root):
-        if xmldoc.local(element.tag) != "incident":
+def xml_records(stream: BinaryIO) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    """(where, record) for every <incident> of a CIFS XML document, as they are read."""
+    count = 0
+    for root, element in xmldoc.records(stream, "CIFS", _is_incident):
+        if element is root:
+            if xmldoc.local(root.tag) != "incidents":
+                raise FeedFormatError(
+                    f"root element is <{xmldoc.local(root.tag)}>, not <incidents>: not a CIFS document"
+                )
             continue
-        if n >= MAX_RECORDS:
-            raise FeedFormatError(f"CIFS document has over {MAX_RECORDS} incidents")
+        count += 1
+        if isinstance(element, xmldoc.RecordTooLarge):
+            yield (f"incident {element.ident}" if element.ident else f"incident #{count - 1}"), element
+            continue
         rec: dict[str, Any] = {"id": element.get("id")}
         _fields(element, rec)
         ident = rec["id"]
-        records.append((f"incident {ident}" if ident else f"incident #{len(records)}", rec))
-    return records
+        yield (f"incident {ident}" if ident else f"incident #{count - 1}", rec)
+
+
+def _is_incident(name: str, depth: int) -> bool:
+    return depth == 1 and name == "incident"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from lxml import etree
 
 from schemas.event import Event, EventKind
 from schemas.rejected import Rejection
 from stream.feeds import xmldoc
-from stream.feeds.base import FeedFormatError, Item, RecordError, gc_paused, reject, text
+from stream.feeds.base import FeedFormatError, Item, RecordError, collect, gc_paused, reject, text
 from stream.feeds.datex2_common import (
     Validity,
     children,
@@ -112,28 +113,55 @@ def _status(regulation: etree._Element) -> str | None:
     return found[0].text if found else None
 
 
-def _regulation_orders(root: etree._Element) -> list[Item]:
+def order_items(order: etree._Element) -> list[Item]:
+    """Events for one trafficRegulationOrder: its regulations' items, or their rejections."""
     items: list[Item] = []
-    for order in root.iter("{*}trafficRegulationOrder"):
-        for index, regulation in enumerate(children(order, "trafficRegulation")):
-            try:
-                items.extend(regulation_items(order, index, regulation))
-            except RecordError as exc:
-                where = f"trafficRegulationOrder {order.get('id')} regulation {index}"
-                items.append(reject(where, exc))
+    for index, regulation in enumerate(children(order, "trafficRegulation")):
+        try:
+            items.extend(regulation_items(order, index, regulation))
+        except RecordError as exc:
+            where = f"trafficRegulationOrder {order.get('id')} regulation {index}"
+            items.append(reject(where, exc))
     return items
+
+
+_RECORDS = {"trafficRegulationOrder": "TrafficRegulationPublication", "situation": "SituationPublication"}
+
+
+def _is_record(name: str, depth: int) -> bool:
+    return name in _RECORDS
+
+
+def iter_datex2(stream: BinaryIO) -> Iterator[Item]:
+    """A DATEX II v3 payload (regulations or situations) as events, order by order as read.
+
+    The payload's xsi:type says which records it holds; without one, the first record decides.
+    """
+    publication = ""
+    for root, element in xmldoc.records(stream, "DATEX II", _is_record):
+        if element is root:
+            publication = xsi_type(root)
+            if publication not in _RECORDS.values():
+                publication = ""
+            continue
+        name = element.tag if isinstance(element, xmldoc.RecordTooLarge) else xmldoc.local(element.tag)
+        publication = publication or _RECORDS[name]
+        if _RECORDS[name] != publication:
+            continue
+        if isinstance(element, xmldoc.RecordTooLarge):
+            yield reject(f"{name} {element.ident}", element)
+        elif name == "situation":
+            yield from situation_items(element)
+        else:
+            yield from order_items(element)
+    if not publication:
+        raise FeedFormatError(
+            "the payload's xsi:type is neither TrafficRegulationPublication nor SituationPublication "
+            "and it holds no trafficRegulationOrder or situation"
+        )
 
 
 @gc_paused
 def parse_datex2(data: bytes | str) -> list[Item]:
-    """A DATEX II v3 payload (regulations or situations) as events and rejections."""
-    root = xmldoc.parse(data, "DATEX II")
-    publication = xsi_type(root)
-    if publication == "TrafficRegulationPublication" or first(root, "trafficRegulationOrder") is not None:
-        return _regulation_orders(root)
-    if publication == "SituationPublication" or first(root, "situation") is not None:
-        return situation_items(root)
-    raise FeedFormatError(
-        f"<{xmldoc.local(root.tag)}> of type {publication or '(none)'!r} is neither a "
-        "TrafficRegulationPublication nor a SituationPublication"
-    )
+    """A DATEX II v3 payload held in memory (regulations or situations) as events and rejections."""
+    return collect(iter_datex2, data)

@@ -88,14 +88,13 @@ def record_event(situation: etree._Element, record: etree._Element) -> Event:
     )
 
 
-def situation_items(root: etree._Element) -> list[Item]:
-    """Every situationRecord of a SituationPublication as an event or a rejection."""
+def situation_items(situation: etree._Element) -> list[Item]:
+    """Every situationRecord of one situation as an event or a rejection."""
     items: list[Item] = []
-    for situation in root.iter("{*}situation"):
-        for record in children(situation, "situationRecord"):
-            where = f"situation {situation.get('id')} record {record.get('id')}"
-            try:
-                items.append(record_event(situation, record))
-            except RecordError as exc:
-                items.append(reject(where, exc))
+    for record in children(situation, "situationRecord"):
+        where = f"situation {situation.get('id')} record {record.get('id')}"
+        try:
+            items.append(record_event(situation, record))
+        except RecordError as exc:
+            items.append(reject(where, exc))
     return items

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import orjson
 
 from schemas.event import Event
 from schemas.validate import errors
-from stream.feeds import coords
+from stream.feeds import coords, jsonstream
 from stream.feeds.base import (
-    MAX_RECORDS,
+    MAX_RECORD_BYTES,
     FeedFormatError,
     Item,
     RecordError,
-    as_bytes,
+    collect,
     gc_paused,
     reject,
+    replay,
+    sniff,
 )
 
 SCHEMA = "event"
@@ -37,53 +40,50 @@ def native_event(record: Any) -> Event:
     return event
 
 
-def _records(raw: bytes) -> list[tuple[str, Any]]:
-    """(where, decoded JSON or the undecodable line) for a document or JSON lines."""
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        doc = None
-        lines = raw.split(b"\n")
-    else:
-        if isinstance(doc, list):
-            return [(f"event[{i}]", r) for i, r in enumerate(doc)]
-        if isinstance(doc, dict):
-            return [("event[0]", doc)]
-        raise FeedFormatError("expected an event object, an array of them, or JSON lines")
-    found: list[tuple[str, Any]] = []
-    decoded = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+def _records(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
+    """(where, decoded record or RecordError) for an event object, an array of them, or JSON lines.
+
+    The first non-blank byte tells them apart: '[' is an array, read element by element. Anything
+    else is one object when the whole input is one JSON object within MAX_RECORD_BYTES, and JSON
+    lines otherwise (read line by line).
+    """
+    first, stream = sniff(stream)
+    if first == b"[":
+        for kind, index, value in jsonstream.walk(stream, "event", ("item",)):
+            if kind == "record":
+                yield f"event[{index}]", value
+        return
+    head = stream.read(MAX_RECORD_BYTES + 1)
+    if len(head) <= MAX_RECORD_BYTES:
+        try:
+            doc = orjson.loads(head)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if not isinstance(doc, dict):
+                raise FeedFormatError("expected an event object, an array of them, or JSON lines")
+            ok = jsonstream.depth_ok(doc)
+            yield "event[0]", doc if ok else jsonstream.too_deep("event")
+            return
+    for number, value in jsonstream.lines(replay(head, stream), "event"):
+        yield f"line {number}", value
+
+
+def iter_native(stream: BinaryIO) -> Iterator[Item]:
+    """Normalized events as JSON, as they are read: each valid one an Event, each invalid one a rejection."""
+    for where, record in _records(stream):
+        ident = record.get("id") if isinstance(record, dict) else None
+        label = f"{where} {str(ident)[:100]}" if isinstance(ident, str) else where
+        if isinstance(record, RecordError):
+            yield reject(label, record)
             continue
         try:
-            found.append((f"line {number}", orjson.loads(line)))
-            decoded += 1
-        except orjson.JSONDecodeError:
-            found.append((f"line {number}", _Undecodable(line)))
-    if not decoded:
-        raise FeedFormatError("not JSON: expected an event object, an array, or JSON lines")
-    return found
-
-
-class _Undecodable(bytes):
-    """A JSON line that did not parse."""
+            yield native_event(record)
+        except RecordError as exc:
+            yield reject(label, exc, record)
 
 
 @gc_paused
 def parse_native(data: bytes | str) -> list[Item]:
-    """Normalized events as JSON: each valid one an Event, each invalid one a rejection."""
-    records = _records(as_bytes(data, "event JSON"))
-    if len(records) > MAX_RECORDS:
-        raise FeedFormatError(f"over {MAX_RECORDS} events in one document")
-    items: list[Item] = []
-    for where, record in records:
-        ident = record.get("id") if isinstance(record, dict) else None
-        label = f"{where} {str(ident)[:100]}" if isinstance(ident, str) else where
-        if isinstance(record, _Undecodable):
-            items.append(reject(label, RecordError("line is not JSON", "undecodable"), record))
-            continue
-        try:
-            items.append(native_event(record))
-        except RecordError as exc:
-            items.append(reject(label, exc, record))
-    return items
+    """Normalized events as JSON held in memory: each valid one an Event, each invalid one a rejection."""
+    return collect(iter_native, data)

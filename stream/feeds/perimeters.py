@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from schemas.event import Event
-from stream.feeds import coords, timing
+from stream.feeds import coords, jsonstream, timing
 from stream.feeds.base import (
     MAX_RECORDS,
     FeedFormatError,
     Item,
     RecordError,
+    collect,
     gc_paused,
-    load_json,
     reject,
+    sniff,
     text,
 )
 
@@ -92,26 +94,47 @@ def _ident(feature: Any, seen: dict[str, int]) -> str:
     return base if seen[base] == 1 else f"{base}-{seen[base]}"
 
 
+def iter_perimeters(stream: BinaryIO) -> Iterator[Item]:
+    """A GeoJSON FeatureCollection of perimeters as events, feature by feature as read."""
+    first, stream = sniff(stream)
+    if first != b"{":
+        raise FeedFormatError('not a GeoJSON FeatureCollection (no "type": "FeatureCollection")')
+    seen: dict[str, int] = {}
+    kind: Any = None
+    has_features = False
+    for what, key, value in jsonstream.walk(stream, "perimeters GeoJSON", ("features", "item")):
+        if what == "member" and key == "type":
+            kind = value
+            if kind != "FeatureCollection":
+                raise FeedFormatError('not a GeoJSON FeatureCollection (no "type": "FeatureCollection")')
+        elif what == "member" and key == "features":
+            if value != jsonstream.ARRAY:
+                raise FeedFormatError('FeatureCollection has no "features" array')
+            has_features = True
+        elif what == "record":
+            if key >= MAX_RECORDS:
+                raise FeedFormatError(f"FeatureCollection has over {MAX_RECORDS} features: split it")
+            yield _feature_item(key, value, seen)
+    if kind != "FeatureCollection":
+        raise FeedFormatError('not a GeoJSON FeatureCollection (no "type": "FeatureCollection")')
+    if not has_features:
+        raise FeedFormatError('FeatureCollection has no "features" array')
+
+
+def _feature_item(index: int, feature: Any, seen: dict[str, int]) -> Item:
+    if isinstance(feature, RecordError):
+        return reject(f"feature {index}", feature)
+    ident = _ident(feature, seen)
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    label = props.get("EVENEMENT") if isinstance(props, dict) else None
+    where = f"feature {index}" + (f" ({str(label)[:80]})" if label else "")
+    try:
+        return feature_event(feature, ident)
+    except RecordError as exc:
+        return reject(where, exc, props)
+
+
 @gc_paused
 def parse_perimeters(data: bytes | str) -> list[Item]:
-    """A GeoJSON FeatureCollection of perimeters as events; features without geometry rejected."""
-    doc = load_json(data, "perimeters GeoJSON")
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise FeedFormatError('not a GeoJSON FeatureCollection (no "type": "FeatureCollection")')
-    features = doc.get("features")
-    if not isinstance(features, list):
-        raise FeedFormatError('FeatureCollection has no "features" array')
-    if len(features) > MAX_RECORDS:
-        raise FeedFormatError(f"FeatureCollection has over {MAX_RECORDS} features")
-    items: list[Item] = []
-    seen: dict[str, int] = {}
-    for index, feature in enumerate(features):
-        ident = _ident(feature, seen)
-        props = feature.get("properties") if isinstance(feature, dict) else None
-        label = props.get("EVENEMENT") if isinstance(props, dict) else None
-        where = f"feature {index}" + (f" ({str(label)[:80]})" if label else "")
-        try:
-            items.append(feature_event(feature, ident))
-        except RecordError as exc:
-            items.append(reject(where, exc, props))
-    return items
+    """A FeatureCollection of perimeters held in memory as events; features without geometry rejected."""
+    return collect(iter_perimeters, data)

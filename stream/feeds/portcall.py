@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import orjson
 
 from schemas.event import Event
 from schemas.validate import errors
-from stream.feeds import coords, timing
+from stream.feeds import coords, jsonstream, timing
 from stream.feeds.base import (
-    MAX_RECORDS,
+    MAX_RECORD_BYTES,
     FeedFormatError,
     Item,
     RecordError,
+    collect,
     gc_paused,
-    load_json,
     reject,
+    sniff,
 )
 
 SOURCE = "portcall"
@@ -81,21 +85,42 @@ def _check_gate(record: Any) -> None:
                     raise RecordError(f"terminal/gatePosition: {exc.error}", exc.reason) from None
 
 
+def iter_portcall(stream: BinaryIO) -> Iterator[Item]:
+    """One port-call object or a list of them, as events record by record."""
+    first, stream = sniff(stream)
+    if first == b"[":
+        for kind, index, record in jsonstream.walk(stream, "port-call", ("item",)):
+            if kind == "record":
+                yield _item(index, record)
+        return
+    if first != b"{":
+        raise FeedFormatError("not a port-call JSON document: expected one object or an array of objects")
+    head = stream.read(MAX_RECORD_BYTES + 1)
+    if len(head) > MAX_RECORD_BYTES:
+        raise FeedFormatError(
+            f"one port-call object over {MAX_RECORD_BYTES // 2**20} MiB: send a JSON array of records"
+        )
+    try:
+        doc = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise FeedFormatError(f"not a port-call JSON document: {exc}") from None
+    if not isinstance(doc, dict):
+        raise FeedFormatError("port-call input must be a JSON object or an array of objects")
+    yield _item(0, doc if jsonstream.depth_ok(doc) else jsonstream.too_deep("record"))
+
+
+def _item(index: int, record: Any) -> Item:
+    ident = record.get("portCallID") if isinstance(record, dict) else None
+    where = f"portcall[{index}]" + (f" {str(ident)[:100]}" if ident else "")
+    try:
+        if isinstance(record, RecordError):
+            raise record
+        return portcall_event(record)
+    except RecordError as exc:
+        return reject(where, exc, None if isinstance(record, RecordError) else record)
+
+
 @gc_paused
 def parse_portcall(data: bytes | str) -> list[Item]:
-    """One port-call object or a list of them: events, with schema errors naming the field."""
-    doc = load_json(data, "port-call")
-    records = doc if isinstance(doc, list) else [doc]
-    if not isinstance(doc, list | dict):
-        raise FeedFormatError("port-call input must be a JSON object or an array of objects")
-    if len(records) > MAX_RECORDS:
-        raise FeedFormatError(f"over {MAX_RECORDS} port-call records")
-    items: list[Item] = []
-    for index, record in enumerate(records):
-        ident = record.get("portCallID") if isinstance(record, dict) else None
-        where = f"portcall[{index}]" + (f" {str(ident)[:100]}" if ident else "")
-        try:
-            items.append(portcall_event(record))
-        except RecordError as exc:
-            items.append(reject(where, exc, record))
-    return items
+    """Port-call JSON held in memory: events, with schema errors naming the field."""
+    return collect(iter_portcall, data)

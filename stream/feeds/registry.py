@@ -1,37 +1,59 @@
-"""Format name -> parser, for the CLI, the ingest agent and the publish API."""
+"""Format name -> parser, for the CLI, the feed processes and the publish API."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from functools import cache
+from typing import BinaryIO
 
-from stream.feeds.base import FeedFormatError, Item, Parser
+from stream.feeds.base import FeedFormatError, Item, Parser, Reader
 
-# name -> "module:function"; modules load on first use, so a caller pays only for its formats.
+# name -> module; each defines iter_<name> (streaming) and parse_<name> (bulk). Modules load on
+# first use, so a caller pays only for its formats.
 FORMATS: dict[str, str] = {
-    "cifs": "stream.feeds.cifs:parse_cifs",
-    "datex2": "stream.feeds.datex2:parse_datex2",
-    "perimeters": "stream.feeds.perimeters:parse_perimeters",
-    "ais": "stream.feeds.ais:parse_ais",
-    "portcall": "stream.feeds.portcall:parse_portcall",
-    "native": "stream.feeds.native:parse_native",
+    "cifs": "stream.feeds.cifs",
+    "datex2": "stream.feeds.datex2",
+    "perimeters": "stream.feeds.perimeters",
+    "ais": "stream.feeds.ais",
+    "portcall": "stream.feeds.portcall",
+    "native": "stream.feeds.native",
 }
+
+
+def _module(name: str) -> object:
+    target = FORMATS.get(name)
+    if target is None:
+        raise KeyError(f"unknown feed format {name!r}; known: {', '.join(sorted(FORMATS))}")
+    return importlib.import_module(target)
 
 
 @cache
 def parser_for(name: str) -> Parser:
     """The bulk parser registered under ``name`` (KeyError names the known formats)."""
-    target = FORMATS.get(name)
-    if target is None:
-        raise KeyError(f"unknown feed format {name!r}; known: {', '.join(sorted(FORMATS))}")
-    module_name, attr = target.split(":")
-    parser: Parser = getattr(importlib.import_module(module_name), attr)
+    parser: Parser = getattr(_module(name), f"parse_{name}")
     return parser
 
 
+@cache
+def reader_for(name: str) -> Reader:
+    """The streaming parser registered under ``name`` (KeyError names the known formats)."""
+    reader: Reader = getattr(_module(name), f"iter_{name}")
+    return reader
+
+
 def parse(name: str, data: bytes | str) -> list[Item]:
-    """Parse ``data`` as format ``name``: events and rejections, or FeedFormatError."""
+    """Parse ``data`` held in memory as format ``name``: events and rejections, or FeedFormatError."""
     return parser_for(name)(data)
 
 
-__all__ = ["FORMATS", "FeedFormatError", "parse", "parser_for"]
+def iter_parse(name: str, stream: BinaryIO) -> Iterator[Item]:
+    """Parse a binary stream as format ``name``, one item per record as it is read.
+
+    Memory is bounded by one record (MAX_RECORD_BYTES), not by the document. FeedFormatError may
+    come before any item (the input is not this format) or after some (the rest is unreadable).
+    """
+    return reader_for(name)(stream)
+
+
+__all__ = ["FORMATS", "FeedFormatError", "iter_parse", "parse", "parser_for", "reader_for"]
