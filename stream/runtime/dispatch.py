@@ -37,6 +37,7 @@ from websockets.protocol import State
 
 from stream.core.tokens import Keyring, TokenError
 from stream.runtime import metrics
+from stream.runtime.gateway_hub import is_stream_id
 from stream.runtime.redis_outbox import dispatch_stream_key
 from stream.runtime.redis_state import decode_stamped
 
@@ -45,7 +46,6 @@ log = logging.getLogger("corridor.gateway.dispatch")
 ALERTS_PATH = "/dispatch/alerts"
 DATA_PATHS = ("/dispatch/snapshot", "/dispatch/positions")
 STATIC_PATH = re.compile(r"^/static/(?P<name>[A-Za-z0-9_-]{1,64}\.(?:js|css|svg|html))$")
-STREAM_ID = re.compile(r"^(0|\d{1,20}-\d{1,20})$")
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
@@ -285,7 +285,7 @@ class Dispatch:
             await ws.close(code, str(exc))
             return
         last_id = (query.get("last_id") or [""])[0]
-        if last_id and not STREAM_ID.match(last_id):
+        if last_id and not is_stream_id(last_id):
             await ws.close(1008, "last_id must be a stream id like 1700000000000-0")
             return
         if self.connections >= self._max_connections:
@@ -316,6 +316,10 @@ class Dispatch:
                 log.warning("dispatch read failed (%s)", exc)
                 await asyncio.sleep(1.0)
                 continue
+            except aioredis.ResponseError as exc:  # not this client's fault: say so, do not crash
+                log.warning("redis refused the dispatch feed from cursor=%.64r (%s)", cursor, exc)
+                await ws.close(1011, "the alert feed cannot be read: reconnect later")
+                return
             for _, entries in reply or ():
                 if entries:
                     cursor = entries[-1][0].decode()

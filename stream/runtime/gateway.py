@@ -7,8 +7,10 @@ Gateways are stateless: any of them serves any driver; Redis announces new alert
 channel and each gateway reads the streams of the drivers it holds (see gateway_hub).
 
 Close codes: 4401 no or bad token, 4403 another driver's token, 4408 too slow (the reason says
-``last_id=…`` to resume from), 4429 too many connections for this driver, 1008 bad ``last_id``,
-1009 message too big, 1011 heartbeat lost, 1012 service restart (reconnect, to any gateway).
+``last_id=…`` to resume from), 4429 too many connections for this driver, 1008 bad ``last_id`` (or
+a stream Redis refuses to read), 1009 message too big, 1011 heartbeat lost, 1012 service restart
+(reconnect, to any gateway). ``/healthz`` is 200 only while Redis answers, the gateway is not
+draining, and its reader and wake-up listener run (503 with the reason otherwise).
 
 The same server serves dispatchers: the map page at ``/`` and its data and live alert feed under
 ``/dispatch/`` (see dispatch), with dispatcher tokens.
@@ -38,13 +40,12 @@ from stream.core.tokens import Keyring, TokenError
 from stream.runtime import metrics
 from stream.runtime.dispatch import ALERTS_PATH, Dispatch
 from stream.runtime.gateway_gc import GcPolicy
-from stream.runtime.gateway_hub import CLOSE_TOO_SLOW, DriverConnection, Hub
+from stream.runtime.gateway_hub import CLOSE_POLICY, CLOSE_TOO_SLOW, DriverConnection, Hub, is_stream_id
 from stream.runtime.settings import Settings
 
 log = logging.getLogger("corridor.gateway")
 
 PATH = re.compile(r"^/drivers/(?P<driver>[A-Za-z0-9_.:@-]{1,128})/alerts$")
-STREAM_ID = re.compile(r"^(0|\d{1,20}-\d{1,20})$")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY = 4429
@@ -122,6 +123,9 @@ class Gateway:
         if path == "/healthz":
             if self.draining:
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+            problems = self.hub.problems()
+            if problems:  # up but not delivering: the load balancer should send drivers elsewhere
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "; ".join(problems) + "\n")
             try:
                 await self._redis.ping()
             except aioredis.RedisError:
@@ -172,9 +176,9 @@ class Gateway:
             await self._refuse(ws, driver_id, exc.reason, code, str(exc))
             return
         last_id = (query.get("last_id") or ["0"])[0]
-        if not STREAM_ID.match(last_id):
+        if not is_stream_id(last_id):
             text = "last_id must be a stream id like 1700000000000-0"
-            await self._refuse(ws, driver_id, "bad_last_id", 1008, text)
+            await self._refuse(ws, driver_id, "bad_last_id", CLOSE_POLICY, text)
             return
         limit = self.options.max_connections_per_driver
         if self.hub.count(driver_id) >= limit:

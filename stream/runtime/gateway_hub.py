@@ -6,15 +6,22 @@ over many keys, pipelined in chunks): at 5,000 alerts/s that is a few hundred re
 instead of one per alert. Entries go into each connection's bounded queue; the connection's own
 handler task writes them to its socket. A connection whose queue would overflow is cut off with
 4408 and the last id written in the reason, so that memory stays bounded whatever the clients do.
+
+One driver never stops the others: cursors are checked as Redis reads them before they are used
+(``is_stream_id``); if Redis still refuses a read of many streams, the streams are read one by one
+and only the drivers whose stream Redis refuses are closed (1008); an entry that cannot be framed
+is skipped. The reader and the wake-up listener restart themselves after any unexpected error, and
+``problems()`` tells the health check while either is not running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,11 +39,28 @@ PAGE = 64  # entries per stream per read; a resume of a long stream is read page
 READ_EVERY_S = 0.002  # at most one read round trip per window: under load, wake-ups coalesce
 STREAMS_PER_XREAD = 500
 CLOSE_TOO_SLOW = 4408
+CLOSE_POLICY = 1008
+RESTART_MIN_S = 0.1  # first wait before a crashed loop restarts; doubles up to RESTART_MAX_S
+RESTART_MAX_S = 5.0
+U64_MAX = 2**64 - 1
+_STREAM_ID = re.compile(r"0|([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
 REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 _CREATED = b'"created_at":"'
 
 # (stream id, frame, appended at [epoch s], created at [epoch s, 0 when unknown])
 Entry = tuple[str, bytes, float, float]
+
+
+def is_stream_id(text: str) -> bool:
+    """True for ``0`` or ``<ms>-<seq>`` as Redis reads them: ASCII digits only, each part < 2**64.
+
+    A looser check (``\\d``, ``$``) lets through ids that Redis refuses, and one refused id fails
+    a read shared by many drivers.
+    """
+    found = _STREAM_ID.fullmatch(text)
+    if found is None:
+        return False
+    return found[0] == "0" or (int(found[1]) <= U64_MAX and int(found[2]) <= U64_MAX)
 
 
 def id_key(stream_id: str) -> tuple[int, int]:
@@ -86,6 +110,9 @@ class Hub:
         self._dirty_waiter: asyncio.Future[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
         self._stop_listening = False
+        # Per loop ("reader", "wakeups"): None while it runs, else why it does not.
+        self._down: dict[str, str | None] = {"reader": "not started", "wakeups": "not started"}
+        self._restart_s = {"reader": RESTART_MIN_S, "wakeups": RESTART_MIN_S}
         self.opened = 0
         self.closed = 0
         self.sent = 0
@@ -141,7 +168,10 @@ class Hub:
             self.mark(driver_id)
 
     async def listen_wakeups(self) -> None:
-        """Follow the wake-up channel until ``stop_listening``; after an outage, re-read everyone."""
+        """Follow the wake-up channel until ``stop_listening``, restarting after any crash."""
+        await self._supervise("wakeups", self._listen)
+
+    async def _listen(self) -> None:
         channel = wake_channel(self._prefix)
         backoff = 0.1
         drivers = self._drivers
@@ -149,6 +179,7 @@ class Hub:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(channel)
+                    self._up("wakeups")
                     self.mark_all()
                     backoff = 0.1
                     while not self._stop_listening:
@@ -157,10 +188,11 @@ class Hub:
                             continue
                         metrics.gateway_wakeups.inc()
                         data = message["data"]
-                        driver_id = data.decode() if isinstance(data, bytes) else str(data)
+                        driver_id = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
                         if driver_id in drivers:
                             self.mark(driver_id)
             except REDIS_ERRORS as exc:
+                self._down["wakeups"] = f"wake-up channel lost ({exc}); reconnecting"
                 log.warning("redis wake-up channel lost (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -170,12 +202,44 @@ class Hub:
         self._stop_listening = True
 
     async def read_forever(self) -> None:
-        """Read the streams of every dirty driver, one pipelined round trip per turn."""
+        """Read the streams of every dirty driver, one pipelined round trip per turn, for ever."""
+        await self._supervise("reader", self._read_rounds)
+
+    def problems(self) -> list[str]:
+        """Why this hub cannot deliver right now (empty when it can): what /healthz reports."""
+        return [f"{name}: {why}" for name, why in self._down.items() if why is not None]
+
+    def _up(self, name: str) -> None:
+        self._down[name] = None
+        self._restart_s[name] = RESTART_MIN_S
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the hub's loops; after an unexpected error, log it, count it, and run it again."""
+        self._up(name)  # running from here; after a crash, only once it works again
+        try:
+            while True:
+                try:
+                    await loop()
+                    return
+                except Exception as exc:  # noqa: BLE001 - a crash must never end delivery for good
+                    wait = self._restart_s[name]
+                    self._restart_s[name] = min(wait * 2, RESTART_MAX_S)
+                    self._down[name] = f"crashed ({type(exc).__name__}: {str(exc)[:100]}); restarting"
+                    metrics.gateway_task_restarts.labels(name).inc()
+                    log.exception("gateway %s crashed; restarting in %.1fs", name, wait)
+                    await asyncio.sleep(wait)
+                    if name == "reader":
+                        self.mark_all()  # the batch it was reading is lost: read everyone again
+        finally:
+            self._down[name] = "stopped"
+
+    async def _read_rounds(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.1
         last_read = 0.0
         while True:
             if not self._dirty:
+                self._up("reader")
                 self._dirty_waiter = loop.create_future()
                 await self._dirty_waiter
                 self._dirty_waiter = None
@@ -186,6 +250,7 @@ class Hub:
             batch, self._dirty = self._dirty, set()
             try:
                 await self._read(batch)
+                self._up("reader")
                 backoff = 0.1
             except REDIS_ERRORS as exc:
                 log.warning("redis read failed (%s); retrying in %.1fs", exc, backoff)
@@ -194,9 +259,7 @@ class Hub:
                 backoff = min(backoff * 2, 5.0)
 
     async def _read(self, batch: set[str]) -> None:
-        keys: list[str] = []
-        ids: list[str] = []
-        by_key: dict[bytes, str] = {}
+        reads: list[tuple[str, str, str]] = []  # (driver id, stream key, cursor)
         for driver_id in batch:
             conns = self._drivers.get(driver_id)
             if not conns:
@@ -204,29 +267,72 @@ class Hub:
             cursor = min((c.cursor for c in conns if not c.done), key=id_key, default=None)
             if cursor is None:
                 continue
-            key = driver_stream_key(self._prefix, driver_id)
-            keys.append(key)
-            ids.append(cursor)
-            by_key[key.encode()] = driver_id
-        if not keys:
+            reads.append((driver_id, driver_stream_key(self._prefix, driver_id), cursor))
+        if not reads:
             return
-        replies: list[Any]
-        if len(keys) <= STREAMS_PER_XREAD:
-            command = ("XREAD", "COUNT", PAGE, "STREAMS", *keys, *ids)
-            replies = [await self._redis.execute_command(*command)]  # type: ignore[no-untyped-call]
-        else:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for start in range(0, len(keys), STREAMS_PER_XREAD):
-                    chunk = slice(start, start + STREAMS_PER_XREAD)
-                    pipe.execute_command("XREAD", "COUNT", PAGE, "STREAMS", *keys[chunk], *ids[chunk])
-                replies = await pipe.execute()
+        chunks = [
+            reads[start : start + STREAMS_PER_XREAD] for start in range(0, len(reads), STREAMS_PER_XREAD)
+        ]
+        replies = await self._xread(chunks)
         metrics.gateway_stream_reads.inc()
-        metrics.gateway_streams_per_read.observe(len(keys))
-        for reply in replies:
+        metrics.gateway_streams_per_read.observe(len(reads))
+        for chunk, reply in zip(chunks, replies, strict=True):
+            if isinstance(reply, aioredis.ResponseError):
+                reply = await self._read_one_by_one(chunk, reply)
+            by_key = {key.encode(): driver_id for driver_id, key, _ in chunk}
             for key, entries in reply or ():
                 owner = by_key.get(key if isinstance(key, bytes) else str(key).encode())
                 if owner is not None and entries:
-                    self._dispatch(owner, entries)
+                    self._dispatch_safely(owner, entries)
+
+    async def _xread(self, chunks: list[list[tuple[str, str, str]]]) -> list[Any]:
+        """One XREAD per chunk in one round trip; a chunk Redis refuses gives its ResponseError."""
+        if len(chunks) == 1:
+            try:
+                return [await self._redis.execute_command(*_xread_command(chunks[0]))]  # type: ignore[no-untyped-call]
+            except aioredis.ResponseError as exc:
+                return [exc]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for chunk in chunks:
+                pipe.execute_command(*_xread_command(chunk))
+            return await pipe.execute(raise_on_error=False)
+
+    async def _read_one_by_one(
+        self, chunk: list[tuple[str, str, str]], error: aioredis.ResponseError
+    ) -> list[Any]:
+        """Find the streams Redis refuses in a chunk it refused; close their drivers, read the rest."""
+        log.warning("redis refused a read of %d streams (%s); reading them one by one", len(chunk), error)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for read in chunk:
+                pipe.execute_command(*_xread_command([read]))
+            replies = await pipe.execute(raise_on_error=False)
+        merged: list[Any] = []
+        for (driver_id, _, cursor), reply in zip(chunk, replies, strict=True):
+            if isinstance(reply, aioredis.ResponseError):
+                self._unreadable(driver_id, cursor, reply)
+            elif reply:
+                merged.extend(reply)
+        return merged
+
+    def _unreadable(self, driver_id: str, cursor: str, error: aioredis.ResponseError) -> None:
+        """Close a driver whose stream Redis refuses to read, so that the others' reads go on."""
+        log.warning(
+            "closing driver=%s: redis refused its stream from cursor=%.64r (%s)", driver_id, cursor, error
+        )
+        reason = _close_reason(f"redis refused to read your alerts after last_id ({error})")
+        for conn in self._drivers.get(driver_id, ()):
+            if not conn.done:
+                self._close(conn, CLOSE_POLICY, reason, "unreadable_stream")
+
+    def _dispatch_safely(self, driver_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Queue one driver's entries; an error there closes that driver (1011), not the reader."""
+        try:
+            self._dispatch(driver_id, entries)
+        except Exception:  # noqa: BLE001 - one driver's data must not stop everyone's delivery
+            log.exception("cannot queue the alerts of driver=%s; closing its connections", driver_id)
+            for conn in self._drivers.get(driver_id, ()):
+                if not conn.done:
+                    self._close(conn, 1011, "internal error: reconnect with your last_id", "error")
 
     def _dispatch(self, driver_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         conns = self._drivers.get(driver_id)
@@ -234,10 +340,14 @@ class Hub:
             return
         batch: list[Entry] = []
         for raw_id, fields in entries:
-            stream_id = raw_id.decode()
-            body = fields[b"a"]
-            frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
-            batch.append((stream_id, frame, int(fields.get(b"t", b"0")) / 1000, _created_at(body)))
+            entry = _entry(raw_id, fields)
+            if entry is None:
+                metrics.gateway_bad_records.labels("stream_entry").inc()
+                log.warning("skipped a malformed entry id=%.64r of driver=%s", raw_id, driver_id)
+                continue
+            batch.append(entry)
+        last_id = entries[-1][0].decode()
+        last = id_key(last_id)
         full = len(entries) >= PAGE
         for conn in conns:
             if conn.done:
@@ -246,25 +356,31 @@ class Hub:
             if len(conns) > 1:
                 floor = id_key(conn.cursor)
                 mine = [e for e in batch if id_key(e[0]) > floor]
-            if not mine:
-                continue
             if len(conn.backlog) + len(mine) > self.queue_max:
                 self.cut_off(conn)
                 continue
+            if last > id_key(conn.cursor):
+                conn.cursor = last_id  # past skipped entries too, so that they are not read again
+            if not mine:
+                if full:  # a page of nothing to send: read the next page now
+                    self.mark(driver_id)
+                continue
             conn.backlog.extend(mine)
-            conn.cursor = mine[-1][0]
             conn.more = full
             conn.wake()
 
     def cut_off(self, conn: DriverConnection) -> None:
         """Close a connection that cannot keep up; it resumes from the last id it received."""
         metrics.queue_overflows.inc()
-        conn.done = True
-        conn.end_reason = "too_slow"
-        conn.backlog.clear()
         log.info("cut off slow driver=%s last_id=%s", conn.driver_id, conn.sent)
-        reason = f"too slow: reconnect with last_id={conn.sent}"
-        task = asyncio.get_running_loop().create_task(conn.ws.close(CLOSE_TOO_SLOW, reason))
+        self._close(conn, CLOSE_TOO_SLOW, f"too slow: reconnect with last_id={conn.sent}", "too_slow")
+
+    def _close(self, conn: DriverConnection, code: int, reason: str, end_reason: str) -> None:
+        """Stop feeding a connection and close it in the background (the reader must not wait)."""
+        conn.done = True
+        conn.end_reason = end_reason
+        conn.backlog.clear()
+        task = asyncio.get_running_loop().create_task(conn.ws.close(code, reason))
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
         conn.wake()
@@ -302,6 +418,28 @@ class Hub:
                 await conn.waiter
             finally:
                 conn.waiter = None
+
+
+def _xread_command(reads: list[tuple[str, str, str]]) -> tuple[Any, ...]:
+    keys = [key for _, key, _ in reads]
+    ids = [cursor for _, _, cursor in reads]
+    return ("XREAD", "COUNT", PAGE, "STREAMS", *keys, *ids)
+
+
+def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry | None:
+    """An alert entry as a frame ready to send, or None when it lacks its alert."""
+    body = fields.get(b"a") if isinstance(fields, dict) else None
+    if not isinstance(body, bytes) or not body.startswith(b"{"):
+        return None
+    appended = fields.get(b"t", b"0")
+    frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
+    at = int(appended) / 1000 if appended.isdigit() and len(appended) < 16 else 0.0
+    return raw_id.decode(), frame, at, _created_at(body)
+
+
+def _close_reason(text: str) -> str:
+    """A close reason within the 123 bytes a close frame allows."""
+    return text.encode()[:123].decode(errors="ignore")
 
 
 def _created_at(body: bytes) -> float:

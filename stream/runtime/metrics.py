@@ -225,3 +225,17 @@ gc_freezes = Counter(
     "gc.freeze() calls that moved settled long-lived objects (a gateway's connections, a worker's index) "
     "out of the collector's scans.",
 )
+gateway_task_restarts = Counter(
+    "corridor_gateway_task_restarts_total",
+    "Restarts of a gateway loop (reader, wakeups) after an unexpected error; /healthz is 503 until it "
+    "works again.",
+    ["task"],
+)
+gateway_bad_records = Counter(
+    "corridor_gateway_bad_records_total",
+    "Records the gateway skipped because they cannot be read (stream_entry, route, event, position, "
+    "scene): the others are still served.",
+    ["kind"],
+)
+for _task in ("reader", "wakeups"):  # both series exist from the start, so their rates do too
+    gateway_task_restarts.labels(_task)
