@@ -11,6 +11,10 @@ Both data paths and the websocket ``/dispatch/alerts`` need a dispatcher token (
 Bearer …`` or ``?token=``); a driver token is refused (403 / close 4403). The websocket sends
 ``{"type":"hello",…}``, then the last alerts retained in ``<prefix>:dispatch`` (or those after
 ``?last_id=``), then each new one as ``{"type":"alert","id":…,"driver_id":…,"alert":{…}}``.
+
+The data comes from records other processes wrote: one that cannot be read (bad JSON, a geometry
+that is not an object, a route without its keys) is skipped, logged once and counted
+(``corridor_gateway_bad_records_total``), and the rest is served.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ SNAPSHOT_TTL_S = 1.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY = 4429
+BAD_RECORDS_REMEMBERED = 10_000  # bad records logged once each; past this many, logged again
 
 
 def scene_key(prefix: str) -> str:
@@ -126,6 +131,62 @@ def _round(coords: Any) -> Any:
     return coords
 
 
+def _text(value: Any) -> str:
+    """A string field of a stored record (anything else makes the record unreadable)."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _point(value: Any) -> list[float]:
+    """A stored ``[lon, lat]`` rounded for the map (anything else makes the record unreadable)."""
+    point = _round(value)
+    if not (isinstance(point, list) and len(point) == 2 and all(isinstance(c, float) for c in point)):
+        raise ValueError("position is not [lon, lat]")
+    return point
+
+
+def _route(raw: bytes) -> dict[str, Any] | None:
+    """The map's form of a stored route record; None when it is not active."""
+    msg = orjson.loads(raw)
+    route = msg.get("route")
+    if msg.get("op") == "ended" or not route:
+        return None
+    return {
+        "route_id": _text(route["route_id"]),
+        "driver_id": _text(route["driver_id"]),
+        "destination": route.get("destination"),
+        "coordinates": _round(route["coordinates"]),
+    }
+
+
+def _event(raw: bytes, now: datetime) -> dict[str, Any] | None:
+    """The map's form of a stored event, with ``vessel`` set for ships; None when not active now."""
+    event = decode_stamped(raw).event
+    if event.status != "active" or (event.valid_until is not None and event.valid_until <= now):
+        return None
+    geometry = event.geometry
+    if not isinstance(geometry, dict):
+        raise TypeError(f"geometry is a {type(geometry).__name__}, not an object")
+    item: dict[str, Any] = {
+        "id": _text(event.id),
+        "kind": event.kind,
+        "title": event.title,
+        "street": event.street,
+        "geometry": {"type": _text(geometry["type"]), "coordinates": _round(geometry["coordinates"])},
+        "valid_from": event.valid_from.isoformat() if event.valid_from else None,
+        "valid_until": event.valid_until.isoformat() if event.valid_until else None,
+        "vessel": event.kind == "vessel",
+    }
+    if item["vessel"]:
+        if event.updated_at is not None and now - event.updated_at >= VESSEL_MAX_AGE:
+            return None
+        details = event.details if isinstance(event.details, dict) else {}
+        item["name"] = details.get("shipname") or details.get("name")
+        item["course"] = details.get("course")
+    return item
+
+
 class Dispatch:
     """Serves the dispatcher page, its data from the workers' Redis state, and the alert feed."""
 
@@ -144,6 +205,7 @@ class Dispatch:
         self._max_connections = max_connections
         self._assets = load_assets()
         self._snapshot: tuple[float, bytes] | None = None
+        self._bad_records: set[tuple[str, bytes]] = set()
         self.connections = 0
 
     def owns(self, path: str) -> bool:
@@ -198,16 +260,20 @@ class Dispatch:
 
     async def positions(self) -> dict[str, Any]:
         """Every vehicle's last position: ``{"vehicles": {route_id: [lon, lat, at]}}``."""
+        keys = [f"{self._prefix}:state:positions:{partition}" for partition in range(self._partitions)]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for partition in range(self._partitions):
-                pipe.hgetall(f"{self._prefix}:state:positions:{partition}")
+            for key in keys:
+                pipe.hgetall(key)
             replies = await pipe.execute()
         vehicles: dict[str, list[Any]] = {}
-        for reply in replies:
-            for raw in reply.values():
-                msg = orjson.loads(raw)
-                if msg.get("position"):
-                    vehicles[msg["route_id"]] = [*_round(msg["position"]), msg.get("at")]
+        for key, reply in zip(keys, replies, strict=True):
+            for field, raw in reply.items():
+                try:
+                    msg = orjson.loads(raw)
+                    if msg.get("position"):
+                        vehicles[_text(msg["route_id"])] = [*_point(msg["position"]), msg.get("at")]
+                except Exception as exc:  # noqa: BLE001 - one bad record must not hide every vehicle
+                    self._skip("position", key, field, exc)
         return {"generated_at": datetime.now(UTC).isoformat(), "vehicles": vehicles}
 
     async def snapshot(self) -> bytes:
@@ -215,63 +281,69 @@ class Dispatch:
         cached = self._snapshot
         if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_TTL_S:
             return cached[1]
+        route_keys = [f"{self._prefix}:state:routes:{partition}" for partition in range(self._partitions)]
+        events_key = f"{self._prefix}:state:events"
         async with self._redis.pipeline(transaction=False) as pipe:
-            for partition in range(self._partitions):
-                pipe.hgetall(f"{self._prefix}:state:routes:{partition}")
-            pipe.hgetall(f"{self._prefix}:state:events")
+            for key in route_keys:
+                pipe.hgetall(key)
+            pipe.hgetall(events_key)
             pipe.get(scene_key(self._prefix))
             *route_replies, event_reply, scene = await pipe.execute()
         routes = []
-        for reply in route_replies:
-            for raw in reply.values():
-                msg = orjson.loads(raw)
-                route = msg.get("route")
-                if msg.get("op") == "ended" or not route:
+        for key, reply in zip(route_keys, route_replies, strict=True):
+            for field, raw in reply.items():
+                try:
+                    route = _route(raw)
+                except Exception as exc:  # noqa: BLE001 - one bad record must not hide every route
+                    self._skip("route", key, field, exc)
                     continue
-                routes.append(
-                    {
-                        "route_id": route["route_id"],
-                        "driver_id": route["driver_id"],
-                        "destination": route.get("destination"),
-                        "coordinates": _round(route["coordinates"]),
-                    }
-                )
+                if route is not None:
+                    routes.append(route)
         now = datetime.now(UTC)
-        events, vessels = [], []
-        for raw in event_reply.values():
-            event = decode_stamped(raw).event
-            if event.status != "active" or (event.valid_until is not None and event.valid_until <= now):
+        events: list[dict[str, Any]] = []
+        vessels: list[dict[str, Any]] = []
+        for field, raw in event_reply.items():
+            try:
+                item = _event(raw, now)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not hide every event
+                self._skip("event", events_key, field, exc)
                 continue
-            item = {
-                "id": event.id,
-                "kind": event.kind,
-                "title": event.title,
-                "street": event.street,
-                "geometry": {
-                    "type": event.geometry["type"],
-                    "coordinates": _round(event.geometry["coordinates"]),
-                },
-                "valid_from": event.valid_from.isoformat() if event.valid_from else None,
-                "valid_until": event.valid_until.isoformat() if event.valid_until else None,
-            }
-            if event.kind == "vessel":
-                if event.updated_at is None or now - event.updated_at < VESSEL_MAX_AGE:
-                    item["name"] = event.details.get("shipname") or event.details.get("name")
-                    item["course"] = event.details.get("course")
-                    vessels.append(item)
-                continue
-            events.append(item)
+            if item is not None:
+                (vessels if item.pop("vessel") else events).append(item)
+        try:
+            scene_data = orjson.loads(scene) if scene else None
+        except orjson.JSONDecodeError as exc:
+            self._skip("scene", scene_key(self._prefix), b"", exc)
+            scene_data = None
         body = orjson.dumps(
             {
                 "generated_at": now.isoformat(),
                 "routes": sorted(routes, key=lambda r: r["route_id"]),
                 "events": sorted(events, key=lambda e: e["id"]),
                 "vessels": vessels,
-                "scene": orjson.loads(scene) if scene else None,
+                "scene": scene_data,
             }
         )
         self._snapshot = (time.monotonic(), body)
         return body
+
+    def _skip(self, kind: str, key: str, field: bytes, exc: Exception) -> None:
+        """Count a record that cannot be drawn, and log it the first time it is seen."""
+        seen = (key, field)
+        if seen in self._bad_records:
+            return
+        if len(self._bad_records) >= BAD_RECORDS_REMEMBERED:
+            self._bad_records.clear()
+        self._bad_records.add(seen)
+        metrics.gateway_bad_records.labels(kind).inc()
+        log.warning(
+            "skipped a %s record that cannot be read: key=%s field=%.80r (%s: %.200s); fix or delete it",
+            kind,
+            key,
+            field,
+            type(exc).__name__,
+            exc,
+        )
 
     async def handle(self, ws: ServerConnection) -> None:
         """Serve one dispatcher's live feed until it closes."""
