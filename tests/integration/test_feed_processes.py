@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from stream.runtime.feed_poll import SnapshotStore
+from stream.runtime.retry import redis_client
 from stream.runtime.services import free_port
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
@@ -77,6 +79,29 @@ async def test_poll_publishes_new_then_nothing_then_the_cancellation(
     cancelled = [e["id"] for e in events if e["status"] == "cancelled"]
     assert sorted(active) == sorted(f"cifs:{i.decode()}" for i in INCIDENTS)
     assert cancelled == [f"cifs:{first_id}"]
+
+
+async def test_document_cut_part_way_cancels_nothing(
+    deployment: Deployment, feed_server: tuple[FeedServer, str]
+) -> None:
+    """A feed cut after its fourth incident is refused whole: dead-lettered, its snapshot kept."""
+    server, url = feed_server
+    poll = ("feed", "poll", "--format", "cifs", "--every", "0", url)
+    assert (await asyncio.to_thread(deployment.run, *poll)).returncode == 0
+    fifth = CIFS.index(b'<incident id="' + INCIDENTS[4])
+    server.body = CIFS[:fifth] + b'<incident id="cut"><type>ROAD_'
+    result = await asyncio.to_thread(deployment.run, *poll)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    (rejected,) = await read_topic(deployment.settings, "events.rejected", 1, timeout=10)
+    assert rejected["reason"] == "unreadable_document" and "malformed after byte" in rejected["error"]
+    settings = deployment.settings
+    client = redis_client(settings.resolved_redis_url())
+    try:
+        state = await SnapshotStore(client, settings.redis_prefix, "cifs").load()
+    finally:
+        await client.aclose()
+    assert sorted(state.snapshot) == sorted(f"cifs:{i.decode()}" for i in INCIDENTS)
+    assert {entry.event.status for entry in state.snapshot.values()} == {"active"}
 
 
 async def test_ais_over_tcp_publishes_vessels_and_dead_letters(deployment: Deployment) -> None:
