@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import click
 
-from stream.runtime.publishers import PublisherError, PublisherStore
+from stream.runtime.publishers import ROLES, PublisherError, PublisherStore
 from stream.runtime.retry import redis_client
 from stream.runtime.settings import ConfigError, Settings
 
@@ -43,16 +43,27 @@ def publisher() -> None:
 @publisher.command()
 @click.argument("name")
 @click.option("--source", "sources", multiple=True, required=True, help="A source it may publish (repeat).")
-def add(name: str, sources: tuple[str, ...]) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(sorted(ROLES)),
+    default="city",
+    show_default=True,
+    help="city: closure, restriction, perimeter, hazard, roadworks; port: also port_call, "
+    "bridge_lift, lock_closure, vessel.",
+)
+@click.option(
+    "--kind", "kinds", multiple=True, help="An event kind it may post (repeat; replaces the role's)."
+)
+def add(name: str, sources: tuple[str, ...], role: str, kinds: tuple[str, ...]) -> None:
     """Create publisher NAME and print its credential (shown once: keep it safe)."""
-    click.echo(_run(lambda store: store.add(name, sources)))
+    click.echo(_run(lambda store: store.add(name, sources, role, kinds)))
 
 
 @publisher.command(name="list")
 def list_() -> None:
-    """List publishers: name, sources, key id, created (never secrets)."""
-    for record in _run(lambda store: store.list()):
-        click.echo(f"{record.name}\t{','.join(record.sources)}\t{record.key_id}\t{record.created_at}")
+    """List publishers: name, sources, kinds, key id, created (never secrets)."""
+    for r in _run(lambda store: store.list()):
+        click.echo(f"{r.name}\t{','.join(r.sources)}\t{','.join(r.kinds)}\t{r.key_id}\t{r.created_at}")
 
 
 @publisher.command()

@@ -16,6 +16,7 @@ from types import TracebackType
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from schemas import Event, RejectedRecord, Rejection, Route, RouteMessage
@@ -151,9 +152,17 @@ class Publisher:
         return self.encode(topic, source, replace(record, raw=None, error=record.error[:1024]))
 
     async def reachable(self, timeout: float) -> str | None:
-        """None when a broker answers a metadata request within ``timeout`` s, else why not."""
+        """None when a broker answers a metadata request within ``timeout`` s, else why not.
+
+        The request names no topic (not all of them), so it stays cheap on a broker with many.
+        """
+        client = self._producer.client
+        node = client.get_random_node()
         try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
+            if node is None:  # no broker known yet: ask the bootstrap servers
+                await asyncio.wait_for(client.fetch_all_metadata(), timeout)
+            else:
+                await asyncio.wait_for(client.send(node, MetadataRequest([])), timeout)
         except TimeoutError:
             return f"no metadata answer within {timeout:g} s"
         except Exception as exc:  # any failure to reach it is the answer, not an error of ours

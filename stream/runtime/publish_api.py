@@ -3,11 +3,13 @@
 ``POST /v1/events`` takes one normalized event or an array (schemas/event.schema.json);
 ``POST /v1/port-calls`` (also ``/v1/portcalls``) one port-call timestamp or an array
 (schemas/portcall.schema.json). Each request carries ``Authorization: Bearer cpk.<id>.<secret>``.
-A publisher may only publish under its own sources. A request is all or nothing: 202
-``{"accepted": [ids]}`` once the broker acknowledged every event, else 4xx
+A publisher may only publish under its own sources and post its own kinds. A request is all or
+nothing: 202 ``{"accepted": [ids]}`` once the broker acknowledged every event, else JSON
 ``{"errors": ["field: message", …]}`` and nothing is published (refused records go to the
-dead-letter topic). Port calls get their source's prefix as id and their delay versus the
-previous time of the same id (kept in Redis).
+dead-letter topic). Work is paid for before it is done: requests, events and vertices per second
+per publisher, counted after decoding and before validation, which runs off the event loop.
+Port calls get their source's prefix as id and their delay versus the previous time of the same id
+(kept in Redis).
 """
 
 from __future__ import annotations
@@ -15,31 +17,57 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+import redis.exceptions
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from schemas import Event, Rejection
-from schemas.validate import errors as schema_errors
 from stream.core.port.infrastructure import Infrastructure
 from stream.core.port.portcall import event_time, with_delay
 from stream.feeds.base import RecordError, snippet
 from stream.feeds.native import native_event
 from stream.feeds.portcall import portcall_event
 from stream.runtime import metrics
-from stream.runtime.producer import Publisher
-from stream.runtime.publishers import PublisherRecord, PublisherStore, TokenBucket
+from stream.runtime.producer import Message, Publisher, RecordRefused, RecordTooLarge
+from stream.runtime.publishers import PublisherRecord, PublisherStore, TokenBucket, count_vertices
 
 log = logging.getLogger("corridor.api")
 
 MAX_BODY_BYTES = 1024 * 1024
 ESTIMATE_TTL_S = 30 * 86400
+HEALTH_TIMEOUT_S = 1.0
+HEALTH_TTL_S = 1.0  # /healthz probes Redis and the broker at most once a second
+RETRY_AFTER_S = 2
+VALIDATION_THREADS = 2
+# Bodies over this are decoded, validated and encoded in a worker thread: a 900 kB body costs
+# ~40 ms to decode, ~100 ms to validate and ~20 ms to encode, too long to hold the event loop.
+INLINE_BODY_BYTES = 64 * 1024
 ENDPOINTS = {"/v1/events": "events", "/v1/port-calls": "portcalls", "/v1/portcalls": "portcalls"}
+REDIS_DOWN = "(redis): unavailable, nothing accepted; retry"
+BROKER_DOWN = "(broker): unavailable, nothing accepted; retry"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one publisher may spend, per API process (token buckets), and the bounds of one request."""
+
+    rate: float = 10.0
+    burst: float = 20.0
+    event_rate: float = 2_000.0
+    event_burst: float = 5_000.0
+    vertex_rate: float = 200_000.0
+    vertex_burst: float = 500_000.0
+    max_request_vertices: int = 50_000
+    max_body: int = MAX_BODY_BYTES
 
 
 class Refused(Exception):
@@ -51,20 +79,27 @@ class Refused(Exception):
         self.records = records or []
 
 
-def _problems(records: list[Any], many: bool, check: Callable[[Any], Event], schema: str) -> list[Any]:
-    """Each record as an Event, or the list of its 'field: message' problems."""
+def _problems(records: list[Any], many: bool, check: Callable[[Any], Event]) -> list[Any]:
+    """Each record as an Event, or the list of its 'field: message' problems (checked once)."""
     out: list[Any] = []
     for i, record in enumerate(records):
         where = f"{i}/" if many else ""
-        found = [where + e for e in schema_errors(schema, record)]
-        if not found:
-            try:
-                out.append(check(record))
-                continue
-            except RecordError as exc:
-                found = [f"{where}{exc.error}"]
-        out.append(found)
+        try:
+            out.append(check(record))
+        except RecordError as exc:
+            out.append([f"{where}{exc.error}"])
+        except RecursionError:
+            out.append([f"{where}(record): nested too deep"])
     return out
+
+
+@dataclass
+class _Buckets:
+    """One publisher's token buckets: requests, events and vertices per second."""
+
+    requests: TokenBucket
+    events: TokenBucket
+    vertices: TokenBucket
 
 
 class PublishApi:
@@ -76,26 +111,32 @@ class PublishApi:
         client: aioredis.Redis,
         prefix: str,
         infrastructure: Infrastructure | None = None,
-        rate: float = 10.0,
-        burst: float = 20.0,
-        max_body: int = MAX_BODY_BYTES,
+        limits: Limits | None = None,
     ) -> None:
         self.publisher = publisher
         self.redis = client
         self.store = PublisherStore(client, prefix)
         self.estimates = f"{prefix}:port:estimate:"
         self.terminals = infrastructure.terminals if infrastructure else {}
-        self.rate, self.burst, self.max_body = rate, burst, max_body
-        self.buckets: dict[str, TokenBucket] = {}
+        self.limits = limits or Limits()
+        self.buckets: dict[str, _Buckets] = {}
+        # Validation is CPU work in Python: a few threads keep the event loop (and /healthz) answering.
+        self._validation = ThreadPoolExecutor(VALIDATION_THREADS, thread_name_prefix="corridor-validate")
+        self._health_lock = asyncio.Lock()
+        self._health: tuple[float, dict[str, str]] | None = None
 
     def app(self) -> web.Application:
         """The web application (routes, the error middleware, the body size limit)."""
-        app = web.Application(client_max_size=self.max_body, middlewares=[self._middleware])
+        app = web.Application(client_max_size=self.limits.max_body, middlewares=[self._middleware])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_post("/v1/events", self.post_events)
         app.router.add_post("/v1/port-calls", self.post_port_calls)
         app.router.add_post("/v1/portcalls", self.post_port_calls)
+        app.on_cleanup.append(self._close)
         return app
+
+    async def _close(self, app: web.Application) -> None:
+        self._validation.shutdown(wait=False, cancel_futures=True)
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -109,23 +150,69 @@ class PublishApi:
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="corridor"'
             log.info("refused %s %s: %d %s", request.method, request.path, exc.status, exc.reason)
+        except redis.exceptions.RedisError as exc:
+            log.warning(
+                "redis unavailable serving %s %s: %s", request.method, request.path, type(exc).__name__
+            )
+            response = _unavailable(REDIS_DOWN)
         except web.HTTPRequestEntityTooLarge:
             response = self._too_large()
         except web.HTTPException as exc:
             response = web.json_response({"errors": [exc.reason]}, status=exc.status)
+        except Exception:  # a bug of ours: the client gets no trace, the log gets the stack
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            response = web.json_response(
+                {
+                    "errors": [
+                        "(server): internal error, nothing accepted; the operator's log has the details"
+                    ]
+                },
+                status=500,
+            )
         if endpoint is not None:
             metrics.count_publisher_request(endpoint, response.status)
         return response
 
     def _too_large(self) -> web.Response:
-        return web.json_response({"errors": [f"(body): larger than {self.max_body} bytes"]}, status=413)
+        return web.json_response(
+            {"errors": [f"(body): larger than {self.limits.max_body} bytes"]}, status=413
+        )
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """Liveness: 200 while the process serves."""
-        return web.json_response({"status": "ok"})
+        """Readiness: 200 when Redis answers PING and a broker answers, else 503 naming what is down."""
+        down = await self.down()
+        if not down:
+            return web.json_response({"status": "ok"})
+        response = web.json_response({"status": "unavailable", "down": down}, status=503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+    async def down(self) -> dict[str, str]:
+        """What does not answer ({service: why}), probed at most once per HEALTH_TTL_S."""
+        loop = asyncio.get_running_loop()
+        async with self._health_lock:  # concurrent probes wait for one answer
+            if self._health is not None and loop.time() - self._health[0] < HEALTH_TTL_S:
+                return self._health[1]
+            redis_error, broker_error = await asyncio.gather(
+                self._redis_error(), self.publisher.reachable(HEALTH_TIMEOUT_S)
+            )
+            down = {k: v for k, v in (("redis", redis_error), ("broker", broker_error)) if v is not None}
+            if down != (self._health[1] if self._health else {}):
+                log.warning("health changed: %s", down or "ok")
+            self._health = (loop.time(), down)
+            return down
+
+    async def _redis_error(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.redis.ping(), HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            return f"no PING answer within {HEALTH_TIMEOUT_S:g} s"
+        except Exception as exc:  # any failure to reach it is the answer
+            return type(exc).__name__
+        return None
 
     async def _admit(self, request: web.Request) -> PublisherRecord:
-        """Authenticate and rate-limit: the publisher, or a refusal (401, 429)."""
+        """Authenticate and rate-limit requests: the publisher, or a refusal (401, 429)."""
         header = request.headers.get("Authorization", "")
         scheme, _, credential = header.partition(" ")
         if not header:
@@ -135,51 +222,106 @@ class PublishApi:
         publisher = await self.store.authenticate(credential)
         if publisher is None:
             raise Refused(401, ["Authorization: unknown, revoked or invalid credential"], "bad_credential")
-        bucket = self.buckets.setdefault(publisher.name, TokenBucket(self.rate, self.burst))
-        wait = bucket.take()
+        wait = self._buckets(publisher).requests.take()
         if wait > 0:
-            response = web.json_response(
-                {"errors": [f"(publisher): over {self.rate:g} requests/s; retry later"]}, status=429
-            )
-            response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
-            raise _Early(response)
+            raise _Early(_too_many(f"(publisher): over {self.limits.rate:g} requests/s; retry later", wait))
         return publisher
 
-    async def _body(self, request: web.Request) -> Any:
-        """The decoded JSON body, refused when too large (413), not JSON or of the wrong shape (400)."""
-        if request.content_length is not None and request.content_length > self.max_body:
+    def _buckets(self, publisher: PublisherRecord) -> _Buckets:
+        found = self.buckets.get(publisher.name)
+        if found is None:
+            lim = self.limits
+            found = _Buckets(
+                TokenBucket(lim.rate, lim.burst),
+                TokenBucket(lim.event_rate, lim.event_burst),
+                TokenBucket(lim.vertex_rate, lim.vertex_burst),
+            )
+            self.buckets[publisher.name] = found
+        return found
+
+    def _charge(self, publisher: PublisherRecord, data: Any, records: list[Any], vertices: int) -> None:
+        """Spend the request's events and vertices, or refuse it: 413 over a bound, 429 over the rate."""
+        lim = self.limits
+        if vertices > lim.max_request_vertices:
+            why = [
+                f"(body): over {lim.max_request_vertices} vertices in one request: "
+                "split the request or simplify the geometries"
+            ]
+            raise Refused(413, why, "too_many_vertices", _rejections(why, data, "too_many_vertices"))
+        buckets = self._buckets(publisher)
+        costs = ((buckets.events, len(records), "events"), (buckets.vertices, vertices, "vertices"))
+        for bucket, cost, what in costs:
+            if cost > bucket.burst:
+                why = [
+                    f"(body): {cost} {what} in one request, over the {bucket.burst:g} "
+                    "a publisher may send at once: split it"
+                ]
+                raise Refused(413, why, f"too_many_{what}", _rejections(why, data, f"too_many_{what}"))
+        waits = [(bucket.wait(cost), bucket, what) for bucket, cost, what in costs]
+        wait, bucket, what = max(waits, key=lambda w: w[0])
+        if wait > 0:
+            raise _Early(_too_many(f"(publisher): over {bucket.rate:g} {what}/s; retry later", wait))
+        for bucket, cost, _ in costs:
+            bucket.take(cost)
+
+    async def _off_loop(self, size: int, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` inline for a small body, in a validation thread for a large one."""
+        if size <= INLINE_BODY_BYTES:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._validation, work, *args)
+
+    async def _body(self, request: web.Request) -> tuple[Any, int]:
+        """The decoded JSON body and its size; 413 too large, 400 not JSON or not an object/array."""
+        if request.content_length is not None and request.content_length > self.limits.max_body:
             raise _Early(self._too_large())
         body = await request.read()
         try:
-            data = orjson.loads(body)
+            data = await self._off_loop(len(body), orjson.loads, body)
         except orjson.JSONDecodeError as exc:
             rejection = Rejection(f"body is not JSON: {exc}", "body", "undecodable", snippet(body))
             raise Refused(400, [f"(body): not JSON ({exc})"], "undecodable", [rejection]) from None
         if not isinstance(data, dict | list) or data == []:
             raise Refused(400, ["(body): expected a JSON object or a non-empty array of objects"], "shape")
-        return data
+        return data, len(body)
 
     async def post_events(self, request: web.Request) -> web.StreamResponse:
-        """Publish normalized events under the publisher's sources."""
+        """Publish normalized events under the publisher's sources and kinds."""
         publisher = await self._admit(request)
         try:
-            data = await self._body(request)
-            events = self._checked(data, native_event, "event")
-            foreign = [
+            data, size = await self._body(request)
+            records = data if isinstance(data, list) else [data]
+            bound = self.limits.max_request_vertices
+            vertices = 0
+            for record in records:
+                if vertices > bound:
+                    break
+                geometry = record.get("geometry") if isinstance(record, dict) else None
+                vertices += count_vertices(geometry, bound - vertices)
+            self._charge(publisher, data, records, vertices)
+            events = await self._checked(data, size, native_event)
+            forbidden = [
                 f"{i}/source: {e.source!r} is not a source of publisher {publisher.name!r}"
                 for i, e in enumerate(events)
                 if e.source not in publisher.sources
             ]
-            foreign += [
+            forbidden += [
                 f"{i}/id: must start with '{e.source}:'"
                 for i, e in enumerate(events)
                 if e.source in publisher.sources and not e.id.startswith(f"{e.source}:")
             ]
-            if foreign:
+            if forbidden:
                 raise Refused(
-                    403, foreign, "forbidden_source", _rejections(foreign, data, "forbidden_source")
+                    403, forbidden, "forbidden_source", _rejections(forbidden, data, "forbidden_source")
                 )
-            return await self._publish(events)
+            kinds = [
+                f"{i}/kind: publisher {publisher.name!r} may not post {e.kind!r} events "
+                f"(it may post {', '.join(publisher.kinds)})"
+                for i, e in enumerate(events)
+                if e.kind not in publisher.kinds
+            ]
+            if kinds:
+                raise Refused(403, kinds[:100], "forbidden_kind", _rejections(kinds, data, "forbidden_kind"))
+            return await self._publish(events, data, size)
         except Refused as exc:
             await self._dead_letter(publisher, "native", exc)
             raise
@@ -188,7 +330,7 @@ class PublishApi:
         """Publish port-call timestamps as port_call events, with their delay versus the last time."""
         publisher = await self._admit(request)
         try:
-            data = await self._body(request)
+            data, size = await self._body(request)
             source = request.query.get("source")
             if source is None and len(publisher.sources) == 1:
                 source = publisher.sources[0]
@@ -199,31 +341,61 @@ class PublishApi:
             if source not in publisher.sources:
                 why = [f"source: {source!r} is not a source of publisher {publisher.name!r}"]
                 raise Refused(403, why, "forbidden_source", _rejections(why, data, "forbidden_source"))
-            events = [_as_source(e, source) for e in self._checked(data, portcall_event, "portcall")]
+            records = data if isinstance(data, list) else [data]
+            if "port_call" not in publisher.kinds:
+                why = [
+                    f"{i}/kind: publisher {publisher.name!r} may not post 'port_call' events; "
+                    "port calls come from publishers added with --role port"
+                    for i in range(min(len(records), 100))
+                ]
+                raise Refused(403, why, "forbidden_kind", _rejections(why, data, "forbidden_kind"))
+            self._charge(publisher, data, records, len(records))  # one gate position each
+            events = [_as_source(e, source) for e in await self._checked(data, size, portcall_event)]
             events = await self._with_delays(events)
-            response = await self._publish(events)
-            await self._remember(events)
+            response = await self._publish(events, data, size)
+            if response.status == 202:
+                await self._remember(events)
             return response
         except Refused as exc:
             await self._dead_letter(publisher, "portcall", exc)
             raise
 
-    def _checked(self, data: Any, check: Callable[[Any], Event], schema: str) -> list[Event]:
+    async def _checked(self, data: Any, size: int, check: Callable[[Any], Event]) -> list[Event]:
+        """The records validated once each (off the loop when large); 422 naming every problem."""
         many = isinstance(data, list)
-        results = _problems(data if many else [data], many, check, schema)
+        results = await self._off_loop(size, _problems, data if many else [data], many, check)
         found = [p for r in results if isinstance(r, list) for p in r]
         if found:
             raise Refused(422, found[:100], "schema", _rejections(found, data, "schema"))
         return [r for r in results if isinstance(r, Event)]
 
-    async def _publish(self, events: list[Event]) -> web.Response:
+    def _encode(self, events: list[Event]) -> tuple[list[Message], list[tuple[int, RecordRefused]]]:
+        messages: list[Message] = []
+        refused: list[tuple[int, RecordRefused]] = []
+        for i, event in enumerate(events):
+            try:
+                messages.append(self.publisher.encode_event(event))
+            except RecordRefused as exc:
+                refused.append((i, exc))
+        return messages, refused
+
+    async def _encoded(self, events: list[Event], data: Any, size: int) -> list[Message]:
+        """Every event encoded before anything is sent: 413/422 naming those that cannot be."""
+        messages, refused = await self._off_loop(size, self._encode, events)
+        if refused:
+            why = [f"{i}/(event) {exc.record_id}: {exc.error}" for i, exc in refused]
+            status = 413 if any(isinstance(exc, RecordTooLarge) for _, exc in refused) else 422
+            reason = refused[0][1].reason
+            raise Refused(status, why[:100], reason, _rejections(why, data, reason))
+        return messages
+
+    async def _publish(self, events: list[Event], data: Any, size: int) -> web.Response:
+        messages = await self._encoded(events, data, size)
         try:
-            await self.publisher.events(events)
-        except Exception as exc:  # the broker is down or refused: nothing was accepted
+            await self.publisher.send(self.publisher.settings.topic("events"), messages)
+        except (KafkaError, OSError, TimeoutError) as exc:  # the broker is down or failed: retry
             log.warning("broker did not acknowledge %d events: %s", len(events), type(exc).__name__)
-            return web.json_response(
-                {"errors": ["(broker): unavailable, nothing accepted; retry"]}, status=503
-            )
+            return _unavailable(BROKER_DOWN)
         for event in events:
             metrics.events_in.labels(event.source, event.kind).inc()
         return web.json_response({"accepted": [e.id for e in events]}, status=202)
@@ -239,10 +411,14 @@ class PublishApi:
         return out
 
     async def _remember(self, events: list[Event]) -> None:
-        for event in events:
-            when = event_time(event)
-            if when is not None:
-                await self.redis.set(self.estimates + event.id, when.isoformat(), ex=ESTIMATE_TTL_S)
+        """Keep each port call's time for the next delay; the events are accepted whatever happens here."""
+        try:
+            for event in events:
+                when = event_time(event)
+                if when is not None:
+                    await self.redis.set(self.estimates + event.id, when.isoformat(), ex=ESTIMATE_TTL_S)
+        except redis.exceptions.RedisError as exc:
+            log.warning("port-call times not kept (next delays may be off): %s", type(exc).__name__)
 
     async def _dead_letter(self, publisher: PublisherRecord, fmt: str, exc: Refused) -> None:
         if not exc.records:
@@ -254,11 +430,23 @@ class PublishApi:
 
 
 class _Early(Exception):
-    """A ready response that ends the request before the body is read (429, 413)."""
+    """A ready response that ends the request without a dead letter (429, 413 by size)."""
 
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
         self.response = response
+
+
+def _unavailable(error: str) -> web.Response:
+    response = web.json_response({"errors": [error]}, status=503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+def _too_many(error: str, wait: float) -> web.Response:
+    response = web.json_response({"errors": [error]}, status=429)
+    response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+    return response
 
 
 def _rejections(errors: list[str], data: Any, reason: str) -> list[Rejection]:

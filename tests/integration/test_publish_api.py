@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from stream.core.port.infrastructure import load
 from stream.runtime.producer import Publisher
-from stream.runtime.publish_api import PublishApi
+from stream.runtime.publish_api import Limits, PublishApi
 from stream.runtime.publishers import PublisherStore
 from stream.runtime.settings import Settings
 from tests.support.kafka import read_topic
@@ -71,11 +71,11 @@ class Api:
         return response.status, await response.json(), response.headers
 
 
-async def _api(deployment: Deployment, redis_client: aioredis.Redis, **options: Any) -> AsyncIterator[Api]:
+async def _api(deployment: Deployment, redis_client: aioredis.Redis, **limits: Any) -> AsyncIterator[Api]:
     settings = deployment.settings
     publisher = Publisher(settings)
     async with publisher:
-        service = PublishApi(publisher, redis_client, settings.redis_prefix, load(), **options)
+        service = PublishApi(publisher, redis_client, settings.redis_prefix, load(), Limits(**limits))
         async with TestClient(TestServer(service.app())) as client:
             yield Api(client, service.store, settings)
 
@@ -138,7 +138,7 @@ async def test_malformed_bodies_name_the_field(
     api: Api, path: str, body: Any, status: int, field: str
 ) -> None:
     """Schema violations answer 422 (400 for a wrong shape) with the offending field in the message."""
-    credential = await api.store.add("havre", ("havre",))
+    credential = await api.store.add("havre", ("havre",), "port")
     got_status, got, _ = await api.post(path, body, credential)
     assert got_status == status
     assert any(field in message for message in got["errors"]), got
@@ -192,7 +192,7 @@ async def test_accepted_events_arrive_on_the_events_topic(api: Api) -> None:
 
 async def test_port_calls_become_port_call_events_with_their_delay(api: Api) -> None:
     """Port calls are published under the publisher's source, for the terminal, with the delay vs before."""
-    credential = await api.store.add("tdf", ("tdf",))
+    credential = await api.store.add("tdf", ("tdf",), "port")
     status, body, _ = await api.post("/v1/port-calls", _port_call(START), credential)
     assert status == 202 and body == {"accepted": ["tdf:PC-2030-0042:BERTH:ARRI"]}
     later = START + timedelta(minutes=45)
@@ -246,3 +246,20 @@ async def test_corridor_api_process_accepts_into_the_broker(deployment: Deployme
     (arrived,) = await read_topic(deployment.settings, "events", 1)
     assert arrived["id"] == "havre:p1"
     assert credential.split(".")[2] not in proc.output()
+
+
+async def test_an_unexpected_error_is_json_500_without_a_trace(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug while serving is JSON 500 with no stack in the body; the log has the stack, not the secret."""
+    credential = await api.store.add("havre", ("havre",))
+
+    async def broken(credential: str) -> None:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(api.store, "authenticate", broken)
+    status, body, _ = await api.post("/v1/events", _event(), credential)
+    assert status == 500 and body["errors"][0].startswith("(server): internal error")
+    assert "Traceback" not in str(body) and "a bug of ours" not in str(body)
+    logged = "\n".join(r.getMessage() + str(r.exc_text or r.exc_info) for r in caplog.records)
+    assert "a bug of ours" in logged and credential.split(".")[2] not in logged
