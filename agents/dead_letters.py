@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
 
 from stream.runtime import metrics
-from stream.runtime.app import app, rejected_topic
+from stream.runtime.app import app, health, rejected_topic
 
 log = logging.getLogger("corridor.agents.dead_letters")
+LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _label(value: str) -> str:
+    """A label value as written, or ``other``: whoever writes to the topic cannot grow the series."""
+    return value if LABEL.fullmatch(value) else "other"
 
 
 @app.agent(rejected_topic)
@@ -23,4 +30,5 @@ async def count_rejections(stream: Any) -> None:
                 source, reason = str(record["source"]), str(record["reason"])
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 source, reason = "unknown", "unreadable_dead_letter"
-            metrics.events_rejected.labels(source, reason).inc()
+            metrics.events_rejected.labels(_label(source), _label(reason)).inc()
+        health.beat("count_rejections")

@@ -8,9 +8,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from schemas import Event
+from schemas.errors import InvalidRecord
 from stream.core.partition import StampedEvent
 from stream.runtime import envelopes, metrics
 from stream.runtime.app import (
@@ -19,9 +18,11 @@ from stream.runtime.app import (
     dead_letter,
     events_topic,
     fanout_topic,
+    health,
     partition_count,
     publish_alerts,
     runtime,
+    settings,
     settle_heap,
 )
 from stream.runtime.redis_state import encode_stamped, unpack_stamped
@@ -36,26 +37,43 @@ PRUNE_EVERY_S = 300.0
 
 @app.agent(events_topic)
 async def fan_out_events(stream: Any) -> None:
-    """Stamp each event with its receipt time, store it, and copy the batch to every partition."""
+    """Stamp each event with its receipt time, store it, and copy the batch to every partition.
+
+    Each message is read alone: one that is not a usable event is dead-lettered with its reason and
+    the rest of the batch goes on.
+    """
+    limits, max_bytes = settings.event_limits, settings.event_max_bytes
     async for batch in stream.take_events(1000, within=0.02):
         metrics.messages_processed.labels(events_topic.get_topic_name()).inc(len(batch))
         stamped: list[StampedEvent] = []
+        encoded: list[bytes] = []
         for message in batch:
             try:
-                event = Event.from_dict(orjson.loads(message.value))
-            except (ValueError, KeyError, TypeError) as exc:
-                where = f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
-                await dead_letter("stream", "event", where, f"not a normalized event: {exc!r}", message.value)
+                event = Event.from_json(message.value, limits, max_bytes)
+                item = StampedEvent(time.time_ns(), event)
+                encoded.append(encode_stamped(item))
+            except InvalidRecord as exc:
+                await dead_letter("stream", "event", _where(message), exc.error, message.value, exc.reason)
                 continue
-            stamped.append(StampedEvent(time.time_ns(), event))
+            except Exception as exc:  # noqa: BLE001 - a reader fault costs one record, not the batch
+                log.exception("reading an event failed at %s", _where(message))
+                await dead_letter(
+                    "stream", "event", _where(message), repr(exc)[:500], message.value, "unreadable"
+                )
+                continue
+            stamped.append(item)
         for (source, kind), count in Counter((s.event.source, s.event.kind) for s in stamped).items():
             metrics.events_in.labels(source, kind).inc(count)
-        encoded = [encode_stamped(item) for item in stamped]
         await until_done("saving events", runtime.state.save_events, stamped, encoded)
         partitions = partition_count(fanout_topic)
         for envelope in envelopes.pack(encoded):
             for partition in range(partitions):
                 await fanout_topic.send(key=b"events", value=envelope, partition=partition)
+        health.beat("fan_out_events")
+
+
+def _where(message: Any) -> str:
+    return f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
 
 
 @app.agent(fanout_topic)
@@ -63,15 +81,26 @@ async def match_events(stream: Any) -> None:
     """Match each new batch of events against this worker's routes at once (copies are skipped)."""
     async for batch in stream.take(16, within=0.02):  # envelopes of up to ~1,000 events
         metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
-        stamped = [item for raw in batch if runtime.first_copy(raw) for item in unpack_stamped(raw)]
+        stamped: list[StampedEvent] = []
+        for raw in batch:
+            if not runtime.first_copy(raw):
+                continue
+            items, refused = unpack_stamped(raw)
+            stamped += items
+            for exc in refused:
+                await dead_letter(
+                    "stream", "event", fanout_topic.get_topic_name(), exc.error, raw, exc.reason
+                )
         if not stamped:
             continue
         started = time.perf_counter()
         alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
         metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
         metrics.count_matches("events", alerts)
+        await runtime.refuse_failed_events()
         await publish_alerts(alerts)
         runtime.refresh_gauges()
+        health.beat("match_events")
 
 
 @app.timer(EXPIRE_EVERY_S)

@@ -7,10 +7,11 @@ from collections import Counter
 from typing import Any
 
 import orjson
+from redis.exceptions import ResponseError
 
 from stream.runtime import envelopes, metrics
-from stream.runtime.app import alerts_topic, app, dead_letter, runtime
-from stream.runtime.redis_outbox import InvalidAlert, plain_alert
+from stream.runtime.app import alerts_topic, app, dead_letter, health, runtime
+from stream.runtime.redis_outbox import InvalidAlert, storable_alert
 from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.notify")
@@ -25,7 +26,7 @@ async def notify_drivers(stream: Any) -> None:
     """
     async for batch in stream.take_events(64, within=0.02):  # envelopes of up to ~1,000 alerts
         metrics.messages_processed.labels(alerts_topic.get_topic_name()).inc(len(batch))
-        alerts: list[dict[str, Any]] = []
+        alerts: list[tuple[dict[str, Any], str]] = []
         for message in batch:
             where = f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
             try:
@@ -35,11 +36,38 @@ async def notify_drivers(stream: Any) -> None:
                 continue
             for record in records:
                 try:
-                    alerts.append(plain_alert(record))
+                    alerts.append((storable_alert(record), where))
                 except InvalidAlert as exc:
-                    await dead_letter("stream", "alert", where, str(exc), orjson.dumps(record))
-        stored = await until_done("storing alerts", runtime.outbox.append, alerts)
+                    await dead_letter("stream", "alert", where, str(exc), _raw(record))
+        stored = await _store(alerts)
         states = Counter(alert["state"] for alert, stream_id in stored if stream_id is not None)
         for state, count in states.items():
             metrics.alerts_stored.labels(state).inc(count)
         metrics.alerts_deduplicated.inc(len(stored) - states.total())
+        health.beat("notify_drivers")
+
+
+async def _store(alerts: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str | None]]:
+    """Append a batch; when Redis refuses it (an error about its content, not a lost connection),
+    the halves are tried in turn so that only the alert at fault is dead-lettered (order kept)."""
+    if not alerts:
+        return []
+    try:
+        return await until_done("storing alerts", runtime.outbox.append, [alert for alert, _ in alerts])
+    except ResponseError as exc:
+        if len(alerts) == 1:
+            alert, where = alerts[0]
+            await dead_letter(
+                "stream", "alert", where, f"redis refused it: {exc}", _raw(alert), "refused_by_redis"
+            )
+            return []
+        log.warning("redis refused a batch of %d alerts (%s): storing it in halves", len(alerts), exc)
+        half = len(alerts) // 2
+        return [*await _store(alerts[:half]), *await _store(alerts[half:])]
+
+
+def _raw(record: Any) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except (orjson.JSONEncodeError, TypeError):
+        return repr(record)[:4096].encode()

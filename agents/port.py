@@ -13,14 +13,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from schemas import Event
 from schemas.codec import dumps
+from schemas.errors import InvalidRecord
 from stream.core.port.infrastructure import load
 from stream.core.port.predict import ClosurePredictor
 from stream.core.port.tracks import TrackTable
-from stream.runtime.app import app, events_topic, settings
+from stream.runtime.app import app, events_topic, health, settings
 
 log = logging.getLogger("corridor.agents.port")
 
@@ -47,7 +46,12 @@ async def publish(events: list[Event]) -> None:
 
 @app.agent(events_topic)
 async def predict_closures(stream: Any) -> None:
-    """Update vessel tracks from vessel events and publish the closures they predict."""
+    """Update vessel tracks from vessel events and publish the closures they predict.
+
+    A report that cannot be read or tracked is skipped here (``fan_out_events`` dead-letters what
+    it cannot read); the other reports of the batch go on.
+    """
+    limits, max_bytes = settings.event_limits, settings.event_max_bytes
     async for batch in stream.take_events(500, within=0.1):
         out: list[Event] = []
         now = datetime.now(UTC)
@@ -55,16 +59,19 @@ async def predict_closures(stream: Any) -> None:
             if b'"vessel"' not in message.value:  # cheap pre-filter; other kinds are not ours
                 continue
             try:
-                event = Event.from_dict(orjson.loads(message.value))
-            except (ValueError, KeyError, TypeError):
-                continue  # fan_out_events dead-letters it
-            if event.kind != "vessel":
+                event = Event.from_json(message.value, limits, max_bytes)
+                if event.kind != "vessel":
+                    continue
+                track = tracks.update(event, now)
+                if track is not None:
+                    partition_of[track.mmsi] = message.message.partition
+                    out += predictor.observe(track)
+            except InvalidRecord:
                 continue
-            track = tracks.update(event, now)
-            if track is not None:
-                partition_of[track.mmsi] = message.message.partition
-                out += predictor.observe(track)
+            except Exception:  # noqa: BLE001 - one odd report costs only itself
+                log.exception("vessel report at offset %d could not be tracked", message.message.offset)
         await publish(out)
+        health.beat("predict_closures")
 
 
 @app.timer(EXPIRE_EVERY_S)

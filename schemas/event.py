@@ -10,6 +10,8 @@ from functools import cache
 from typing import Any, Literal
 from zoneinfo import available_timezones
 
+import orjson
+
 from schemas.codec import opt_datetime
 from schemas.errors import InvalidRecord
 from schemas.geometry import DEFAULT_LIMITS, GeometryLimits, check_geometry
@@ -172,6 +174,24 @@ class Event:
             terminal=_text(data.get("terminal"), "terminal", 64),
             details=details,
         )
+
+    @classmethod
+    def from_json(
+        cls, raw: bytes | str, limits: GeometryLimits = DEFAULT_LIMITS, max_bytes: int = 900_000
+    ) -> Event:
+        """Read one event from its JSON bytes (a topic message, a stored record): InvalidRecord
+        for one over ``max_bytes``, not JSON, or refused by ``from_dict``."""
+        if len(raw) > max_bytes:
+            raise InvalidRecord(
+                f"(record): {len(raw):,} bytes, over the {max_bytes:,} an event may take "
+                "(CORRIDOR_EVENT_MAX_BYTES)",
+                "too_large",
+            )
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRecord(f"(record): not JSON: {exc}", "undecodable") from None
+        return cls.from_dict(data, limits)
 
 
 MAX_ID_CHARS = 256

@@ -20,11 +20,11 @@ def worker(loglevel: str) -> None:
         import agents.port  # noqa: F401, PLC0415
         import agents.routes  # noqa: F401, PLC0415
         from stream.runtime import metrics  # noqa: PLC0415
-        from stream.runtime.app import app, settings  # noqa: PLC0415
+        from stream.runtime.app import app, health, settings  # noqa: PLC0415
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     from stream.core.engine import warm_up  # noqa: PLC0415
 
     warm_up()  # compiled kernels ready before the first batch is taken
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, health.report)
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -10,10 +10,12 @@ the partition already holds is skipped: a replay never moves an alert back to an
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from schemas import Event, Route, RouteMessage
 from stream.core import lifecycle as lc
@@ -40,6 +42,7 @@ class PartitionIndex:
     _route_at: dict[str, datetime] = field(default_factory=dict)
     _position_at: dict[str, datetime] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)  # see ``take_failed``
+    failed_routes: list[tuple[str, str]] = field(default_factory=list)  # see ``take_failed_routes``
 
     def apply_routes(self, messages: Sequence[RouteMessage], now: datetime) -> WireAlerts:
         """Registered/updated routes are matched, positions move vehicles, ended routes clear.
@@ -53,9 +56,27 @@ class PartitionIndex:
         pending: list[Route] = []
 
         def flush() -> None:
-            if pending:
+            if not pending:
+                return
+            try:
                 alerts.extend(engine.wire(engine.upsert_routes_delta(pending, now)))
-                pending.clear()
+            except Exception:  # noqa: BLE001 - a fault of the engine must not lose the other routes
+                log.exception("matching %d routes failed: applying them one by one", len(pending))
+                for route in pending:
+                    guarded(route.route_id, partial(engine.upsert_routes_delta, [route], now))
+            pending.clear()
+
+        def guarded(route_id: str, change: Callable[[], lc.Delta]) -> None:
+            """One route's change; a route that makes the engine fail is refused and forgotten."""
+            try:
+                alerts.extend(engine.wire(change()))
+            except Exception as exc:  # noqa: BLE001 - this route alone makes the engine fail
+                log.exception("route %s makes the engine fail: refused", route_id)
+                self.failed_routes.append(
+                    (route_id, f"the engine failed on it: {type(exc).__name__}: {exc}"[:500])
+                )
+                with contextlib.suppress(Exception):
+                    engine.end_route_delta(route_id, now)
 
         for msg in messages:
             last = self._route_at.get(msg.route_id)
@@ -65,7 +86,9 @@ class PartitionIndex:
                     continue
                 self._position_at[msg.route_id] = msg.at
                 flush()
-                alerts.extend(engine.wire(engine.route_position_delta(msg.route_id, msg.position, msg.at)))
+                guarded(
+                    msg.route_id, partial(engine.route_position_delta, msg.route_id, msg.position, msg.at)
+                )
                 continue
             if last is not None and msg.at < last:
                 continue
@@ -73,7 +96,7 @@ class PartitionIndex:
             if msg.op == "ended":
                 self._position_at.pop(msg.route_id, None)
                 flush()
-                alerts.extend(engine.wire(engine.end_route_delta(msg.route_id, now)))
+                guarded(msg.route_id, partial(engine.end_route_delta, msg.route_id, now))
             elif msg.route is not None:
                 pending.append(msg.route)
         flush()
@@ -132,6 +155,12 @@ class PartitionIndex:
         if self.engine.rejected:
             self.failed.extend(self.engine.rejected)
             self.engine.rejected.clear()
+
+    def take_failed_routes(self) -> list[tuple[str, str]]:
+        """(route id, why) of the routes that made the engine fail since the last call (forgotten
+        by the engine; the caller dead-letters them and keeps them out of its rebuilds)."""
+        failed, self.failed_routes = self.failed_routes, []
+        return failed
 
     def take_failed(self) -> list[tuple[str, str]]:
         """(event id, why) of the events refused since the last call: unusable by the engine, or

@@ -24,13 +24,14 @@ import faust
 from schemas import RejectedRecord, RouteMessage
 from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
-from stream.core.partition import PartitionIndex, StampedEvent
+from stream.core.partition import PartitionIndex
 from stream.core.wire import WireAlerts
 from stream.runtime import envelopes, metrics
 from stream.runtime.affected import affected
 from stream.runtime.faust_tuning import set_fetch_wait
+from stream.runtime.health import WorkerHealth
 from stream.runtime.redis_outbox import RedisOutbox
-from stream.runtime.redis_state import RedisState
+from stream.runtime.redis_state import Quarantined, RedisState
 from stream.runtime.retry import redis_client, until_done
 from stream.runtime.settings import Settings
 
@@ -38,6 +39,7 @@ log = logging.getLogger("corridor.worker")
 
 # Event envelopes recognised as copies; a batch's copies arrive within seconds of each other.
 ENVELOPES_REMEMBERED = 4096
+MAX_RAW_BYTES = 4096  # of a refused record, on the dead-letter topic
 
 settings = Settings.from_env()
 
@@ -53,7 +55,17 @@ set_fetch_wait(settings.fetch_wait_ms)
 _DATADIR = settings.state_dir.resolve() / "faust" / settings.app_id
 _DATADIR.parent.mkdir(parents=True, exist_ok=True)
 
-app = faust.App(
+
+class _App(faust.App):
+    """Faust's application, telling the worker's health when an agent raises."""
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        # Faust's hook for agent errors (it then restarts the agent): counted, logged, reported.
+        await agent_crashed(agent, exc)
+        await super()._on_agent_error(agent, exc)
+
+
+app = _App(
     settings.app_id,
     broker=settings.resolved_kafka_url(),
     key_serializer="raw",
@@ -142,7 +154,11 @@ class Runtime:
         return affected(self.index.engine, top)
 
     async def rebuild(self, partitions: Iterable[int]) -> None:
-        """Forget the routes of revoked partitions; load those of new ones (and the events) from Redis."""
+        """Forget the routes of revoked partitions; load those of new ones (and the events) from Redis.
+
+        A stored record that cannot be read, or that the engine refuses, is quarantined and
+        dead-lettered instead of stopping the rebuild: a rebuild never replays a crash.
+        """
         wanted = set(partitions)
         now = datetime.now(UTC)
         gone = self.owned - wanted
@@ -152,12 +168,16 @@ class Runtime:
         new = sorted(wanted - self.owned)
         alerts = WireAlerts()
         if new:
-            events: list[StampedEvent] = await until_done("loading events", self.state.load_events)
+            events, bad = await until_done("loading events", self.state.load_events)
+            await self.quarantine(bad)
             for partition in new:
                 snapshot = await until_done("loading routes", self.state.load_partition, partition)
+                await self.quarantine(snapshot.bad)
                 self.track(partition, snapshot.routes)
                 alerts.extend(self.index.apply_routes([*snapshot.routes, *snapshot.positions], now))
+                await self.refuse_failed_routes(partition)
             alerts.extend(self.index.apply_events(events, now, receipts=False))
+            await self.refuse_failed_events()
         self.owned = wanted
         log.info(
             "index rebuilt from redis: partitions=%s routes=%d events=%d alerts=%d",
@@ -171,9 +191,54 @@ class Runtime:
             self.index.engine.compact()
         settle_heap()
         await publish_alerts(alerts)
+        health.ready = True
+
+    async def quarantine(self, entries: list[Quarantined]) -> None:
+        """Move unusable stored records out of the state, and dead-letter each with its reason."""
+        if not entries:
+            return
+        await until_done("quarantining records", self.state.quarantine, entries)
+        for entry in entries:
+            kind = "event" if entry.key.startswith("e:") else "route"
+            metrics.records_quarantined.labels(kind).inc()
+            log.warning("quarantined stored %s %s: %s", kind, entry.key, entry.why)
+            await dead_letter(
+                "stream", kind, f"redis {entry.key}", entry.why, entry.raw or b"", "quarantined"
+            )
+
+    async def refuse_failed_events(self) -> None:
+        """Quarantine and dead-letter the events the engine refused since the last call."""
+        failed = self.index.take_failed()
+        await self.quarantine([Quarantined(f"e:{event_id}", why) for event_id, why in failed])
+
+    async def refuse_failed_routes(self, partition: int) -> None:
+        """Quarantine and dead-letter the routes of a partition the engine refused."""
+        failed = self.index.take_failed_routes()
+        await self.quarantine([Quarantined(f"r:{partition}:{route_id}", why) for route_id, why in failed])
 
 
 runtime = Runtime(settings)
+
+
+def _agent_states() -> list[tuple[str, bool]]:
+    """(name, running) of every agent: running while one of its actors' tasks is alive."""
+    states = []
+    for agent in list(app.agents.values()):
+        actors = list(agent._actors)  # noqa: SLF001 - Faust keeps no public accessor
+        running = any(a.actor_task is not None and not a.actor_task.done() and not a.crashed for a in actors)
+        states.append((agent.name.rsplit(".", 1)[-1], running))
+    return states
+
+
+health = WorkerHealth(agents=_agent_states)
+
+
+async def agent_crashed(agent: Any, exc: BaseException) -> None:
+    """Faust calls this when an agent raises (it then restarts the agent): count it, log it."""
+    name = agent.name.rsplit(".", 1)[-1]
+    health.crashed(name, exc)
+    metrics.agent_crashes.labels(name).inc()
+    log.error("agent %s crashed and is restarted: %s", name, exc, exc_info=exc)
 
 
 def settle_heap() -> None:
@@ -206,17 +271,20 @@ def _measure_gc(phase: str, info: dict[str, Any]) -> None:
 gc.callbacks.append(_measure_gc)
 
 
-async def dead_letter(source: str, fmt: str, where: str, error: str, raw: bytes) -> None:
-    """Send a refused message to the dead-letter topic with its reason (counted by its agent)."""
-    reason = f"invalid_{fmt}"
-    log.warning("refused %s message at %s: %s", fmt, where, error)
+async def dead_letter(
+    source: str, fmt: str, where: str, error: str, raw: bytes, reason: str | None = None
+) -> None:
+    """Send a refused message to the dead-letter topic with its reason (counted by its agent);
+    only the start of a large record travels with it."""
+    reason = reason or f"invalid_{fmt}"
+    log.warning("refused %s message at %s: %s (%s)", fmt, where, error, reason)
     record = RejectedRecord(
         source=source,
         format=fmt,
-        error=error,
-        where=where,
+        error=error[:2000],
+        where=where[:300],
         reason=reason,
-        raw=raw.decode("utf-8", "replace"),
+        raw=raw[:MAX_RAW_BYTES].decode("utf-8", "replace"),
         received_at=datetime.now(UTC),
     )
     await rejected_topic.send(key=source.encode(), value=dumps(record))

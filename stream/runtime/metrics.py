@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from stream.core.wire import WireAlerts
 
@@ -170,20 +174,43 @@ feed_records = Counter(
 )
 
 
-def serve(port: int) -> None:
-    """Expose /metrics on ``port`` (0: do not serve)."""
+def serve(port: int, health: Callable[[], tuple[bool, bytes]] | None = None) -> None:
+    """Expose /metrics on ``port`` (0: do not serve), and ``/healthz`` when ``health`` is given
+    (200 or 503 with its JSON body)."""
     if not port:
         return
-    registry = None
+    registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess  # noqa: PLC0415 - only for pre-fork servers
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    if registry is None:
-        start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from other hosts
-    else:
-        start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if health is None or environ.get("PATH_INFO") != "/healthz":
+            result: Iterable[bytes] = metrics_app(environ, start_response)
+            return result
+        try:
+            ok, body = health()
+        except Exception as exc:  # noqa: BLE001 - a failing check is an unhealthy answer, not a crash
+            ok, body = (
+                False,
+                b'{"status":"unhealthy","problems":["health check failed: %s"]}'
+                % (type(exc).__name__.encode()),
+            )
+        start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+        return [body]
+
+    server = make_server("0.0.0.0", port, app, ThreadingWSGIServer, handler_class=_QuietHandler)  # noqa: S104
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Scrapes are not logged (one line per scrape would drown the process's own logs)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Say nothing."""
 
 
 # --- Driver gateway: delivery, back-pressure, wake-ups and pauses --------------------------------
@@ -239,3 +266,14 @@ gateway_bad_records = Counter(
 )
 for _task in ("reader", "wakeups"):  # both series exist from the start, so their rates do too
     gateway_task_restarts.labels(_task)
+agent_crashes = Counter(
+    "corridor_agent_crashes_total",
+    "Worker agents that raised and were restarted, by agent (the worker's /healthz shows the last error).",
+    ["agent"],
+)
+records_quarantined = Counter(
+    "corridor_records_quarantined_total",
+    "Stored events and routes moved out of the worker's Redis state because they cannot be used "
+    "(unreadable, or refused by the engine): rebuilds never read them again.",
+    ["kind"],
+)

@@ -37,6 +37,7 @@ from redis.exceptions import NoScriptError
 
 from schemas import Alert
 from schemas.codec import to_plain
+from schemas.route import DRIVER_ID
 
 SEEN_TTL_S = 7 * 24 * 3600
 RETENTION_S = 24 * 3600
@@ -44,6 +45,7 @@ DISPATCH_MAXLEN = 5000
 ALERTS_PER_CALL = 500  # bounds the time one script call holds Redis
 
 STATES = frozenset({"raised", "updated", "cleared"})
+MAX_ALERT_BYTES = 64 * 1024
 
 # Records travel as one argument of length-prefixed fields (``<bytes>:<value>``, as ``_fields``
 # writes them): one argument per call rather than several per alert keeps the client's packing cheap.
@@ -171,12 +173,34 @@ def plain_alert(alert: Alert | Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(alert, Mapping):
         raise InvalidAlert(f"an alert must be a JSON object, got {type(alert).__name__}")
     data = alert if isinstance(alert, dict) else dict(alert)
-    for field in ("driver_id", "alert_id"):
-        value = data.get(field)
-        if not isinstance(value, str) or not value:
-            raise InvalidAlert(f"alert {field} must be a non-empty string, got {value!r}")
+    driver = data.get("driver_id")
+    if not isinstance(driver, str) or not DRIVER_ID.fullmatch(driver):
+        raise InvalidAlert(
+            f"alert driver_id must be a driver id ([A-Za-z0-9_.:@-], 1-128), got {str(driver)[:64]!r}"
+        )
+    alert_id = data.get("alert_id")
+    if not isinstance(alert_id, str) or not 0 < len(alert_id) <= 128:
+        raise InvalidAlert(
+            f"alert alert_id must be a string of 1 to 128 characters, got {str(alert_id)[:64]!r}"
+        )
     if data.get("state") not in STATES:
-        raise InvalidAlert(f"alert state must be one of {sorted(STATES)}, got {data.get('state')!r}")
+        raise InvalidAlert(
+            f"alert state must be one of {sorted(STATES)}, got {str(data.get('state'))[:32]!r}"
+        )
+    return data
+
+
+def storable_alert(alert: Any) -> dict[str, Any]:
+    """``plain_alert``, also refusing an alert whose JSON cannot be written or is over
+    ``MAX_ALERT_BYTES`` (a driver's stream is no place for it): a reader of a topic checks each
+    record with this before a batch is appended, so that one record never fails the batch."""
+    data = plain_alert(alert)
+    try:
+        size = len(orjson.dumps(data))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidAlert(f"alert cannot be written as JSON: {exc}") from None
+    if size > MAX_ALERT_BYTES:
+        raise InvalidAlert(f"alert is {size:,} bytes, over {MAX_ALERT_BYTES:,}")
     return data
 
 

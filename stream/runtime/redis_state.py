@@ -18,6 +18,8 @@ import redis.asyncio as aioredis
 
 from schemas import Event, RouteMessage
 from schemas.codec import to_plain
+from schemas.errors import InvalidRecord
+from schemas.geometry import DEFAULT_LIMITS, GeometryLimits
 from stream.core.partition import StampedEvent
 from stream.runtime import envelopes
 
@@ -30,6 +32,7 @@ class PartitionSnapshot:
 
     routes: list[RouteMessage]
     positions: list[RouteMessage]
+    bad: list[Quarantined]
 
 
 def encode_stamped(item: StampedEvent) -> bytes:
@@ -37,13 +40,22 @@ def encode_stamped(item: StampedEvent) -> bytes:
     return orjson.dumps({"seq": item.seq, "event": item.event}, option=orjson.OPT_NAIVE_UTC)
 
 
-def _stamped(data: dict[str, Any]) -> StampedEvent:
-    return StampedEvent(int(data["seq"]), Event.from_dict(data["event"]))
+def _stamped(data: Any, limits: GeometryLimits = DEFAULT_LIMITS) -> StampedEvent:
+    if not isinstance(data, dict):
+        raise InvalidRecord("(record): a stamped event is an object {seq, event}", "not_an_object")
+    seq = data.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidRecord("seq: must be a whole number of nanoseconds", "schema")
+    return StampedEvent(seq, Event.from_dict(data.get("event"), limits))
 
 
-def decode_stamped(raw: bytes | str) -> StampedEvent:
-    """Inverse of encode_stamped."""
-    return _stamped(orjson.loads(raw))
+def decode_stamped(raw: bytes | str, limits: GeometryLimits = DEFAULT_LIMITS) -> StampedEvent:
+    """Inverse of encode_stamped; InvalidRecord for anything else."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"(record): not JSON: {exc}", "undecodable") from None
+    return _stamped(data, limits)
 
 
 def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = envelopes.MAX_BYTES) -> list[bytes]:
@@ -51,9 +63,29 @@ def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = envelopes.MAX_B
     return envelopes.pack((encode_stamped(item) for item in items), max_bytes)
 
 
-def unpack_stamped(raw: bytes) -> list[StampedEvent]:
-    """The stamped events of one envelope."""
-    return [_stamped(data) for data in envelopes.unpack(raw)]
+def unpack_stamped(raw: bytes) -> tuple[list[StampedEvent], list[InvalidRecord]]:
+    """The stamped events of one envelope, and the records of it that could not be read."""
+    try:
+        records = envelopes.unpack(raw)
+    except orjson.JSONDecodeError as exc:
+        return [], [InvalidRecord(f"(envelope): not JSON: {exc}", "undecodable")]
+    items: list[StampedEvent] = []
+    refused: list[InvalidRecord] = []
+    for record in records:
+        try:
+            items.append(_stamped(record))
+        except InvalidRecord as exc:
+            refused.append(exc)
+    return items, refused
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A stored record that cannot be used (or made the engine fail), moved out of the state."""
+
+    key: str  # ``e:<event id>`` or ``r:<partition>:<route id>``
+    why: str
+    raw: bytes | None = None
 
 
 class RedisState:
@@ -64,6 +96,7 @@ class RedisState:
         self._prefix = prefix
         self._events = f"{prefix}:state:events"
         self._expiry = f"{prefix}:state:expiry"
+        self._quarantine = f"{prefix}:state:quarantine"
 
     def _routes(self, partition: int) -> str:
         return f"{self._prefix}:state:routes:{partition}"
@@ -123,19 +156,64 @@ class RedisState:
                 pipe.zrem(self._expiry, *open_ended)
             await pipe.execute()
 
-    async def load_events(self) -> list[StampedEvent]:
-        """Every stored event version (tombstones included)."""
+    async def load_events(self) -> tuple[list[StampedEvent], list[Quarantined]]:
+        """Every stored event version (tombstones included), and those that cannot be read (the
+        caller quarantines them: a rebuild never replays a bad record)."""
         raw = await self._client.hgetall(self._events)
-        return [decode_stamped(v) for v in raw.values()]
+        events: list[StampedEvent] = []
+        bad: list[Quarantined] = []
+        for field_, value in raw.items():
+            try:
+                events.append(decode_stamped(value))
+            except InvalidRecord as exc:
+                bad.append(Quarantined(f"e:{_text(field_)}", exc.error, value))
+        return events, bad
 
     async def load_partition(self, partition: int) -> PartitionSnapshot:
-        """The routes and positions of one partition."""
+        """The routes and positions of one partition (unreadable ones listed in ``bad``)."""
         routes_raw = await self._client.hgetall(self._routes(partition))
         positions_raw = await self._client.hgetall(self._positions(partition))
-        routes = [RouteMessage.from_dict(orjson.loads(v)) for v in routes_raw.values()]
+        bad: list[Quarantined] = []
+
+        def read(items: dict[bytes, bytes], kind: str) -> list[RouteMessage]:
+            out: list[RouteMessage] = []
+            for field_, value in items.items():
+                try:
+                    out.append(RouteMessage.from_dict(_json(value)))
+                except InvalidRecord as exc:
+                    bad.append(Quarantined(f"{kind}:{partition}:{_text(field_)}", exc.error, value))
+            return out
+
+        routes = read(routes_raw, "r")
         live = {r.route_id for r in routes if r.op != "ended"}
-        positions = [RouteMessage.from_dict(orjson.loads(v)) for v in positions_raw.values()]
-        return PartitionSnapshot(routes, [p for p in positions if p.route_id in live])
+        positions = read(positions_raw, "p")
+        return PartitionSnapshot(routes, [p for p in positions if p.route_id in live], bad)
+
+    async def quarantine(self, entries: Sequence[Quarantined]) -> None:
+        """Move records out of the state into ``<prefix>:state:quarantine`` (kept for the
+        tombstone retention, for an operator to look at): no rebuild reads them again."""
+        if not entries:
+            return
+        removable_at = time.time() + TOMBSTONE_RETENTION_S
+        async with self._client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                kind, _, rest = entry.key.partition(":")
+                if kind == "e":
+                    pipe.hdel(self._events, rest)
+                else:
+                    partition, _, route_id = rest.partition(":")
+                    hash_key = (
+                        self._routes(int(partition)) if kind == "r" else self._positions(int(partition))
+                    )
+                    pipe.hdel(hash_key, route_id)
+                record = {
+                    "why": entry.why,
+                    "at": time.time(),
+                    "raw": (entry.raw or b"")[:4096].decode("utf-8", "replace"),
+                }
+                pipe.hset(self._quarantine, entry.key, orjson.dumps(record))
+                pipe.zadd(self._expiry, {f"q:{entry.key}": removable_at})
+            await pipe.execute()
 
     async def prune(self, now: float | None = None) -> int:
         """Forget tombstones and expired events past their retention; returns how many."""
@@ -150,9 +228,22 @@ class RedisState:
                 kind, _, rest = member.partition(":")
                 if kind == "e":
                     pipe.hdel(self._events, rest)
+                elif kind == "q":
+                    pipe.hdel(self._quarantine, rest)
                 else:
                     partition, _, route_id = rest.partition(":")
                     pipe.hdel(self._routes(int(partition)), route_id)
             pipe.zrem(self._expiry, *members)
             await pipe.execute()
         return len(members)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _json(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"(record): not JSON: {exc}", "undecodable") from None

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schemas.geometry import GeometryLimits
+
 
 class ConfigError(RuntimeError):
     """Configuration is missing or wrong; the message says what to do."""
@@ -61,6 +63,9 @@ class Settings:
     gateway_ping_interval_s: float = 20.0
     gateway_ping_timeout_s: float = 20.0
     gateway_drain_s: float = 5.0
+    event_max_vertices: int = 20_000
+    event_max_extent_km: float = 50.0
+    event_max_bytes: int = 900_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,7 +102,15 @@ class Settings:
             gateway_ping_interval_s=_env_float(env, "CORRIDOR_GATEWAY_PING_INTERVAL_S", 20.0),
             gateway_ping_timeout_s=_env_float(env, "CORRIDOR_GATEWAY_PING_TIMEOUT_S", 20.0),
             gateway_drain_s=_env_float(env, "CORRIDOR_GATEWAY_DRAIN_S", 5.0),
+            event_max_vertices=_env_int(env, "CORRIDOR_EVENT_MAX_VERTICES", 20_000),
+            event_max_extent_km=_env_float(env, "CORRIDOR_EVENT_MAX_EXTENT_KM", 50.0),
+            event_max_bytes=_env_int(env, "CORRIDOR_EVENT_MAX_BYTES", 900_000),
         )
+
+    @property
+    def event_limits(self) -> GeometryLimits:
+        """What one event's geometry may hold, at every entry."""
+        return GeometryLimits(self.event_max_vertices, self.event_max_extent_km)
 
     def topic(self, name: str) -> str:
         """Full topic name, e.g. ``topic('events')`` -> ``corridor.events``."""

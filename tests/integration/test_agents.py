@@ -140,7 +140,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
     records = await read_topic(settings, "events.rejected", 2)
     by_source = {r["source"]: r for r in records}
     assert set(by_source) == {"stream", "routes"}
-    assert by_source["stream"]["raw"] == "{not json" and by_source["stream"]["reason"] == "invalid_event"
+    assert by_source["stream"]["raw"] == "{not json" and by_source["stream"]["reason"] == "undecodable"
     assert "teleported" in by_source["routes"]["error"] and by_source["routes"]["where"].startswith(
         settings.topic("routes")
     )
