@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
 from schemas import Event, Route
 from schemas.codec import dumps, loads, opt_datetime
+from schemas.errors import InvalidRecord
 
 
 def _reject(where: str, error: str) -> None:
@@ -30,8 +30,8 @@ def _routes(path: Path) -> tuple[list[Route], bool]:
     for i, feature in enumerate(data.get("features") or []):
         try:
             routes.append(Route.from_feature(feature))
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            _reject(f"{path}:feature {i}", f"{type(exc).__name__}: {exc}")
+        except InvalidRecord as exc:
+            _reject(f"{path}:feature {i}", exc.error)
             bad = True
     return routes, bad
 
@@ -49,14 +49,9 @@ def _events(path: Path) -> tuple[list[Event], dict[str, int], bool]:
         if not line.strip():
             continue
         try:
-            data: Any = loads(line)
-            if not isinstance(data, dict):
-                raise ValueError("an event is a JSON object")
-            event = Event.from_dict(data)
-            if not isinstance(event.geometry, dict) or "type" not in event.geometry:
-                raise ValueError("geometry must be a GeoJSON geometry object")
-        except (KeyError, ValueError, TypeError) as exc:
-            _reject(f"{path}:{number}", f"{type(exc).__name__}: {exc}")
+            event = Event.from_json(line.encode())
+        except InvalidRecord as exc:
+            _reject(f"{path}:{number}", exc.error)
             bad = True
             continue
         events.append(event)

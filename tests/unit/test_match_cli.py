@@ -142,3 +142,18 @@ def test_unreadable_routes_file(tmp_path: Path, files: tuple[Path, Path]) -> Non
     routes.write_text("not json")
     result = run("--routes", str(routes), "--events", str(events))
     assert result.exit_code == 1 and "cannot read routes" in result.output
+
+
+def test_a_huge_zigzag_polygon_is_refused_alone(files: tuple[Path, Path], tmp_path: Path) -> None:
+    """A 100,000-vertex zigzag polygon is refused by its vertex count (named, exit 2); the others match."""
+    routes, events = files
+    zigzag = [[2.35 + i * 1e-6, 48.85 + (i % 2) * 1e-4] for i in range(100_000)]
+    huge = event("test:huge", 500, 0) | {
+        "geometry": {"type": "Polygon", "coordinates": [[*zigzag, zigzag[0]]]}
+    }
+    events.write_text(events.read_text() + json.dumps(huge) + "\n")
+    result = CliRunner().invoke(main, ["match", "--routes", str(routes), "--events", str(events)])
+    assert result.exit_code == 2
+    [refusal] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert refusal["where"].endswith("events.jsonl:4") and "over" in refusal["error"]
+    assert any(json.loads(line)["route_id"] == "r1" for line in result.stdout.splitlines())
