@@ -93,11 +93,11 @@ class CountingReader:
     """A binary stream that counts the bytes read, so parsers can bound one record's size.
 
     ``mark`` is moved by the parser whenever it makes progress; reading more than ``stall``
-    bytes past it (one token or text node larger than any record may be) raises FeedFormatError,
-    since a streaming parser cannot skip a token it has not finished.
+    bytes past it (one token or text node twice as large as any record may be) raises
+    FeedFormatError, since a streaming parser cannot skip a token it has not finished.
     """
 
-    def __init__(self, stream: BinaryIO, fmt: str, stall: int = MAX_RECORD_BYTES) -> None:
+    def __init__(self, stream: BinaryIO, fmt: str, stall: int = 2 * MAX_RECORD_BYTES) -> None:
         self._stream = stream
         self._fmt = fmt
         self._stall = stall
@@ -134,6 +134,9 @@ class Replay(io.RawIOBase):
             size = min(len(buffer), len(self._head))
             buffer[:size] = self._head[:size]
             self._head = self._head[size:]
+            if not self._head:
+                self._head.release()
+                self._head = memoryview(b"")  # the head's bytes are freed once read
             return size
         data = self._stream.read(len(buffer))
         buffer[: len(data)] = data

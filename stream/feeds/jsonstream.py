@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, BinaryIO
@@ -56,6 +57,30 @@ def depth_ok(value: Any) -> bool:
     return False
 
 
+MAX_DIGITS = 4300
+"""Longest run of digits let through to ijson: Python refuses to convert a longer integer, and
+ijson 3.6's C backend then leaves that ValueError pending, to surface anywhere later."""
+_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
+
+
+class _JsonSource(CountingReader):
+    """A CountingReader that refuses runs of digits longer than MAX_DIGITS, even across chunks."""
+
+    _run = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, checked for over-long digit runs."""
+        data = super().read(size)
+        head = len(data) - len(data.lstrip(b"0123456789"))
+        if self._run + head > MAX_DIGITS or _DIGITS.search(data):
+            raise FeedFormatError(
+                f"a number of over {MAX_DIGITS} digits near byte {self.count}: not a value Corridor reads"
+            )
+        tail = len(data) - len(data.rstrip(b"0123456789"))
+        self._run = self._run + head if head == len(data) else tail
+        return data
+
+
 def walk(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[str, Any, Any]]:
     """A JSON document as it is read, without holding more than one record.
 
@@ -65,7 +90,7 @@ def walk(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[st
     for array elements), the value being a RecordError when the record is too large or deep.
     Syntax errors raise FeedFormatError.
     """
-    source = CountingReader(stream, fmt)
+    source = _JsonSource(stream, fmt)
     # basic_parse, not parse: ijson 3.6's C parse() crashes the interpreter on an integer over
     # 4,300 digits, where basic_parse raises ValueError. Numbers come as Decimal, not float, as
     # use_float=True refuses integers over 64 bits.
@@ -74,7 +99,7 @@ def walk(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[st
         yield from _walk(events, source, path)
     except FeedFormatError:
         raise
-    except (ijson.JSONError, ValueError) as exc:
+    except (ijson.JSONError, ValueError, ArithmeticError) as exc:  # a number Decimal cannot hold
         detail = str(exc).split("\n", 1)[0][:200]
         raise FeedFormatError(f"not a {fmt} JSON document: {detail} (near byte {source.count})") from None
 
@@ -203,7 +228,7 @@ def lines(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:
             yield number, value
             continue
         held.append((number, value))
-        if isinstance(value, dict):
+        if isinstance(value, dict) or (isinstance(value, RecordError) and value.reason == "too_deep"):
             recognised = True
             yield from held
             held = []
@@ -220,4 +245,6 @@ def _decode_line(line: bytes) -> Any:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return RecordError("line is not JSON", "undecodable")
-    return value if depth_ok(value) else too_deep("line")
+    if depth_ok(value):
+        return value
+    return too_deep("line") if isinstance(value, dict) else RecordError("line is not a JSON object", "schema")

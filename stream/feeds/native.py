@@ -11,6 +11,7 @@ from schemas.event import Event
 from schemas.validate import errors
 from stream.feeds import coords, jsonstream
 from stream.feeds.base import (
+    CHUNK_BYTES,
     MAX_RECORD_BYTES,
     FeedFormatError,
     Item,
@@ -45,7 +46,7 @@ def _records(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
 
     The first non-blank byte tells them apart: '[' is an array, read element by element. Anything
     else is one object when the whole input is one JSON object within MAX_RECORD_BYTES, and JSON
-    lines otherwise (read line by line).
+    lines otherwise (read line by line; only a bad first line makes it buffer up to that bound).
     """
     first, stream = sniff(stream)
     if first == b"[":
@@ -53,8 +54,11 @@ def _records(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
             if kind == "record":
                 yield f"event[{index}]", value
         return
-    head = stream.read(MAX_RECORD_BYTES + 1)
-    if len(head) <= MAX_RECORD_BYTES:
+    head = stream.readline(MAX_RECORD_BYTES + 1)
+    if not _decodes(head):  # a pretty-printed object, or JSON lines whose first line is bad
+        head += stream.read(MAX_RECORD_BYTES + 1 - len(head))
+    rest = stream.read(CHUNK_BYTES)
+    if len(head) <= MAX_RECORD_BYTES and len(rest) < CHUNK_BYTES and not rest.strip():
         try:
             doc = orjson.loads(head)
         except orjson.JSONDecodeError:
@@ -65,8 +69,18 @@ def _records(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
             ok = jsonstream.depth_ok(doc)
             yield "event[0]", doc if ok else jsonstream.too_deep("event")
             return
-    for number, value in jsonstream.lines(replay(head, stream), "event"):
+    lines = replay(head + rest, stream)
+    del head, rest  # held by the replay until read, not for the whole input
+    for number, value in jsonstream.lines(lines, "event"):
         yield f"line {number}", value
+
+
+def _decodes(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def iter_native(stream: BinaryIO) -> Iterator[Item]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from stream.cli import main
 from stream.feeds.registry import FORMATS, parser_for
 
 DATA = Path(__file__).parents[2] / "stream" / "data"
+EVENT = b'{"id": "cifs:1", "source": "cifs", "kind": "closure", "status": "active", "valid_from": null, '
+EVENT += b'"valid_until": null, "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}}'
 
 
 def run(
@@ -93,3 +96,41 @@ def test_registry_resolves_every_format() -> None:
     assert all(callable(parser_for(name)) for name in FORMATS)
     with pytest.raises(KeyError):
         parser_for("gpx")
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_random_bytes_exit_1_with_one_message(fmt: str, tmp_path: Path) -> None:
+    """2 MB of random bytes: exit 1, nothing on stdout, one stderr line naming format and expectation."""
+    path = tmp_path / "random.bin"
+    path.write_bytes(random.Random(21).randbytes(2 * 1024 * 1024))
+    result = CliRunner().invoke(main, ["parse", "--format", fmt, str(path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("corridor parse: ") and f"--format {fmt}" in line and "Expected" in line
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body", "events", "rejected"),
+    [
+        ("native", b"\n".join([EVENT, b"{broken", EVENT.replace(b"cifs:", b"cifs:2-"), b"[]"]), 2, 2),
+        ("cifs", (DATA / "cifs-incidents.xml").read_bytes().replace(b"<polyline>", b"<polyline>x ", 1), 6, 1),
+        ("ais", b"$GPGGA,1*00\n" * 3 + (DATA / "mixed.txt").read_bytes(), 10, 12),
+    ],
+)
+def test_a_few_bad_records_among_good_ones_exit_2(fmt: str, body: bytes, events: int, rejected: int) -> None:
+    """Bad records among good ones: exit 2, the good ones printed, one JSON line per bad one."""
+    code, out, err = run("--format", fmt, "-", stdin=body)
+    assert (code, len(out), len(err)) == (2, events, rejected)
+
+
+def test_document_cut_after_good_records_exits_2_naming_where() -> None:
+    """XML cut part-way (past the first read): incidents read are printed, one rejection says where."""
+    incident = (
+        '<incident id="i{n}"><type>ROAD_CLOSED</type><polyline>48.85 2.35 48.86 2.36</polyline>'
+        "<starttime>2024-05-01T08:00:00+02:00</starttime></incident>"
+    )
+    body = "".join(incident.format(n=n) for n in range(1000)).encode()
+    code, out, err = run("--format", "cifs", "-", stdin=b"<incidents>" + body + b"<incident id='x'><ty")
+    assert code == 2 and len(out) == 1000
+    assert err[-1]["where"] == "document" and err[-1]["reason"] == "unreadable"
+    assert "malformed after byte" in err[-1]["error"]
