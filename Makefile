@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install tools test lint unit integration e2e demo bench bench-tools soak clean
+.PHONY: install tools test lint unit integration e2e demo bench bench-tools soak fuzz clean
 
 install: $(STAMP)
 
@@ -54,6 +54,20 @@ bench: install bench-tools
 
 soak: install
 	$(BIN)/corridor bench soak --events 250000 --routes 2000
+
+# Coverage-guided fuzzing of the feed parsers (atheris), FUZZ_SECONDS per format; not part of test/CI.
+# Findings are saved as .state/fuzz/<format>-crash-*; corpora grow in .state/fuzz/<format>/ from the samples.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= cifs datex2 ais native
+fuzz: install
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,fuzz]'
+	@mkdir -p .state/fuzz
+	@for fmt in $(FUZZ_TARGETS); do \
+		echo "fuzz $$fmt for $(FUZZ_SECONDS) s"; \
+		$(BIN)/python tests/fuzz/seeds.py $$fmt .state/fuzz/$$fmt || exit 1; \
+		$(BIN)/python tests/fuzz/fuzz_feeds.py $$fmt -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+			-rss_limit_mb=2048 -artifact_prefix=.state/fuzz/$$fmt- -print_final_stats=1 .state/fuzz/$$fmt || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .coverage
