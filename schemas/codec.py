@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
 import orjson
+
+from schemas.errors import InvalidRecord
 
 _OPTIONS = orjson.OPT_NAIVE_UTC
 
@@ -53,4 +56,22 @@ def opt_float(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def instant(data: dict[str, Any], name: str) -> datetime | None:
+    """Field ``name`` of a record as an aware datetime (or None); InvalidRecord naming it otherwise."""
+    try:
+        return opt_datetime(data.get(name))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(f"{name}: {exc}", "bad_time") from None
+
+
+def measure(data: dict[str, Any], name: str, path: str) -> float | None:
+    """Field ``name`` as a finite number >= 0 (or None); InvalidRecord naming ``path/name`` otherwise."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidRecord(f"{path}/{name}: {str(value)[:32]!r} is not a number >= 0", "schema")
     return float(value)

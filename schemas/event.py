@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +11,7 @@ from zoneinfo import available_timezones
 
 import orjson
 
-from schemas.codec import opt_datetime
+from schemas.codec import instant, measure
 from schemas.errors import InvalidRecord
 from schemas.geometry import DEFAULT_LIMITS, GeometryLimits, check_geometry
 
@@ -69,10 +68,10 @@ class VehicleConditions:
         if hazmat is not None and not isinstance(hazmat, bool):
             raise InvalidRecord("vehicles/hazmat: must be true, false or null", "schema")
         return cls(
-            max_weight_t=_limit(data, "max_weight_t"),
-            max_height_m=_limit(data, "max_height_m"),
-            max_width_m=_limit(data, "max_width_m"),
-            max_length_m=_limit(data, "max_length_m"),
+            max_weight_t=measure(data, "max_weight_t", "vehicles"),
+            max_height_m=measure(data, "max_height_m", "vehicles"),
+            max_width_m=measure(data, "max_width_m", "vehicles"),
+            max_length_m=measure(data, "max_length_m", "vehicles"),
             critair=critair,
             hazmat=hazmat,
         )
@@ -151,8 +150,8 @@ class Event:
         severity = data.get("severity")
         if severity not in (None, "low", "medium", "high"):
             raise InvalidRecord(f"severity: {_short(severity)} is not low, medium, high or null", "schema")
-        valid_from = _instant(data, "valid_from")
-        valid_until = _instant(data, "valid_until")
+        valid_from = instant(data, "valid_from")
+        valid_until = instant(data, "valid_until")
         if valid_from is not None and valid_until is not None and valid_until < valid_from:
             raise InvalidRecord("valid_until: is before valid_from", "bad_time")
         return cls(
@@ -170,7 +169,7 @@ class Event:
             title=_text(data.get("title"), "title", 512),
             street=_text(data.get("street"), "street", 256),
             severity=severity,
-            updated_at=_instant(data, "updated_at"),
+            updated_at=instant(data, "updated_at"),
             terminal=_text(data.get("terminal"), "terminal", 64),
             details=details,
         )
@@ -236,22 +235,6 @@ def _text(value: Any, name: str, max_chars: int, required: bool = False) -> Any:
     if len(value) > max_chars:
         raise InvalidRecord(f"{name}: longer than {max_chars} characters", "schema")
     return value
-
-
-def _limit(data: dict[str, Any], name: str) -> float | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InvalidRecord(f"vehicles/{name}: {_short(value)} is not a number >= 0", "schema")
-    return float(value)
-
-
-def _instant(data: dict[str, Any], name: str) -> datetime | None:
-    try:
-        return opt_datetime(data.get(name))
-    except (TypeError, ValueError) as exc:
-        raise InvalidRecord(f"{name}: {exc}", "bad_time") from None
 
 
 def _schedule(value: Any) -> dict[str, tuple[str, ...]] | None:

@@ -43,6 +43,19 @@ _PART_NAMES = {"LineString": "a LineString", "MultiLineString": "a LineString", 
 _PART_NAMES["MultiPolygon"] = "a polygon ring"
 
 
+def check_lonlat(lon: float, lat: float, path: str = "position") -> None:
+    """Refuse a longitude, latitude pair outside WGS84, saying so when swapping the axes fixes it."""
+    if -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0:
+        return
+    if -180.0 <= lat <= 180.0 and -90.0 <= lon <= 90.0:
+        raise InvalidRecord(
+            f"{path}: lon={lon} lat={lat} is impossible, but valid with the axes swapped: "
+            "send longitude, latitude in the order the format defines",
+            "swapped_coordinates",
+        )
+    raise InvalidRecord(f"{path}: lon={lon} lat={lat} is outside WGS84", "invalid_coordinates")
+
+
 class _Walk:
     """Positions gathered from a geometry, refused as soon as one is wrong or there are too many."""
 
@@ -66,14 +79,7 @@ class _Walk:
             if not math.isfinite(number):
                 raise InvalidRecord(f"{path}: {number!r} is not a finite number", "invalid_coordinates")
         lon, lat = float(value[0]), float(value[1])
-        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-            if -180.0 <= lat <= 180.0 and -90.0 <= lon <= 90.0:
-                raise InvalidRecord(
-                    f"{path}: lon={lon} lat={lat} is impossible, but valid with the axes swapped: "
-                    "send longitude, latitude (GeoJSON order)",
-                    "swapped_coordinates",
-                )
-            raise InvalidRecord(f"{path}: lon={lon} lat={lat} is outside WGS84", "invalid_coordinates")
+        check_lonlat(lon, lat, path)
         if len(self.lon) >= self.limit:
             raise InvalidRecord(
                 f"geometry: over {self.limit:,} positions (CORRIDOR_EVENT_MAX_VERTICES): "

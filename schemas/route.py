@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from schemas.codec import opt_datetime
+from schemas.codec import instant, measure
 from schemas.errors import InvalidRecord
 from schemas.geometry import position as lonlat
 from schemas.geometry import route_line
@@ -45,10 +44,10 @@ class Vehicle:
         if not isinstance(hazmat, bool) and hazmat is not None:
             raise InvalidRecord("vehicle/hazmat: must be true or false", "schema")
         return cls(
-            weight_t=_measure(data, "weight_t"),
-            height_m=_measure(data, "height_m"),
-            width_m=_measure(data, "width_m"),
-            length_m=_measure(data, "length_m"),
+            weight_t=measure(data, "weight_t", "vehicle"),
+            height_m=measure(data, "height_m", "vehicle"),
+            width_m=measure(data, "width_m", "vehicle"),
+            length_m=measure(data, "length_m", "vehicle"),
             critair=str(critair)[:8] if critair is not None else None,
             hazmat=bool(hazmat),
         )
@@ -85,8 +84,8 @@ class Route:
             driver_id=driver_id,
             coordinates=coords,
             vehicle=Vehicle.from_dict(data.get("vehicle") or {}),
-            depart_at=_instant(data, "depart_at"),
-            arrive_by=_instant(data, "arrive_by"),
+            depart_at=instant(data, "depart_at"),
+            arrive_by=instant(data, "arrive_by"),
             destination=destination,
         )
 
@@ -140,7 +139,7 @@ class RouteMessage:
             point = lonlat(position)
             if point == (0.0, 0.0):
                 raise InvalidRecord("position: [0, 0] is a placeholder rather than a place", "null_position")
-        at = _instant(data, "at")
+        at = instant(data, "at")
         if at is None:
             raise InvalidRecord("at: is a required time with its UTC offset", "bad_time")
         return cls(op=op, route_id=route_id, at=at, route=route, position=point)
@@ -150,19 +149,3 @@ def _ident(value: Any, name: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 256:
         raise InvalidRecord(f"{name}: must be a string of 1 to 256 characters", "schema")
     return value
-
-
-def _measure(data: dict[str, Any], name: str) -> float | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InvalidRecord(f"vehicle/{name}: {str(value)[:32]!r} is not a number >= 0", "schema")
-    return float(value)
-
-
-def _instant(data: dict[str, Any], name: str) -> datetime | None:
-    try:
-        return opt_datetime(data.get(name))
-    except (TypeError, ValueError) as exc:
-        raise InvalidRecord(f"{name}: {exc}", "bad_time") from None

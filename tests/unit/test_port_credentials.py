@@ -11,7 +11,9 @@ from stream.runtime.publishers import PublisherError, TokenBucket, check_sources
     ("credential", "expected"),
     [
         ("cpk.0123abcd.s3cr-et_x", ("0123abcd", "s3cr-et_x")),
-        ("  cpk.id.secret  ", ("id", "secret")),
+        ("  cpk.0a1b.secret  ", ("0a1b", "secret")),
+        ("cpk.0a1b.s\u00e9cret", None),
+        ("cpk.0a1b." + "x" * 600, None),
         ("cpk.id", None),
         ("cpk..secret", None),
         ("xyz.id.secret", None),
@@ -40,7 +42,8 @@ def test_bad_sources_are_refused(sources: tuple[str, ...]) -> None:
 def test_token_bucket_allows_a_burst_then_paces() -> None:
     """A bucket of burst 2 at 1/s lets two requests through, then asks to wait, then refills."""
     bucket = TokenBucket(rate=1.0, burst=2.0, stamp=100.0)
-    assert [bucket.take(100.0), bucket.take(100.0)] == [0.0, 0.0]
-    assert bucket.take(100.0) == pytest.approx(1.0)
-    assert bucket.take(100.5) == pytest.approx(0.5)
-    assert bucket.take(101.0) == 0.0
+    assert [bucket.take(now=100.0), bucket.take(now=100.0)] == [0.0, 0.0]
+    assert bucket.take(now=100.0) == pytest.approx(1.0)
+    assert bucket.take(now=100.5) == pytest.approx(0.5)
+    assert bucket.take(now=101.0) == 0.0
+    assert bucket.take(5.0, now=101.0) == pytest.approx(5.0)  # work counts, not requests
