@@ -193,6 +193,22 @@ class Event:
         return cls.from_dict(data, limits)
 
 
+def admit(event: Event, limits: GeometryLimits = DEFAULT_LIMITS) -> Event:
+    """An event built in code (by a feed's parser) checked as ``Event.from_dict`` checks a decoded
+    one where it matters to the engine: its geometry within ``limits``, its time zone, its schedule
+    and its details; InvalidRecord otherwise."""
+    check_geometry(event.geometry, limits)
+    if not known_timezone(event.timezone):
+        raise InvalidRecord(
+            f"timezone: {_short(event.timezone)} is not a time zone of the IANA database", "bad_timezone"
+        )
+    if event.schedule:
+        _schedule({day: list(slots) for day, slots in event.schedule.items()})
+    if event.details:
+        _check_details(event.details)
+    return event
+
+
 MAX_ID_CHARS = 256
 MAX_DETAILS_DEPTH = 8
 MAX_DETAILS_ITEMS = 2_000

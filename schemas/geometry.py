@@ -24,7 +24,7 @@ class GeometryLimits:
     """What one event's geometry may hold (``CORRIDOR_EVENT_MAX_VERTICES``, ``_MAX_EXTENT_KM``)."""
 
     max_vertices: int = 20_000
-    max_extent_km: float = 50.0
+    max_extent_km: float = 60.0
 
 
 DEFAULT_LIMITS = GeometryLimits()

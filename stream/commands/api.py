@@ -115,7 +115,9 @@ def api(
             loop.add_signal_handler(sig, stop.set)
         client = redis_client(redis_url)
         publisher = Publisher(settings)  # the producer needs the running loop
-        service = PublishApi(publisher, client, settings.redis_prefix, infrastructure, limits)
+        service = PublishApi(
+            publisher, client, settings.redis_prefix, infrastructure, limits, settings.event_limits
+        )
         try:
             async with publisher:
                 await run_api(service, host, port, stop)

@@ -6,6 +6,7 @@ import math
 from statistics import median
 from typing import Any
 
+from schemas.geometry import check_lonlat
 from stream.feeds.base import RecordError
 
 MAX_POSITIONS = 100_000
@@ -27,15 +28,8 @@ def _number(value: Any) -> float:
 
 def lonlat(lon: float, lat: float) -> list[float]:
     """A validated [lon, lat] position; swapped or impossible values raise RecordError."""
-    if -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0:
-        return [lon, lat]
-    if -180.0 <= lat <= 180.0 and -90.0 <= lon <= 90.0:
-        raise RecordError(
-            f"position lon={lon} lat={lat} is impossible, but valid with the axes swapped: "
-            "send longitude/latitude in the order the format defines",
-            "swapped_coordinates",
-        )
-    raise RecordError(f"position lon={lon} lat={lat} is outside WGS84", "invalid_coordinates")
+    check_lonlat(lon, lat)
+    return [lon, lat]
 
 
 def _position(value: Any) -> list[float]:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -29,6 +30,8 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from schemas import Event, Rejection
+from schemas.event import admit
+from schemas.geometry import DEFAULT_LIMITS, GeometryLimits
 from stream.core.port.infrastructure import Infrastructure
 from stream.core.port.portcall import event_time, with_delay
 from stream.feeds.base import RecordError, snippet
@@ -112,8 +115,10 @@ class PublishApi:
         prefix: str,
         infrastructure: Infrastructure | None = None,
         limits: Limits | None = None,
+        event_limits: GeometryLimits = DEFAULT_LIMITS,
     ) -> None:
         self.publisher = publisher
+        self.event_limits = event_limits
         self.redis = client
         self.store = PublisherStore(client, prefix)
         self.estimates = f"{prefix}:port:estimate:"
@@ -298,7 +303,7 @@ class PublishApi:
                 geometry = record.get("geometry") if isinstance(record, dict) else None
                 vertices += count_vertices(geometry, bound - vertices)
             self._charge(publisher, data, records, vertices)
-            events = await self._checked(data, size, native_event)
+            events = await self._checked(data, size, partial(native_event, limits=self.event_limits))
             forbidden = [
                 f"{i}/source: {e.source!r} is not a source of publisher {publisher.name!r}"
                 for i, e in enumerate(events)
@@ -350,7 +355,8 @@ class PublishApi:
                 ]
                 raise Refused(403, why, "forbidden_kind", _rejections(why, data, "forbidden_kind"))
             self._charge(publisher, data, records, len(records))  # one gate position each
-            events = [_as_source(e, source) for e in await self._checked(data, size, portcall_event)]
+            check = partial(_port_call, limits=self.event_limits)
+            events = [_as_source(e, source) for e in await self._checked(data, size, check)]
             events = await self._with_delays(events)
             response = await self._publish(events, data, size)
             if response.status == 202:
@@ -452,6 +458,11 @@ def _too_many(error: str, wait: float) -> web.Response:
 def _rejections(errors: list[str], data: Any, reason: str) -> list[Rejection]:
     """One dead letter for the request body, listing its errors."""
     return [Rejection("; ".join(errors)[:2000], "request", reason, snippet(data))]
+
+
+def _port_call(record: Any, limits: GeometryLimits) -> Event:
+    """A port-call timestamp as its event, within the bounds every entry applies."""
+    return admit(portcall_event(record), limits)
 
 
 def _as_source(event: Event, source: str) -> Event:

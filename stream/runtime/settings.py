@@ -64,7 +64,7 @@ class Settings:
     gateway_ping_timeout_s: float = 20.0
     gateway_drain_s: float = 5.0
     event_max_vertices: int = 20_000
-    event_max_extent_km: float = 50.0
+    event_max_extent_km: float = 60.0
     event_max_bytes: int = 900_000
 
     @classmethod
@@ -103,7 +103,7 @@ class Settings:
             gateway_ping_timeout_s=_env_float(env, "CORRIDOR_GATEWAY_PING_TIMEOUT_S", 20.0),
             gateway_drain_s=_env_float(env, "CORRIDOR_GATEWAY_DRAIN_S", 5.0),
             event_max_vertices=_env_int(env, "CORRIDOR_EVENT_MAX_VERTICES", 20_000),
-            event_max_extent_km=_env_float(env, "CORRIDOR_EVENT_MAX_EXTENT_KM", 50.0),
+            event_max_extent_km=_env_float(env, "CORRIDOR_EVENT_MAX_EXTENT_KM", 60.0),
             event_max_bytes=_env_int(env, "CORRIDOR_EVENT_MAX_BYTES", 900_000),
         )
 

@@ -356,3 +356,36 @@ def test_decoded_wire_bytes_never_raise_anything_but_invalid_record() -> None:
     for raw in (b"5", b"[1,2]", b'{"id": 1}', orjson.dumps(_event(schedule=["x"]))):
         with pytest.raises(InvalidRecord):
             Event.from_dict(orjson.loads(raw))
+
+
+BOUND_REASONS = {"too_large", "too_many_vertices", "outlier_vertex", "null_position", "bad_timezone"}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("perimeters", "zones.geojson"), ("cifs", "cifs-incidents.xml"), ("datex2", "datex2-regulations.xml")],
+)
+def test_default_bounds_cover_the_real_feeds(fmt: str, name: str) -> None:
+    """No event of the bundled real data (Paris 2024 perimeters, DiaLog exports) is refused by a bound."""
+    from importlib import resources
+
+    from schemas import Rejection
+    from stream.feeds.registry import parse
+
+    data = resources.files("stream").joinpath("data", name).read_bytes()
+    items = parse(fmt, data)
+    assert any(isinstance(item, Event) for item in items)
+    assert not [i for i in items if isinstance(i, Rejection) and i.reason in BOUND_REASONS]
+
+
+def test_every_parser_applies_the_bounds() -> None:
+    """A parser's events beyond the bounds are refused alone: with a 40 km limit, the two road races."""
+    from importlib import resources
+
+    from schemas import Rejection
+    from stream.feeds.registry import parse
+
+    data = resources.files("stream").joinpath("data", "zones.geojson").read_bytes()
+    items = parse("perimeters", data, GeometryLimits(max_extent_km=40))
+    refused = [i for i in items if isinstance(i, Rejection) and i.reason == "too_large"]
+    assert len(refused) == 2 and all(r.where.startswith("perimeters:") for r in refused)
