@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import signal
 from collections.abc import Awaitable, Callable
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import click
 
-from stream.feeds.registry import FORMATS, FeedFormatError, parse
+from stream.feeds.registry import FORMATS, FeedFormatError, iter_parse
 from stream.runtime import metrics
 from stream.runtime.logs import setup_logging
 from stream.runtime.producer import Publisher
 from stream.runtime.settings import ConfigError, Settings
+
+FILE_BATCH = 1000  # records published per acknowledged batch by ``feed file``
 
 
 def _run(main: Callable[[Settings, asyncio.Event], Awaitable[object]]) -> object:
@@ -115,14 +118,18 @@ def file_(fmt: str, source: str | None, path: Path) -> None:
     """Parse a feed file once and publish it (events, and rejections to the dead letters)."""
     from stream.runtime.feed_sink import FeedSink  # noqa: PLC0415
 
-    try:
-        items = parse(fmt, path.read_bytes())
-    except FeedFormatError as exc:
-        raise click.ClickException(f"{path}: {exc}") from exc
-
     async def main(settings: Settings, stop: asyncio.Event) -> dict[str, int]:
         async with Publisher(settings) as publisher:
-            counts = await FeedSink(publisher, source or fmt, fmt).publish(items)
-        return {"events": counts.events, "rejected": counts.rejected}
+            sink = FeedSink(publisher, source or fmt, fmt)
+            with open(path, "rb") as stream:  # read record by record: memory bounded by a batch
+                items = iter_parse(fmt, stream, settings.event_limits)
+                while batch := list(itertools.islice(items, FILE_BATCH)):
+                    await sink.publish(batch)
+                    if stop.is_set():
+                        break
+        return {"events": sink.counts.events, "rejected": sink.counts.rejected}
 
-    click.echo(json.dumps(_run(main)))
+    try:
+        click.echo(json.dumps(_run(main)))
+    except FeedFormatError as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from schemas import Event, Rejection
 from stream.feeds.base import Item
 from stream.runtime import metrics
-from stream.runtime.producer import Publisher
+from stream.runtime.producer import Publisher, RecordRefused
 
 log = logging.getLogger("corridor.feeds")
 
@@ -36,7 +36,7 @@ class FeedSink:
         events = [i for i in items if isinstance(i, Event)]
         rejections = [i for i in items if isinstance(i, Rejection)]
         if events:
-            await self.publisher.events(events)
+            events = await self._send(events, rejections)
         if rejections:
             await self.publisher.rejected(self.source, self.format, rejections)
             for r in rejections[:5]:
@@ -46,3 +46,19 @@ class FeedSink:
         metrics.feed_records.labels(self.source, "event").inc(len(events))
         metrics.feed_records.labels(self.source, "rejected").inc(len(rejections))
         return FeedCounts(len(events), len(rejections))
+
+    async def _send(self, events: list[Event], rejections: list[Rejection]) -> list[Event]:
+        """Send the events; one the producer refuses (too large for a message, say) becomes a
+        rejection and the others are sent. Returns those sent."""
+        try:
+            await self.publisher.events(events)
+            return events
+        except RecordRefused:
+            sent: list[Event] = []
+            for event in events:
+                try:
+                    await self.publisher.events([event])
+                    sent.append(event)
+                except RecordRefused as exc:
+                    rejections.append(Rejection(exc.error, event.id, exc.reason, None))
+            return sent

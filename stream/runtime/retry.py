@@ -51,11 +51,18 @@ async def until_done(what: str, operation: Callable[..., Awaitable[T]], *args: A
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
+SOCKET_TIMEOUT_S = 10.0  # a frozen (not dead) Redis: a command fails, and is retried, instead of hanging
+CONNECT_TIMEOUT_S = 5.0
+
+
 def redis_client(url: str) -> aioredis.Redis:
-    """A Redis client that reconnects by itself after a restart (a few quick retries per command)."""
+    """A Redis client that reconnects by itself after a restart (a few quick retries per command)
+    and never waits on a silent Redis for longer than ``SOCKET_TIMEOUT_S``."""
     return aioredis.Redis.from_url(
         url,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
         retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         health_check_interval=30,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
     )
