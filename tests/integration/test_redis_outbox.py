@@ -234,9 +234,12 @@ async def test_scripts_are_loaded_again_after_redis_forgets_them(
 async def test_ids_and_texts_of_any_content_are_stored_exactly(
     redis_client: aioredis.Redis, prefix: str
 ) -> None:
-    """Separators, digits, line breaks and multi-byte characters in ids and texts reach Redis unchanged."""
+    """Separators, digits, line breaks and multi-byte characters in ids and texts reach Redis unchanged;
+    a driver id no socket could ask for is refused before anything is written."""
     outbox = RedisOutbox(redis_client, prefix)
-    driver = "dé:12:\n{x}"
+    with pytest.raises(InvalidAlert):
+        await outbox.append([{**to_plain(_alert(event="e0")), "driver_id": "dé:12:\n{x}"}])
+    driver = "d:12:3@x.y_-"
     alerts = [
         {**to_plain(_alert(event="e1")), "driver_id": driver, "alert_id": "3:abc", "title": "10:€€€ fermé\n"},
         {**to_plain(_alert(event="e2")), "driver_id": driver, "alert_id": "€:\n:", "title": ""},
