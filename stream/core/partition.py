@@ -131,15 +131,17 @@ class PartitionIndex:
     def _events_one_by_one(
         self, events: list[Event], now: datetime, received: dict[str, datetime] | None
     ) -> WireAlerts:
-        """After a failed batch: forget what it stored (its transitions were never sent), then
-        apply each event alone; one that fails alone is refused (``failed``) and forgotten."""
+        """After a failed batch: forget what it stored, then apply each event alone; one that
+        fails alone is refused (``failed``) and forgotten. The clearings this causes are sent too:
+        the outbox drops a clearing for an alert its driver never saw, and a driver that saw one
+        gets it cleared, then raised again by the event's new version, rather than kept stale."""
         engine = self.engine
-        undone = lc.Delta(now)  # thrown away: the batch's transitions never left the engine
+        undone = lc.Delta(now)
         for event in events:
             slot = engine.index.slot_of.get(event.id)
             if slot is not None and engine.index.objects.event[slot] is event:
                 engine.drop_event(slot, undone, lc.CANCELLED)
-        alerts = WireAlerts()
+        alerts = engine.wire(undone, received)
         for event in events:
             try:
                 alerts.extend(engine.wire(engine.apply_events_delta([event], now), received))
@@ -148,7 +150,9 @@ class PartitionIndex:
                 self.failed.append((event.id, f"the engine failed on it: {type(exc).__name__}: {exc}"[:500]))
                 slot = engine.index.slot_of.get(event.id)
                 if slot is not None:
-                    engine.drop_event(slot, lc.Delta(now), lc.CANCELLED)
+                    dropped = lc.Delta(now)
+                    engine.drop_event(slot, dropped, lc.CANCELLED)
+                    alerts.extend(engine.wire(dropped, received))
         return alerts
 
     def _take_engine_refusals(self) -> None:
