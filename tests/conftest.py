@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stream.runtime.services import EmbeddedServices
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, deployment_env
 
 
 @pytest.fixture(scope="session")
@@ -34,19 +31,6 @@ def services(embedded_services: EmbeddedServices) -> dict[str, str]:
 @pytest.fixture
 def deployment(services: dict[str, str], tmp_path: Path) -> Iterator[Deployment]:
     """A deployment of its own (topics, consumer group, Redis keys) on the shared services."""
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "services.json").write_text(json.dumps(services))
-    name = f"t{uuid.uuid4().hex[:10]}"
-    env = {
-        **os.environ,
-        "CORRIDOR_STATE_DIR": str(state),
-        "CORRIDOR_TOPIC_PREFIX": name,
-        "CORRIDOR_APP_ID": name,
-        "CORRIDOR_PARTITIONS": "4",
-        "CORRIDOR_SIGNING_KEY": "test:" + uuid.uuid4().hex,
-    }
-    env.pop("CORRIDOR_KAFKA_URL", None)
-    env.pop("CORRIDOR_REDIS_URL", None)
+    env = deployment_env(services, tmp_path / "state")
     with Deployment(env, tmp_path) as dep:
         yield dep

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from stream.commands.listen import follow
 from stream.runtime.redis_outbox import RedisOutbox
@@ -18,16 +16,6 @@ from tests.support.drivers import DriverClient, alert_for, metric, token_for, un
 from tests.support.processes import Deployment
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def outbox(services: dict[str, str], deployment: Deployment) -> AsyncIterator[RedisOutbox]:
-    """The notifier's side: appends alerts to this deployment's driver streams."""
-    client = aioredis.Redis.from_url(services["redis_url"])
-    try:
-        yield RedisOutbox(client, deployment.settings.redis_prefix)
-    finally:
-        await client.aclose()
 
 
 async def _append(outbox: RedisOutbox, driver: str, *events: str, title: str | None = None) -> list[str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from stream.runtime.redis_outbox import RedisOutbox
 from stream.runtime.services import free_port
@@ -14,16 +12,6 @@ from tests.support.drivers import DriverClient, alert_for, metric, token_for, un
 from tests.support.processes import Deployment
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def outbox(services: dict[str, str], deployment: Deployment) -> AsyncIterator[RedisOutbox]:
-    """The notifier's side: appends alerts to this deployment's driver streams."""
-    client = aioredis.Redis.from_url(services["redis_url"])
-    try:
-        yield RedisOutbox(client, deployment.settings.redis_prefix)
-    finally:
-        await client.aclose()
 
 
 def _health(port: int) -> int:

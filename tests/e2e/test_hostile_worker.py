@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from stream.runtime.services import EmbeddedServices, free_port
 from stream.runtime.supervisor import Proc
 from tests.support.drivers import DriverClient, token_for
 from tests.support.geometry import line, lonlat, point
-from tests.support.processes import Deployment, wait_until
+from tests.support.processes import Deployment, deployment_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -72,20 +71,7 @@ async def _register(deployment: Deployment) -> None:
 def stack(embedded_services: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One deployment for the module: a worker, a gateway and the hostile driver's route."""
     workdir = tmp_path_factory.mktemp("hostile")
-    state = workdir / "state"
-    state.mkdir()
-    (state / "services.json").write_text(json.dumps(embedded_services.info()))
-    name = f"h{uuid.uuid4().hex[:10]}"
-    env = {
-        **os.environ,
-        "CORRIDOR_STATE_DIR": str(state),
-        "CORRIDOR_TOPIC_PREFIX": name,
-        "CORRIDOR_APP_ID": name,
-        "CORRIDOR_PARTITIONS": "4",
-        "CORRIDOR_SIGNING_KEY": "test:" + uuid.uuid4().hex,
-    }
-    env.pop("CORRIDOR_KAFKA_URL", None)
-    env.pop("CORRIDOR_REDIS_URL", None)
+    env = deployment_env(embedded_services.info(), workdir / "state")
     with Deployment(env, workdir) as deployment:
         metrics_port = free_port()
         worker = deployment.start_worker(metrics_port=metrics_port)

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import uuid
 from pathlib import Path
 
 from stream.runtime.settings import Settings
 from stream.runtime.supervisor import Supervisor, corridor_command, wait_until
 
-__all__ = ["Deployment", "wait_until"]
+__all__ = ["Deployment", "deployment_env", "wait_until"]
+
+
+def deployment_env(services: dict[str, str], state: Path) -> dict[str, str]:
+    """The environment of a deployment of its own (topics, consumer group, Redis keys, signing key)
+    on running services: their URLs go to ``state/services.json``, as ``corridor services up`` writes."""
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "services.json").write_text(json.dumps(services))
+    name = f"t{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "CORRIDOR_STATE_DIR": str(state),
+        "CORRIDOR_TOPIC_PREFIX": name,
+        "CORRIDOR_APP_ID": name,
+        "CORRIDOR_PARTITIONS": "4",
+        "CORRIDOR_SIGNING_KEY": "test:" + uuid.uuid4().hex,
+    }
+    env.pop("CORRIDOR_KAFKA_URL", None)
+    env.pop("CORRIDOR_REDIS_URL", None)
+    return env
 
 
 class Deployment(Supervisor):
