@@ -14,10 +14,12 @@ entries older than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so 
 loses its old entries too), and the whole stream expires ``retention_s`` after its last append.
 
 Every stored transition is also appended, as the driver received it, to one global stream bounded
-by length (``<prefix>:dispatch``): the dispatchers' live feed of every driver's alerts. It is
-written after the drivers' appends, by one more script call (its own key: the append calls only
-touch drivers' keys, so that on a Redis Cluster they stay within one slot); a lost dispatch entry
-never affects what drivers receive.
+by length (``<prefix>:dispatch``): the dispatchers' live feed of every driver's alerts. On a single
+Redis the append calls write it themselves, so that the payloads are not sent back to the client and
+out again (Redis CPU per stored alert 29.8 -> 23.5 µs, the client's 19.3 -> 9.8 µs, medians of five
+interleaved runs of 15,000 alerts to 10,000 drivers). On a Redis Cluster a script's keys must share
+a slot: the append calls touch only drivers' keys and one more call writes the dispatch stream. A
+lost dispatch entry never affects what drivers receive.
 
 Alerts are taken as plain dicts (the wire form, as decoded from JSON) or as ``Alert`` records.
 """
@@ -62,15 +64,19 @@ local function reader(data)
 end
 """
 
-# KEYS: seen hash and stream of each driver of the call, in turn. ARGV: maxlen, time field, wake
-# channel, seen ttl, retention ms, stream ttl, and the drivers: (driver id, alert count) fields then
-# (alert id, content mark, payload) fields per alert. Returns per alert {stream id, payload as
-# stored} or false (nil) when the driver already has it.
+# KEYS: seen hash and stream of each driver of the call, in turn, then the dispatch stream when the
+# call writes it too. ARGV: maxlen, time field, wake channel, seen ttl, retention ms, stream ttl, the
+# drivers: (driver id, alert count) fields then (alert id, content mark, payload) fields per alert,
+# and the dispatch stream's maxlen ('0': the caller writes it). Returns per alert its stream id
+# (with the payload as stored, {id, payload}, when the caller writes the dispatch stream), or false
+# (nil) when the driver already has it.
 _APPEND = (
     _READ_FIELDS
     + """
 local out = {}
 local field = reader(ARGV[7])
+local dispatch = nil
+if ARGV[8] ~= '0' then dispatch = KEYS[#KEYS] end
 local k = 0
 local oldest = nil
 if ARGV[5] ~= '0' then
@@ -101,7 +107,12 @@ while true do
     if keep then
       redis.call('HSET', seen, alert_id, mark)
       local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 't', ARGV[2])
-      out[#out + 1] = {id, payload}
+      if dispatch then
+        redis.call('XADD', dispatch, 'MAXLEN', '~', ARGV[8], '*', 'a', payload, 'd', driver, 's', id)
+        out[#out + 1] = id
+      else
+        out[#out + 1] = {id, payload}
+      end
       appended = true
     else
       out[#out + 1] = false
@@ -248,7 +259,7 @@ class RedisOutbox:
 
     async def append(self, alerts: Sequence[A]) -> list[tuple[A, str | None]]:
         """Store a batch: script calls of up to ``ALERTS_PER_CALL`` alerts (see the module), all in
-        one round trip, plus one for dispatch.
+        one round trip (plus one for dispatch on a Redis Cluster).
 
         Each alert gets its driver stream id, or None if the driver already had it. Every alert is
         checked before anything is written (``InvalidAlert`` for one that cannot be stored).
@@ -264,6 +275,16 @@ class RedisOutbox:
         retention_ms = max(0, self._retention_s * 1000)
         stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
         head = [self._maxlen, now_ms, channel, SEEN_TTL_S, retention_ms, stream_ttl]
+        # On a single Redis each call writes the dispatch stream too (the payloads need not come
+        # back to be sent again); on a Cluster a call's keys must share a slot, so it is written apart.
+        inline = self._dispatch_maxlen > 0 and not isinstance(self._client, RedisCluster)
+        tail: list[Any] = [dispatch_stream_key(self._prefix)] if inline else []
+        dispatch_arg = self._dispatch_maxlen if inline else 0
+
+        def call(chunk: list[int], keys: list[str], blob: list[bytes]) -> None:
+            args = [*keys, *tail, *head, b"".join(blob), dispatch_arg]
+            calls.append((chunk, args, len(keys) + len(tail)))
+
         calls: list[tuple[list[int], list[Any], int]] = []  # (alerts, arguments, number of keys)
         for group in self._groups(by_driver):
             chunk: list[int] = []
@@ -273,22 +294,24 @@ class RedisOutbox:
                 for start in range(0, len(indexes), ALERTS_PER_CALL):
                     part = indexes[start : start + ALERTS_PER_CALL]
                     if chunk and len(chunk) + len(part) > ALERTS_PER_CALL:
-                        calls.append((chunk, [*keys, *head, b"".join(blob)], len(keys)))
+                        call(chunk, keys, blob)
                         chunk, keys, blob = [], [], []
                     keys += [driver_seen_key(self._prefix, driver), driver_stream_key(self._prefix, driver)]
                     blob.append(_fields(driver.encode(), b"%d" % len(part)))
                     blob.extend(_record(plains[i]) for i in part)
                     chunk += part
             if chunk:
-                calls.append((chunk, [*keys, *head, b"".join(blob)], len(keys)))
+                call(chunk, keys, blob)
         replies = await self._run(self._append_sha, _APPEND, [(n, args) for _, args, n in calls])
         ids: list[str | None] = [None] * len(plains)
         payloads: list[bytes | None] = [None] * len(plains)
         for (chunk, _, _), reply in zip(calls, replies, strict=True):
             for i, stored in zip(chunk, reply, strict=True):
-                if stored:
+                if stored and inline:
+                    ids[i] = _text(stored)
+                elif stored:
                     ids[i], payloads[i] = _text(stored[0]), stored[1]
-        if self._dispatch_maxlen > 0 and any(ids):
+        if self._dispatch_maxlen > 0 and not inline and any(ids):
             entries = b"".join(
                 _fields(payload, plain["driver_id"].encode(), sid.encode())
                 for plain, sid, payload in zip(plains, ids, payloads, strict=True)
