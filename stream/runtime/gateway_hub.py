@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from stream.runtime import metrics
 from stream.runtime.redis_outbox import driver_stream_key, wake_channel
@@ -365,9 +366,37 @@ class Hub:
                 if full:  # a page of nothing to send: read the next page now
                     self.mark(driver_id)
                 continue
+            if self._write_now(conn, mine):
+                if full:
+                    self.mark(driver_id)
+                continue
             conn.backlog.extend(mine)
             conn.more = full
             conn.wake()
+
+    def _write_now(self, conn: DriverConnection, entries: list[Entry]) -> bool:
+        """Write entries straight to an idle, unclogged socket (one write); False: queue them instead.
+
+        Most alerts find their socket idle: writing them here spares a task switch, a send context
+        and a system call per alert. Anything else (a queue not yet written, a socket over its write
+        limit, a closing one) goes through the queue and the connection's pump, which waits for the
+        socket to drain, so that order, back-pressure and the 4408 cut-off are the pump's as before.
+        """
+        waiter = conn.waiter
+        if conn.backlog or waiter is None or waiter.done():
+            return False
+        ws = conn.ws
+        protocol = ws.protocol
+        if ws.paused or protocol.state is not State.OPEN or ws.transport.is_closing():
+            return False
+        for _, frame, _, _ in entries:
+            protocol.send_text(frame)
+        # The frames are in the socket's buffer from here on: the last one is where a resume starts.
+        conn.sent = entries[-1][0]
+        ws.send_data()
+        self.sent += len(entries)
+        _observe_sent(entries, time.time())
+        return True
 
     def cut_off(self, conn: DriverConnection) -> None:
         """Close a connection that cannot keep up; it resumes from the last id it received."""
@@ -401,13 +430,7 @@ class Hub:
                 except ConnectionClosed:
                     return
                 self.sent += 1
-                now = time.time()
-                metrics.alerts_sent.inc()
-                if appended:
-                    metrics.delivery_seconds.observe(max(0.0, now - appended))
-                if created:
-                    metrics.created_to_sent_seconds.observe(max(0.0, now - created))
-                metrics.observe_end_to_end(frame, now)
+                _observe_sent([(stream_id, frame, appended, created)], time.time())
                 if conn.more and len(backlog) <= self._low_water:
                     conn.more = False
                     self.mark(conn.driver_id)
@@ -418,6 +441,17 @@ class Hub:
                 await conn.waiter
             finally:
                 conn.waiter = None
+
+
+def _observe_sent(entries: list[Entry], now: float) -> None:
+    """Count alerts just written to a socket and observe their latencies."""
+    metrics.alerts_sent.inc(len(entries))
+    for _, frame, appended, created in entries:
+        if appended:
+            metrics.delivery_seconds.observe(max(0.0, now - appended))
+        if created:
+            metrics.created_to_sent_seconds.observe(max(0.0, now - created))
+        metrics.observe_end_to_end(frame, now)
 
 
 def _xread_command(reads: list[tuple[str, str, str]]) -> tuple[Any, ...]:
