@@ -43,7 +43,6 @@ from stream.core.tokens import Keyring, TokenError
 from stream.runtime import metrics
 from stream.runtime.gateway_hub import is_stream_id
 from stream.runtime.redis_outbox import dispatch_stream_key
-from stream.runtime.redis_state import decode_stamped
 
 log = logging.getLogger("corridor.gateway.dispatch")
 
@@ -162,6 +161,10 @@ def _route(raw: bytes) -> dict[str, Any] | None:
 
 def _event(raw: bytes, now: datetime) -> dict[str, Any] | None:
     """The map's form of a stored event, with ``vessel`` set for ships; None when not active now."""
+    # Imported on a dispatcher's first request: it brings the matching engine (numba, shapely,
+    # pyproj, ~100 MB) that a gateway serving only drivers never needs.
+    from stream.runtime.redis_state import decode_stamped  # noqa: PLC0415
+
     event = decode_stamped(raw).event
     if event.status != "active" or (event.valid_until is not None and event.valid_until <= now):
         return None
