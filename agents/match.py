@@ -8,8 +8,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas import Event
-from schemas.errors import InvalidRecord
 from stream.core.partition import StampedEvent
 from stream.runtime import envelopes, metrics
 from stream.runtime.app import (
@@ -33,14 +31,17 @@ log = logging.getLogger("corridor.agents.match")
 EXPIRE_EVERY_S = 15.0
 OBSERVE_EVERY_S = 2.0
 PRUNE_EVERY_S = 300.0
+# Events stored and fanned out together: envelopes make a batch of messages up to a million events.
+FAN_OUT_CHUNK = 2000
 
 
 @app.agent(events_topic)
 async def fan_out_events(stream: Any) -> None:
     """Stamp each event with its receipt time, store it, and copy the batch to every partition.
 
-    Each message is read alone: one that is not a usable event is dead-lettered with its reason and
-    the rest of the batch goes on.
+    A message is an envelope of events or a single event (the interop format); every event is
+    read alone: one that is not usable is dead-lettered with its reason (named by message and index
+    in its envelope) and the rest goes on.
     """
     limits, max_bytes = settings.event_limits, settings.event_max_bytes
     async for batch in stream.take_events(1000, within=0.02):
@@ -49,27 +50,38 @@ async def fan_out_events(stream: Any) -> None:
         encoded: list[bytes] = []
         for message in batch:
             try:
-                event = Event.from_json(message.value, limits, max_bytes)
-                item = StampedEvent(time.time_ns(), event)
-                encoded.append(encode_stamped(item))
-            except InvalidRecord as exc:
-                await dead_letter("stream", "event", _where(message), exc.error, message.value, exc.reason)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a reader fault costs one record, not the batch
-                log.exception("reading an event failed at %s", _where(message))
+                decoded = envelopes.read_events(message.value, limits, max_bytes)
+            except Exception as exc:  # noqa: BLE001 - a reader fault costs one message, not the batch
+                log.exception("reading events failed at %s", _where(message))
                 await dead_letter(
                     "stream", "event", _where(message), repr(exc)[:500], message.value, "unreadable"
                 )
                 continue
-            stamped.append(item)
-        for (source, kind), count in Counter((s.event.source, s.event.kind) for s in stamped).items():
-            metrics.events_in.labels(source, kind).inc(count)
-        await until_done("saving events", runtime.state.save_events, stamped, encoded)
-        partitions = partition_count(fanout_topic)
-        for envelope in envelopes.pack(encoded):
-            for partition in range(partitions):
-                await fanout_topic.send(key=b"events", value=envelope, partition=partition)
+            for index, exc, raw in decoded.refused:
+                where = _where(message) if index is None else f"{_where(message)}[{index}]"
+                await dead_letter("stream", "event", where, exc.error, raw, exc.reason)
+            for event in decoded.events:
+                item = StampedEvent(time.time_ns(), event)
+                encoded.append(encode_stamped(item))
+                stamped.append(item)
+            if len(stamped) >= FAN_OUT_CHUNK:
+                await _fan_out(stamped, encoded)
+                stamped, encoded = [], []
+        await _fan_out(stamped, encoded)
         health.beat("fan_out_events")
+
+
+async def _fan_out(stamped: list[StampedEvent], encoded: list[bytes]) -> None:
+    """Store stamped events in Redis, then copy them in envelopes to every fan-out partition."""
+    if not stamped:
+        return
+    for (source, kind), count in Counter((s.event.source, s.event.kind) for s in stamped).items():
+        metrics.events_in.labels(source, kind).inc(count)
+    await until_done("saving events", runtime.state.save_events, stamped, encoded)
+    partitions = partition_count(fanout_topic)
+    for envelope in envelopes.pack(encoded):
+        for partition in range(partitions):
+            await fanout_topic.send(key=b"events", value=envelope, partition=partition)
 
 
 def _where(message: Any) -> str:

@@ -15,11 +15,11 @@ from typing import Any
 
 from schemas import Event
 from schemas.codec import dumps
-from schemas.errors import InvalidRecord
 from stream.core.port.infrastructure import load
 from stream.core.port.predict import ClosurePredictor
 from stream.core.port.tracks import TrackTable
-from stream.runtime.app import app, events_topic, health, settings
+from stream.runtime import envelopes
+from stream.runtime.app import app, events_topic, health, partition_count, settings
 
 log = logging.getLogger("corridor.agents.port")
 
@@ -38,18 +38,21 @@ log.info(
 
 
 async def publish(events: list[Event]) -> None:
-    """Send derived closure events back to the events topic, keyed by their id."""
+    """Send derived closure events back to the events topic as single events keyed by their id, each
+    on the partition Corridor's producers give that id (so its versions stay in order)."""
+    partitions = partition_count(events_topic)
     for event in events:
         log.info("port closure %s %s until %s", event.id, event.status, event.valid_until)
-        await events_topic.send(key=event.id.encode(), value=dumps(event))
+        partition = envelopes.partition_of(event.id, partitions)
+        await events_topic.send(key=event.id.encode(), value=dumps(event), partition=partition)
 
 
 @app.agent(events_topic)
 async def predict_closures(stream: Any) -> None:
     """Update vessel tracks from vessel events and publish the closures they predict.
 
-    A report that cannot be read or tracked is skipped here (``fan_out_events`` dead-letters what
-    it cannot read); the other reports of the batch go on.
+    A message is an envelope or a single event; a report that cannot be read or tracked is skipped
+    here (``fan_out_events`` dead-letters what it cannot read); the other reports go on.
     """
     limits, max_bytes = settings.event_limits, settings.event_max_bytes
     async for batch in stream.take_events(500, within=0.1):
@@ -59,17 +62,18 @@ async def predict_closures(stream: Any) -> None:
             if b'"vessel"' not in message.value:  # cheap pre-filter; other kinds are not ours
                 continue
             try:
-                event = Event.from_json(message.value, limits, max_bytes)
-                if event.kind != "vessel":
-                    continue
-                track = tracks.update(event, now)
-                if track is not None:
-                    partition_of[track.mmsi] = message.message.partition
-                    out += predictor.observe(track)
-            except InvalidRecord:
+                reports = envelopes.read_events(message.value, limits, max_bytes, kind="vessel").events
+            except Exception:  # noqa: BLE001 - one odd message costs only itself
+                log.exception("vessel reports at offset %d could not be read", message.message.offset)
                 continue
-            except Exception:  # noqa: BLE001 - one odd report costs only itself
-                log.exception("vessel report at offset %d could not be tracked", message.message.offset)
+            for event in reports:
+                try:
+                    track = tracks.update(event, now)
+                    if track is not None:
+                        partition_of[track.mmsi] = message.message.partition
+                        out += predictor.observe(track)
+                except Exception:  # noqa: BLE001 - one odd report costs only itself
+                    log.exception("vessel report %s could not be tracked", event.id)
         await publish(out)
         health.beat("predict_closures")
 

@@ -16,6 +16,7 @@ from schemas import Event, Route, Vehicle
 from stream.core.geo import project_xy, unproject_xy
 from stream.core.port.infrastructure import Approach, load
 from stream.feeds.ais import parse_ais
+from stream.runtime import envelopes
 from stream.runtime.producer import Publisher
 from stream.runtime.redis_outbox import driver_stream_key
 from stream.runtime.settings import Settings
@@ -113,7 +114,7 @@ async def _lift_events(settings: Settings, count: int, timeout: float = 30) -> l
         deadline = loop.time() + timeout
         while len(found) < count and loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
-            values = [orjson.loads(m.value) for msgs in batch.values() for m in msgs]
+            values = [v for msgs in batch.values() for m in msgs for v in envelopes.unpack(m.value)]
             found += [v for v in values if v["id"] == LIFT_ID]
     finally:
         await consumer.stop()

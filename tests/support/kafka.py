@@ -12,7 +12,8 @@ from stream.runtime.settings import Settings
 
 
 async def read_topic(settings: Settings, name: str, count: int, timeout: float = 15.0) -> list[Any]:
-    """Decoded values of ``<prefix>.<name>`` until ``count`` arrived or ``timeout`` passed."""
+    """Decoded records of ``<prefix>.<name>`` until ``count`` arrived or ``timeout`` passed (the
+    records of an envelope, a JSON array, are counted one by one)."""
     consumer = AIOKafkaConsumer(
         settings.topic(name), bootstrap_servers=settings.bootstrap_servers(), auto_offset_reset="earliest"
     )
@@ -23,7 +24,8 @@ async def read_topic(settings: Settings, name: str, count: int, timeout: float =
         deadline = loop.time() + timeout
         while len(values) < count and loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
-            values += [orjson.loads(m.value) for msgs in batch.values() for m in msgs]
+            for value in (orjson.loads(m.value) for msgs in batch.values() for m in msgs):
+                values += value if isinstance(value, list) else [value]
     finally:
         await consumer.stop()
     return values
