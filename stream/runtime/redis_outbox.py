@@ -93,7 +93,13 @@ while true do
   local appended = false
   for _ = 1, count do
     local alert_id, mark, payload = field(), field(), field()
-    local prev = redis.call('HGET', seen, alert_id)
+    local prev = nil
+    local marked = false  -- a first sight of the alert, marked by HSETNX (most alerts: one command)
+    if mark ~= 'C' and redis.call('HSETNX', seen, alert_id, mark) == 1 then
+      marked = true
+    else
+      prev = redis.call('HGET', seen, alert_id)
+    end
     local keep = true
     if mark == 'C' then
       if (not prev) or prev == 'C' then keep = false end
@@ -105,7 +111,7 @@ while true do
       payload = string.gsub(payload, '"state":"%a+"', '"state":"raised"', 1)
     end
     if keep then
-      redis.call('HSET', seen, alert_id, mark)
+      if not marked then redis.call('HSET', seen, alert_id, mark) end
       local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 't', ARGV[2])
       if dispatch then
         redis.call('XADD', dispatch, 'MAXLEN', '~', ARGV[8], '*', 'a', payload, 'd', driver, 's', id)
