@@ -161,20 +161,21 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_row(f"parse {fmt}", s, r.get("target_per_s"), "records/s"))
     g = results["gateway"]
     if g:
+        from stream.bench.gateway import TARGETS as GT  # noqa: PLC0415 - the gateway's own targets
+
         label = f"gateway fan-out ({g[0]['drivers']:,} sockets, {g[0]['alerts_per_s']:,} alerts/s)"
-        out.append(
-            _row(f"{label}: p99 Redis→socket", bm.summary([r["p99_ms"] for r in g], 1), 100.0, "ms", False)
+        rows = (
+            ("p50 Redis→socket", "p50_ms", "ms", 1),
+            ("p99 Redis→socket", "p99_ms", "ms", 1),
+            ("gateway RSS", "rss_mb", "MB", 0),
+            ("gateway CPU per delivered alert", "gateway_cpu_us_per_alert", "µs", 1),
         )
-        out.append(
-            _row(
-                f"{label}: lost + duplicated",
-                bm.summary([r["lost"] + r["duplicates"] for r in g]),
-                0,
-                "",
-                False,
+        for what, key, unit, digits in rows:
+            out.append(
+                _row(f"{label}: {what}", bm.summary([r[key] for r in g], digits), GT[key], unit, False)
             )
-        )
-        out.append(_row(f"{label}: gateway RSS", bm.summary([r["rss_mb"] for r in g]), 1024.0, "MB", False))
+        lost = bm.summary([r["lost"] + r["duplicates"] for r in g])
+        out.append(_row(f"{label}: lost + duplicated", lost, 0, "", False))
     return out
 
 
