@@ -8,11 +8,15 @@ consumer group and Redis keys. Three measurements:
   a worker takes them in batches and does nothing else (``stream.bench.faust_drain``);
 - throughput: ``corridor worker`` processes (1, then 2) with the reference city's routes registered
   (written to the Redis state the worker rebuilds its index from, the path of every worker start);
-  once the group is stable, N city events are produced as fast as the broker takes them, and the
-  clock stops when the workers' ``/metrics`` show every event taken from ``<prefix>.events`` and
-  every alert it causes stored in the driver streams (``corridor_alerts_stored_total`` plus
-  ``corridor_alerts_deduplicated_total`` reaching the count computed offline by the same engine);
-  events/s = N / that time, so it includes fan-out, matching, the alerts topic and Redis;
+  once the group is stable, N city events are produced as fast as the broker takes them (in
+  envelopes, by Corridor's ``Publisher``; one message per event with ``--single-events``, the
+  interop format), and the clock stops when the workers' ``/metrics`` show every event taken from
+  ``<prefix>.events`` and every alert it causes stored in the driver streams
+  (``corridor_alerts_stored_total`` plus ``corridor_alerts_deduplicated_total`` reaching the count
+  computed offline by the same engine); events/s = N / that time, so it includes fan-out,
+  matching, the alerts topic and Redis. Each run also reports the CPU seconds of every process
+  (workers, broker, Redis, producer; the gateway in latency windows) and the CPU per event or
+  alert derived from them: on a shared 2-core machine CPU per event says more than wall clock;
 - latency: one worker and one ``corridor gateway``; the routes of 1,000 drivers, all connected from a
   separate client process; events published at a fixed rate, each a point on one of those routes
   (so every alert goes to a connected driver); a window ends when every event has reached a
@@ -49,6 +53,7 @@ from stream.core import lifecycle as lc
 from stream.core.city import City, events, make_route, route_chunks
 from stream.core.engine import Engine, EngineConfig
 from stream.runtime.services import EmbeddedServices, free_port
+from stream.runtime.settings import Settings
 from stream.runtime.supervisor import Supervisor, wait_until
 
 PARTITIONS = 8
@@ -86,6 +91,10 @@ class Bench:
             "CORRIDOR_KAFKA_URL": "",
             "CORRIDOR_REDIS_URL": "",
         }
+
+    def settings(self, prefix: str) -> Settings:
+        """Settings of a run's deployment, as its processes read them."""
+        return Settings.from_env(self.env(prefix))
 
 
 def _prefix(kind: str) -> str:
@@ -145,6 +154,22 @@ async def produce(bootstrap: str, topic: str, items: Sequence[tuple[bytes, bytes
     finally:
         await producer.stop()
     return time.perf_counter() - started
+
+
+async def produce_events(settings: Settings, evs: Sequence[Event], single: bool) -> float:
+    """Send events as fast as the broker acknowledges them, encoded here: in envelopes by
+    Corridor's ``Publisher``, or one message per event keyed by its id (``single``, the interop
+    format); returns the seconds taken."""
+    from stream.runtime.producer import Publisher
+
+    topic = settings.topic("events")
+    if single:
+        return await produce(settings.bootstrap_servers(), topic, [(e.id.encode(), dumps(e)) for e in evs])
+    async with Publisher(settings) as publisher:
+        started = time.perf_counter()
+        chunks = [evs[start : start + 1_000] for start in range(0, len(evs), 1_000)]
+        await asyncio.gather(*(publisher.events(chunk) for chunk in chunks))
+        return time.perf_counter() - started
 
 
 async def consume_ceiling(bootstrap: str, topic: str, count: int) -> dict[str, float]:
@@ -264,16 +289,16 @@ def faust_ceiling_run(bench: Bench, payloads: Sequence[tuple[bytes, bytes]]) -> 
 def throughput_run(
     bench: Bench,
     routes: Sequence[Route],
-    payloads: Sequence[tuple[bytes, bytes]],
+    evs: Sequence[Event],
     expected: int,
     workers: int,
+    single: bool = False,
 ) -> dict[str, Any]:
     """Events/s through ``workers`` worker processes: first event produced to last alert stored."""
     prefix = _prefix(f"w{workers}")
     asyncio.run(seed_routes(bench.redis_url, prefix, routes))
     asyncio.run(create_topic(bench.kafka, f"{prefix}.events"))
     ports = [free_port() for _ in range(workers)]
-    events_topic = f'corridor_messages_processed_total{{topic="{prefix}.events"}}'
     with Supervisor(bench.env(prefix), bench.state_dir / "logs" / prefix) as supervisor:
         procs = [supervisor.start_worker(f"worker{n}", metrics_port=ports[n]) for n in range(workers)]
 
@@ -286,19 +311,21 @@ def throughput_run(
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         worker_before = [_cpu_seconds(p.popen.pid) for p in procs]
         started = time.perf_counter()
-        produce_s = asyncio.run(produce(bench.kafka, f"{prefix}.events", payloads))
+        producer_before = time.process_time()
+        produce_s = asyncio.run(produce_events(bench.settings(prefix), evs, single))
+        producer_cpu = time.process_time() - producer_before
         ingested_at = 0.0
         deadline = started + DRAIN_TIMEOUT_S
         while True:
             for proc in procs:
                 proc.check_alive()
             samples = [scrape(p) for p in ports]
-            taken = sum(s.get(events_topic, 0.0) for s in samples)
-            if taken >= len(payloads) and not ingested_at:
+            taken = _sum(samples, "corridor_events_in_total")
+            if taken >= len(evs) and not ingested_at:
                 ingested_at = time.perf_counter()
             stored = _sum(samples, "corridor_alerts_stored_total")
             stored += _sum(samples, "corridor_alerts_deduplicated_total")
-            if taken >= len(payloads) and stored >= expected:
+            if taken >= len(evs) and stored >= expected:
                 break
             if time.perf_counter() > deadline:
                 raise click.ClickException(
@@ -308,19 +335,46 @@ def throughput_run(
         elapsed = time.perf_counter() - started
         cpu = [_cpu_seconds(p.popen.pid) - before for p, before in zip(procs, worker_before, strict=True)]
         services_cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    n = len(evs)
     return {
         "workers": workers,
-        "events": len(payloads),
+        "events": n,
         "alerts": expected,
         "seconds": round(elapsed, 2),
-        "events_per_s": len(payloads) / elapsed,
-        "ingest_events_per_s": len(payloads) / (ingested_at - started),
+        "events_per_s": n / elapsed,
+        "ingest_events_per_s": n / (ingested_at - started),
         "produce_s": round(produce_s, 2),
-        "worker_cpu_s": [round(c, 2) for c in cpu],
-        "events_per_worker_cpu_s": len(payloads) / sum(cpu),
-        "broker_cpu_s": round(services_cpu["broker"], 2),
-        "redis_cpu_s": round(services_cpu["redis"], 2),
+        **cpu_fields(n, expected, cpu, services_cpu["broker"], services_cpu["redis"], producer_cpu),
     }
+
+
+def cpu_fields(
+    events: int,
+    alerts: int,
+    workers: Sequence[float],
+    broker: float,
+    redis: float,
+    producer: float,
+    gateway: float | None = None,
+) -> dict[str, Any]:
+    """CPU seconds of each process of a run, and the CPU per event (per alert for Redis)."""
+    worker = sum(workers)
+    out: dict[str, Any] = {
+        "worker_cpu_s": [round(c, 3) for c in workers],
+        "broker_cpu_s": round(broker, 3),
+        "redis_cpu_s": round(redis, 3),
+        "producer_cpu_s": round(producer, 3),
+        "worker_cpu_us_per_event": worker * 1e6 / max(1, events),
+        "worker_events_per_cpu_s": events / worker if worker else float("nan"),
+        "events_per_worker_cpu_s": events / worker if worker else float("nan"),
+        "redis_cpu_us_per_alert": redis * 1e6 / max(1, alerts),
+        "broker_cpu_us_per_event": broker * 1e6 / max(1, events),
+        "producer_cpu_us_per_event": producer * 1e6 / max(1, events),
+    }
+    if gateway is not None:
+        out["gateway_cpu_s"] = round(gateway, 3)
+        out["gateway_cpu_us_per_alert"] = gateway * 1e6 / max(1, alerts)
+    return out
 
 
 def _cpu_seconds(pid: int | None) -> float:
@@ -394,9 +448,9 @@ async def _clients(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def latency_events(routes: Sequence[Route], drivers: int, count: int, tag: str) -> list[tuple[str, bytes]]:
+def latency_events(routes: Sequence[Route], drivers: int, count: int, tag: str) -> list[Event]:
     """``count`` point events, each on a vertex of one of the first ``drivers`` routes (round robin)."""
-    out: list[tuple[str, bytes]] = []
+    out: list[Event] = []
     for seq in range(count):
         route = routes[seq % drivers]
         lon, lat = route.coordinates[(37 * seq) % len(route.coordinates)]
@@ -407,33 +461,49 @@ def latency_events(routes: Sequence[Route], drivers: int, count: int, tag: str) 
             geometry={"type": "Point", "coordinates": [lon, lat]},
             title="bench closure",
         )
-        out.append((event.id, dumps(event)))
+        out.append(event)
     return out
 
 
 async def publish_at_rate(
-    bootstrap: str, topic: str, items: Sequence[tuple[str, bytes]], rate: int
+    settings: Settings, items: Sequence[Event], rate: int, single: bool = False
 ) -> dict[str, float]:
-    """Publish at ``rate`` per second (in 10 ms slices); returns the publish time of each event id."""
+    """Publish at ``rate`` per second (in 10 ms slices: each slice one ``Publisher.events`` call, or
+    one message per event with ``single``); returns the publish time of each event id."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
-    await producer.start()
+    from stream.runtime.producer import Publisher
+
+    topic = settings.topic("events")
     sent_at: dict[str, float] = {}
-    futures = []
+    pending: list[Any] = []
+    if single:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers(), acks="all", linger_ms=1)
+        await producer.start()
+    else:
+        publisher = Publisher(settings)
+        await publisher.__aenter__()
     started = time.perf_counter()
     sent = 0
     try:
         while sent < len(items):
             due = min(len(items), int(rate * (time.perf_counter() - started)) + 1)
-            for event_id, value in items[sent:due]:
-                sent_at[event_id] = time.time()
-                futures.append(await producer.send(topic, key=event_id.encode(), value=value))
+            now = time.time()
+            for event in items[sent:due]:
+                sent_at[event.id] = now
+            if single:
+                for event in items[sent:due]:
+                    pending.append(await producer.send(topic, key=event.id.encode(), value=dumps(event)))
+            elif due > sent:
+                pending.append(asyncio.ensure_future(publisher.events(items[sent:due])))
             sent = max(sent, due)
             await asyncio.sleep(0.01)
-        await asyncio.gather(*futures)
+        await asyncio.gather(*pending)
     finally:
-        await producer.stop()
+        if single:
+            await producer.stop()
+        else:
+            await publisher.__aexit__(None, None, None)
     return sent_at
 
 
@@ -443,7 +513,13 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 
 def latency_runs(
-    bench: Bench, routes: Sequence[Route], drivers: int, rate: int, seconds: float, runs: int
+    bench: Bench,
+    routes: Sequence[Route],
+    drivers: int,
+    rate: int,
+    seconds: float,
+    runs: int,
+    single: bool = False,
 ) -> list[dict[str, Any]]:
     """Publish→websocket latency windows on one worker and one gateway with ``drivers`` connected."""
     prefix = _prefix("lat")
@@ -457,7 +533,13 @@ def latency_runs(
         wait_until(
             lambda: _sum([scrape(worker_port)], "corridor_active_routes") >= len(routes), 120, "routes"
         )
-        _, port = supervisor.start_gateway()
+        gateway, port = supervisor.start_gateway()
+        pids = {
+            "worker": worker.popen.pid,
+            "gateway": gateway.popen.pid,
+            "broker": bench.services.broker.pid(),
+            "redis": bench.services.redis.pid(),
+        }
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         clients = ctx.Process(target=_clients_main, args=(child, port, names), daemon=True)
@@ -469,7 +551,10 @@ def latency_runs(
             time.sleep(2.0)
             for run in range(runs + 1):  # window 0 warms the path up and is not kept
                 items = latency_events(routes, drivers, int(rate * seconds), f"{run}")
-                sent_at = asyncio.run(publish_at_rate(bench.kafka, f"{prefix}.events", items, rate))
+                cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+                producer_before = time.process_time()
+                sent_at = asyncio.run(publish_at_rate(bench.settings(prefix), items, rate, single))
+                producer_cpu = time.process_time() - producer_before
                 received: list[tuple[str, float]] = []
                 deadline = time.monotonic() + LATENCY_DRAIN_S
                 while time.monotonic() < deadline:
@@ -480,16 +565,26 @@ def latency_runs(
                         break
                 if run == 0:
                     continue
+                cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                 latencies = [(at - sent_at[e]) * 1000 for e, at in received]
                 own = {e for e, _ in received}
                 results.append(
                     {
                         "events": len(items),
                         "alerts_received": len(latencies),
-                        "events_without_alert": sum(1 for e, _ in items if e not in own),
+                        "events_without_alert": sum(1 for e in items if e.id not in own),
                         "p50_ms": _percentile(latencies, 0.50),
                         "p99_ms": _percentile(latencies, 0.99),
                         "max_ms": max(latencies, default=float("nan")),
+                        **cpu_fields(
+                            len(items),
+                            len(latencies),
+                            [cpu["worker"]],
+                            cpu["broker"],
+                            cpu["redis"],
+                            producer_cpu,
+                            cpu["gateway"],
+                        ),
                     }
                 )
             parent.send("stop")
@@ -511,13 +606,13 @@ def measure(
     rate: int = 1_000,
     seconds: float = 10.0,
     latency: bool = True,
+    single: bool = False,
 ) -> dict[str, Any]:
     """Ceiling, 1- and 2-worker throughput (runs of each, ratios pair by pair), latency windows."""
     routes = city_routes(n_routes)
     evs = events(City(routes=n_routes, events=n_events, seed=7))
     payloads = [(e.id.encode(), dumps(e)) for e in evs]
     expected = expected_alerts(routes, evs)
-    del evs
     with tempfile.TemporaryDirectory(prefix="corridor-bench-pipeline-") as tmp:
         state = Path(tmp)
         services = EmbeddedServices(state)
@@ -528,18 +623,25 @@ def measure(
             for _ in range(runs):
                 ceiling = ceiling_run(bench, payloads)
                 framework = faust_ceiling_run(bench, payloads)
-                one = throughput_run(bench, routes, payloads, expected, 1)
-                two = throughput_run(bench, routes, payloads, expected, 2)
+                one = throughput_run(bench, routes, evs, expected, 1, single)
+                two = throughput_run(bench, routes, evs, expected, 2, single)
                 rounds.append({"ceiling": ceiling, "faust": framework, "one": one, "two": two})
             drivers = min(drivers, n_routes)
-            windows = latency_runs(bench, routes[:drivers], drivers, rate, seconds, runs) if latency else []
+            windows = (
+                latency_runs(bench, routes[:drivers], drivers, rate, seconds, runs, single) if latency else []
+            )
             broker_rss = _rss_mb(services.broker.pid())
         finally:
             services.down()
+
+    def per_run(key: str, field: str, digits: int = 1) -> dict[str, Any]:
+        return summary([r[key][field] for r in rounds], digits)
+
     return {
         "events": n_events,
         "routes": n_routes,
         "partitions": PARTITIONS,
+        "producer": "single events" if single else "envelopes",
         "alerts_per_run": expected,
         "runs": runs,
         "ceiling_msg_per_s": summary([r["ceiling"]["msg_per_s"] for r in rounds]),
@@ -561,8 +663,14 @@ def measure(
         "one_worker_cpu_share": summary(
             [sum(r["one"]["worker_cpu_s"]) / r["one"]["seconds"] for r in rounds], 2
         ),
-        "redis_cpu_us_per_alert": summary(
-            [r["one"]["redis_cpu_s"] * 1e6 / max(1, r["one"]["alerts"]) for r in rounds], 1
+        "redis_cpu_us_per_alert": per_run("one", "redis_cpu_us_per_alert"),
+        "worker_cpu_us_per_event": per_run("one", "worker_cpu_us_per_event"),
+        "worker_events_per_cpu_s": per_run("one", "worker_events_per_cpu_s", 0),
+        "broker_cpu_us_per_event": per_run("one", "broker_cpu_us_per_event"),
+        "producer_cpu_us_per_event": per_run("one", "producer_cpu_us_per_event"),
+        "two_workers_worker_cpu_us_per_event": per_run("two", "worker_cpu_us_per_event"),
+        "two_worker_cpu_ratio": summary(
+            [r["two"]["worker_cpu_us_per_event"] / r["one"]["worker_cpu_us_per_event"] for r in rounds], 2
         ),
         "latency": {
             "drivers": drivers,
@@ -572,6 +680,9 @@ def measure(
             "p50_ms": summary([w["p50_ms"] for w in windows], 1),
             "p99_ms": summary([w["p99_ms"] for w in windows], 1),
             "max_ms": summary([w["max_ms"] for w in windows], 1),
+            "worker_cpu_us_per_event": summary([w["worker_cpu_us_per_event"] for w in windows], 1),
+            "redis_cpu_us_per_alert": summary([w["redis_cpu_us_per_alert"] for w in windows], 1),
+            "gateway_cpu_us_per_alert": summary([w["gateway_cpu_us_per_alert"] for w in windows], 1),
             "windows": windows,
         },
         "broker_rss_mb": round(broker_rss),
@@ -609,6 +720,11 @@ def as_plain(value: Any) -> Any:
 @click.option("--rate", default=1_000, show_default=True, help="Events/s published in the latency runs.")
 @click.option("--seconds", default=10.0, show_default=True, help="Length of each latency window.")
 @click.option("--no-latency", is_flag=True, help="Skip the latency runs.")
+@click.option(
+    "--single-events",
+    is_flag=True,
+    help="Produce one message per event (the interop format) instead of Corridor's envelopes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def pipeline(
     n_events: int,
@@ -618,10 +734,13 @@ def pipeline(
     rate: int,
     seconds: float,
     no_latency: bool,
+    single_events: bool,
     as_json: bool,
 ) -> None:
     """End to end through the embedded broker: workers vs a plain consumer, publish→driver latency."""
-    result = as_plain(measure(n_events, n_routes, runs, drivers, rate, seconds, not no_latency))
+    result = as_plain(
+        measure(n_events, n_routes, runs, drivers, rate, seconds, not no_latency, single_events)
+    )
     if as_json:
         click.echo(json.dumps({"bench": "pipeline", "targets": TARGETS, **result}))
         return
@@ -644,7 +763,12 @@ def pipeline(
         ("1 worker / Faust agent doing nothing", result["one_worker_of_faust_ceiling"]),
         ("1 worker: events per CPU second", result["one_worker_events_per_cpu_s"]),
         ("1 worker: CPU share of a core", result["one_worker_cpu_share"]),
+        ("1 worker: CPU per event (µs)", result["worker_cpu_us_per_event"]),
+        ("2 workers: CPU per event (µs)", result["two_workers_worker_cpu_us_per_event"]),
+        ("2 workers / 1 worker: CPU per event", result["two_worker_cpu_ratio"]),
         ("Redis CPU per alert (µs)", result["redis_cpu_us_per_alert"]),
+        ("broker CPU per event (µs)", result["broker_cpu_us_per_event"]),
+        ("producer CPU per event (µs)", result["producer_cpu_us_per_event"]),
         ("p50 publish→driver (ms)", result["latency"]["p50_ms"]),
         ("p99 publish→driver (ms)", result["latency"]["p99_ms"]),
     ]

@@ -26,6 +26,9 @@ def test_pipeline_bench_processes_every_event_and_reports_its_figures() -> None:
         assert run[key]["events"] == 300
         assert run[key]["alerts"] == result["alerts_per_run"] > 0
         assert run[key]["events_per_s"] > 0
+        assert run[key]["worker_cpu_us_per_event"] > 0 and run[key]["worker_events_per_cpu_s"] > 0
+        for figure in ("broker_cpu_us_per_event", "redis_cpu_us_per_alert", "producer_cpu_s"):
+            assert run[key][figure] >= 0  # a few hundred events may take less than a clock tick
     assert run["ceiling"]["msg_per_s"] > 0
     assert run["faust"]["msg_per_s"] > 0 and run["faust"]["cpu_us_per_msg"] > 0
     figures = (
@@ -35,6 +38,11 @@ def test_pipeline_bench_processes_every_event_and_reports_its_figures() -> None:
         "two_worker_scaling",
         "one_worker_of_ceiling",
         "one_worker_of_faust_ceiling",
+        "worker_cpu_us_per_event",
+        "worker_events_per_cpu_s",
+        "redis_cpu_us_per_alert",
+        "broker_cpu_us_per_event",
+        "two_worker_cpu_ratio",
     )
     for figure in figures:
         assert set(result[figure]) == {"median", "min", "max", "runs"}
@@ -42,3 +50,4 @@ def test_pipeline_bench_processes_every_event_and_reports_its_figures() -> None:
     assert window["events"] == 200
     assert window["events_without_alert"] == 0
     assert 0 < window["p50_ms"] <= window["p99_ms"]
+    assert window["worker_cpu_us_per_event"] > 0 and window["gateway_cpu_s"] >= 0
