@@ -49,16 +49,17 @@ class FeedSink:
 
     async def _send(self, events: list[Event], rejections: list[Rejection]) -> list[Event]:
         """Send the events; one the producer refuses (too large for a message, say) becomes a
-        rejection and the others are sent. Returns those sent."""
+        rejection and the others are sent, together (they share envelopes). Returns those sent."""
         try:
             await self.publisher.events(events)
             return events
         except RecordRefused:
-            sent: list[Event] = []
-            for event in events:
+            sendable: list[Event] = []
+            for event in events:  # the producer refuses before sending: find each refused one
                 try:
-                    await self.publisher.events([event])
-                    sent.append(event)
+                    self.publisher.encode_event(event)
+                    sendable.append(event)
                 except RecordRefused as exc:
                     rejections.append(Rejection(exc.error, event.id, exc.reason, None))
-            return sent
+            await self.publisher.events(sendable)
+            return sendable

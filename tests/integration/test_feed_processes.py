@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from schemas import Event
 from stream.runtime.feed_poll import SnapshotStore
+from stream.runtime.feed_sink import FeedSink
+from stream.runtime.producer import Publisher
 from stream.runtime.retry import redis_client
 from stream.runtime.services import free_port
 from tests.support.kafka import read_topic
@@ -161,3 +164,20 @@ def test_feed_file_reports_counts(deployment: Deployment, tmp_path: Path) -> Non
     result = deployment.run("feed", "file", "--format", "perimeters", str(path))
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert json.loads(result.stdout) == {"events": 875, "rejected": 6}
+
+
+async def test_a_refused_record_costs_only_itself(deployment: Deployment) -> None:
+    """In a feed's batch, an event over a broker message is a too_large rejection; the others are sent."""
+    point = {"type": "Point", "coordinates": [2.35, 48.85]}
+    batch = [
+        Event("feed:before", "feed", "closure", point),
+        Event("feed:huge", "feed", "closure", point, details={"text": "x" * 1_100_000}),
+        Event("feed:after", "feed", "closure", point),
+    ]
+    async with Publisher(deployment.settings) as publisher:
+        counts = await FeedSink(publisher, "feed", "native").publish(batch)
+    assert (counts.events, counts.rejected) == (2, 1)
+    events = await read_topic(deployment.settings, "events", 2, timeout=10)
+    (rejected,) = await read_topic(deployment.settings, "events.rejected", 1, timeout=10)
+    assert [e["id"] for e in events] == ["feed:before", "feed:after"]
+    assert rejected["reason"] == "too_large" and rejected["where"] == "feed:huge"
