@@ -3,66 +3,30 @@ format) and Corridor's envelopes, whose bad records are dead-lettered alone."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from schemas import Route, Vehicle
-from stream.runtime.producer import Publisher
 from stream.runtime.services import EmbeddedServices
 from tests.support.drivers import DriverClient, token_for
-from tests.support.geometry import lonlat, point
-from tests.support.processes import Deployment, deployment_env
+from tests.support.geometry import point
+from tests.support.stack import Stack, dead_letters, east_route, worker_stack
 
 pytestmark = pytest.mark.e2e
 
 DRIVER = "envelope-driver"
 
 
-@dataclass
-class Stack:
-    """A worker and a gateway of one deployment, with the driver's route stored by the worker."""
-
-    deployment: Deployment
-    gateway_port: int
-
-
-async def _register(deployment: Deployment) -> None:
-    """Register the driver's route and wait until the worker has stored it."""
-    import redis.asyncio as aioredis
-
-    route = Route("envelope-route", DRIVER, tuple(lonlat([(0, 0), (4000, 0)])), Vehicle(weight_t=19))
-    async with Publisher(deployment.settings) as pub:
-        await pub.register_routes([route])
-    client = aioredis.Redis.from_url(deployment.settings.resolved_redis_url())
-    prefix = deployment.settings.redis_prefix
-    try:
-        for _ in range(600):
-            found = [await client.hexists(f"{prefix}:state:routes:{p}", route.route_id) for p in range(4)]
-            if any(found):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the route was never stored by the worker")
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="module")
 def stack(embedded_services: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One deployment for the module: a worker, a gateway and the driver's route."""
-    workdir = tmp_path_factory.mktemp("envelopes")
-    env = deployment_env(embedded_services.info(), workdir / "state")
-    with Deployment(env, workdir) as deployment:
-        deployment.start_worker()
-        _, gateway_port = deployment.start_gateway()
-        asyncio.run(_register(deployment))
-        yield Stack(deployment, gateway_port)
+    route = east_route("envelope-route", DRIVER)
+    with worker_stack(embedded_services.info(), tmp_path_factory.mktemp("envelopes"), route) as running:
+        yield running
 
 
 def _event(event_id: str, at_m: float, **changes: Any) -> dict[str, Any]:
@@ -90,28 +54,6 @@ async def _send(stack: Stack, messages: list[tuple[bytes | None, bytes]]) -> Non
             await producer.send_and_wait(settings.topic("events"), value, key=key)
     finally:
         await producer.stop()
-
-
-async def _dead_letters(stack: Stack, tag: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-    """The dead letters whose record names ``tag``, once ``count`` of them arrived (or the timeout)."""
-    settings = stack.deployment.settings
-    consumer = AIOKafkaConsumer(
-        settings.topic("events.rejected"),
-        bootstrap_servers=settings.bootstrap_servers(),
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(found) < count and loop.time() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=300)).values():
-                records = [orjson.loads(m.value) for m in messages]
-                found += [r for r in records if tag in (r["raw"] or "")]
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_a_single_event_from_a_plain_producer_reaches_the_driver(stack: Stack) -> None:
@@ -142,7 +84,7 @@ async def test_an_envelope_half_bad_dead_letters_its_bad_records_and_delivers_th
         await _send(stack, [(None, orjson.dumps(records))])
         for event_id in good:
             await driver.wait_for(lambda a, event_id=event_id: a["event_id"] == event_id, timeout=30)
-    letters = await _dead_letters(stack, tag, 3)
+    letters = await dead_letters(stack.deployment.settings, lambda r: tag in (r["raw"] or ""), 3)
     by_id = {orjson.loads(letter["raw"])["id"]: letter for letter in letters}
     assert {event_id: (r["reason"], r["where"][-3:]) for event_id, r in by_id.items()} == {
         f"interop:tz-{tag}": ("bad_timezone", "[1]"),

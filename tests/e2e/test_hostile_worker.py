@@ -12,22 +12,21 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from schemas import Event, Route, Vehicle
 from stream.runtime.producer import Publisher
 from stream.runtime.services import EmbeddedServices, free_port
-from stream.runtime.supervisor import Proc
 from tests.support.drivers import DriverClient, token_for
 from tests.support.geometry import line, lonlat, point
-from tests.support.processes import Deployment, deployment_env, wait_until
+from tests.support.processes import Deployment, wait_until
+from tests.support.stack import Stack, dead_letters, east_route, worker_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -35,49 +34,15 @@ DRIVER = "hostile-driver"
 BIG = 35 * 1024 * 1024
 
 
-@dataclass
-class Stack:
-    """A worker and a gateway of one deployment, with a driver's route registered."""
-
-    deployment: Deployment
-    worker: Proc
-    worker_pid: int
-    metrics_port: int
-    gateway_port: int
-
-
-def _route() -> Route:
-    coords = tuple((a, b) for a, b in lonlat([(0, 0), (4000, 0)]))
-    return Route("hostile-route", DRIVER, coords, Vehicle(weight_t=19))
-
-
-async def _register(deployment: Deployment) -> None:
-    async with Publisher(deployment.settings) as pub:
-        await pub.register_routes([_route()])
-    client = aioredis.Redis.from_url(deployment.settings.resolved_redis_url())
-    prefix = deployment.settings.redis_prefix
-    try:
-        for _ in range(600):  # the route is in the worker's state: it has taken it
-            found = [await client.hexists(f"{prefix}:state:routes:{p}", "hostile-route") for p in range(4)]
-            if any(found):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the route was never stored by the worker")
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="module")
 def stack(embedded_services: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One deployment for the module: a worker, a gateway and the hostile driver's route."""
-    workdir = tmp_path_factory.mktemp("hostile")
-    env = deployment_env(embedded_services.info(), workdir / "state")
-    with Deployment(env, workdir) as deployment:
-        metrics_port = free_port()
-        worker = deployment.start_worker(metrics_port=metrics_port)
-        _, gateway_port = deployment.start_gateway()
-        asyncio.run(_register(deployment))
-        yield Stack(deployment, worker, worker.popen.pid, metrics_port, gateway_port)
+    with worker_stack(embedded_services.info(), tmp_path_factory.mktemp("hostile"), _route()) as running:
+        yield running
+
+
+def _route() -> Route:
+    return east_route("hostile-route", DRIVER)
 
 
 def _event(event_id: str, **changes: Any) -> dict[str, Any]:
@@ -158,28 +123,11 @@ async def _send_events(settings: Any, messages: list[tuple[bytes, bytes]]) -> No
         await producer.stop()
 
 
-async def _dead_letter(
-    settings: Any, match: Callable[[dict[str, Any]], bool], timeout: float = 30
-) -> dict[str, Any]:
-    """The first record of the dead-letter topic that ``match`` accepts, waiting for it."""
-    consumer = AIOKafkaConsumer(
-        settings.topic("events.rejected"),
-        bootstrap_servers=settings.bootstrap_servers(),
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=300)).values():
-                for message in messages:
-                    record = orjson.loads(message.value)
-                    if match(record):
-                        return dict(record)
-        raise AssertionError("no such dead letter")
-    finally:
-        await consumer.stop()
+async def _dead_letter(settings: Any, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first dead letter ``match`` accepts, waiting for it."""
+    found = await dead_letters(settings, match)
+    assert found, "no such dead letter"
+    return found[0]
 
 
 def _health(port: int) -> tuple[int, dict[str, Any]]:
