@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import click
 
@@ -13,73 +14,35 @@ from stream.core.port.infrastructure import InfrastructureError, load
 from stream.runtime import metrics
 from stream.runtime.logs import setup_logging
 from stream.runtime.producer import Publisher
-from stream.runtime.publish_api import MAX_BODY_BYTES, Limits, PublishApi, run_api
+from stream.runtime.publish_api import Limits, PublishApi, run_api
 from stream.runtime.retry import redis_client
 from stream.runtime.settings import ConfigError, Settings
+
+_DEFAULTS = Limits()
+
+
+def _limit(field: str, text: str, minimum: int | None = None, flag: str | None = None) -> Any:
+    """An option for one of ``Limits``' fields: its default from there, its ``CORRIDOR_API_*`` variable."""
+    default = getattr(_DEFAULTS, field)
+    kind: Any = click.IntRange(min=minimum) if minimum is not None else type(default)
+    name = flag or "--" + field.replace("_", "-")
+    variable = "CORRIDOR_API_" + name[2:].replace("-", "_").upper()
+    return click.option(
+        name, field, type=kind, default=default, show_default=True, envvar=variable, help=text
+    )
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="CORRIDOR_API_HOST", help="Interface.")
 @click.option("--port", type=int, default=8780, show_default=True, envvar="CORRIDOR_API_PORT", help="Port.")
-@click.option(
-    "--rate",
-    type=float,
-    default=10.0,
-    show_default=True,
-    envvar="CORRIDOR_API_RATE",
-    help="Requests/s per publisher.",
-)
-@click.option(
-    "--burst", type=float, default=20.0, show_default=True, envvar="CORRIDOR_API_BURST", help="Request burst."
-)
-@click.option(
-    "--event-rate",
-    type=float,
-    default=2_000.0,
-    show_default=True,
-    envvar="CORRIDOR_API_EVENT_RATE",
-    help="Events/s per publisher.",
-)
-@click.option(
-    "--event-burst",
-    type=float,
-    default=5_000.0,
-    show_default=True,
-    envvar="CORRIDOR_API_EVENT_BURST",
-    help="Event burst (also the most events in one request).",
-)
-@click.option(
-    "--vertex-rate",
-    type=float,
-    default=200_000.0,
-    show_default=True,
-    envvar="CORRIDOR_API_VERTEX_RATE",
-    help="Geometry vertices/s per publisher.",
-)
-@click.option(
-    "--vertex-burst",
-    type=float,
-    default=500_000.0,
-    show_default=True,
-    envvar="CORRIDOR_API_VERTEX_BURST",
-    help="Vertex burst.",
-)
-@click.option(
-    "--max-request-vertices",
-    type=click.IntRange(min=1),
-    default=50_000,
-    show_default=True,
-    envvar="CORRIDOR_API_MAX_REQUEST_VERTICES",
-    help="Most vertices in one request (413 beyond, before validation).",
-)
-@click.option(
-    "--max-body-bytes",
-    type=click.IntRange(min=1024),
-    default=MAX_BODY_BYTES,
-    show_default=True,
-    envvar="CORRIDOR_API_MAX_BODY_BYTES",
-    help="Largest request body (413 beyond).",
-)
+@_limit("rate", "Requests/s per publisher.")
+@_limit("burst", "Request burst.")
+@_limit("event_rate", "Events/s per publisher.")
+@_limit("event_burst", "Event burst (also the most events in one request).")
+@_limit("vertex_rate", "Geometry vertices/s per publisher.")
+@_limit("vertex_burst", "Vertex burst.")
+@_limit("max_request_vertices", "Most vertices in one request (413 beyond, before validation).", 1)
+@_limit("max_body", "Largest request body in bytes (413 beyond).", 1024, "--max-body-bytes")
 def api(
     host: str,
     port: int,
@@ -90,13 +53,13 @@ def api(
     vertex_rate: float,
     vertex_burst: float,
     max_request_vertices: int,
-    max_body_bytes: int,
+    max_body: int,
 ) -> None:
     """Serve POST /v1/events and POST /v1/port-calls (publisher credentials) until SIGTERM."""
     if min(rate, burst, event_rate, event_burst, vertex_rate, vertex_burst) <= 0:
         raise click.UsageError("rates and bursts must be positive")
     limits = Limits(
-        rate, burst, event_rate, event_burst, vertex_rate, vertex_burst, max_request_vertices, max_body_bytes
+        rate, burst, event_rate, event_burst, vertex_rate, vertex_burst, max_request_vertices, max_body
     )
     setup_logging()
     settings = Settings.from_env()
