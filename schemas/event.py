@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import available_timezones
 
 import orjson
@@ -124,7 +124,7 @@ class Event:
             raise InvalidRecord(
                 f"source: {_short(source)} is not a source name ([A-Za-z0-9_.:-], 1-64)", "schema"
             )
-        if kind not in EVENT_KINDS:
+        if not isinstance(kind, str) or kind not in EVENT_KINDS:
             raise InvalidRecord(f"kind: {_short(kind)} is not one of {sorted(EVENT_KINDS)}", "schema")
         check_geometry(geometry, limits)
         status = data.get("status", "active")
@@ -150,27 +150,40 @@ class Event:
         severity = data.get("severity")
         if severity not in (None, "low", "medium", "high"):
             raise InvalidRecord(f"severity: {_short(severity)} is not low, medium, high or null", "schema")
-        valid_from = instant(data, "valid_from")
-        valid_until = instant(data, "valid_until")
+        valid_from = _instant(data, "valid_from")
+        valid_until = _instant(data, "valid_until")
         if valid_from is not None and valid_until is not None and valid_until < valid_from:
             raise InvalidRecord("valid_until: is before valid_from", "bad_time")
+        schedule = data.get("schedule")
+        title, street, terminal = data.get("title"), data.get("street"), data.get("terminal")
+        # The common case inline (plain strings within bounds); _text says what is wrong otherwise.
         return cls(
             id=ident,
             source=source,
-            kind=kind,
+            kind=cast(EventKind, kind),
             geometry=geometry,
             valid_from=valid_from,
             valid_until=valid_until,
             status=status,
             direction=direction,
-            schedule=_schedule(data.get("schedule")),
+            schedule=None if schedule is None else _schedule(schedule),
             timezone=timezone,
             vehicles=VehicleConditions.from_dict(vehicles) if vehicles else None,
-            title=_text(data.get("title"), "title", 512),
-            street=_text(data.get("street"), "street", 256),
+            title=title
+            if title is None or (type(title) is str and len(title) <= 512)
+            else _text(title, "title", 512),
+            street=(
+                street
+                if street is None or (type(street) is str and len(street) <= 256)
+                else _text(street, "street", 256)
+            ),
             severity=severity,
-            updated_at=instant(data, "updated_at"),
-            terminal=_text(data.get("terminal"), "terminal", 64),
+            updated_at=_instant(data, "updated_at"),
+            terminal=(
+                terminal
+                if terminal is None or (type(terminal) is str and len(terminal) <= 64)
+                else _text(terminal, "terminal", 64)
+            ),
             details=details,
         )
 
@@ -217,6 +230,8 @@ CRITAIR_CLASSES = ("0", "1", "2", "3", "4", "5", "nc")
 SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _SLOT = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]")
 _DAYS = frozenset(("everyday", *WEEKDAYS))
+MAX_GOOD_SLOTS = 4_096
+_GOOD_SLOTS: set[str] = set()  # slots seen to match _SLOT (a few dozen in practice), bounded
 
 
 @cache
@@ -239,6 +254,22 @@ def _kind_of(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _instant(data: dict[str, Any], name: str) -> datetime | None:
+    """``codec.instant`` with the common case (an ISO 8601 string with its offset) inline."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return instant(data, name)
 
 
 def _text(value: Any, name: str, max_chars: int, required: bool = False) -> Any:
@@ -266,6 +297,7 @@ def _schedule(value: Any) -> dict[str, tuple[str, ...]] | None:
             f"schedule: must be an object of weekday slots, not {_kind_of(value)}", "bad_schedule"
         )
     out: dict[str, tuple[str, ...]] = {}
+    good = _GOOD_SLOTS
     for day, slots in value.items():
         if day not in _DAYS:
             raise InvalidRecord(f"schedule: {_short(day)} is not a weekday or 'everyday'", "bad_schedule")
@@ -275,14 +307,24 @@ def _schedule(value: Any) -> dict[str, tuple[str, ...]] | None:
                 "bad_schedule",
             )
         for slot in slots:
+            if type(slot) is str and slot in good:
+                continue
             if not isinstance(slot, str) or not _SLOT.fullmatch(slot):
                 raise InvalidRecord(f"schedule/{day}: {_short(slot)} is not 'HH:MM-HH:MM'", "bad_schedule")
+            if len(good) < MAX_GOOD_SLOTS:
+                good.add(slot)
         out[day] = tuple(slots)
     return out
 
 
 def _check_details(details: dict[str, Any]) -> None:
     """Bound the free-form ``details``: nesting depth and number of items (encoders have limits)."""
+    if len(details) <= MAX_DETAILS_ITEMS:
+        for child in details.values():
+            if isinstance(child, dict | list):
+                break
+        else:
+            return  # flat and small enough, as most are
     stack: list[tuple[Any, int]] = [(details, 1)]
     items = 0
     while stack:

@@ -140,14 +140,78 @@ def _walk(geometry: Any, walk: _Walk, path: str, inside: bool) -> None:
     walk.nested(geometry.get("coordinates"), depth, fewest, kind, f"{path}/coordinates")
 
 
+_INF = math.inf
+
+
+def _gather(value: Any, depth: int, fewest: int, lon: list[float], lat: list[float]) -> bool:
+    """Collect the positions of coordinates nested ``depth`` deep when each is a JSON list of plain
+    numbers in WGS84 and none is ``[0, 0]``, without naming anything; False as soon as one is not."""
+    if type(value) is not list:
+        return False
+    if depth == 0:
+        value, depth, fewest = [value], 1, 1
+    if depth > 1:
+        return bool(value) and all(_gather(part, depth - 1, fewest, lon, lat) for part in value)
+    if len(value) < fewest:
+        return False
+    for pos in value:
+        if type(pos) is not list:
+            return False
+        size = len(pos)
+        if size == 2:
+            x, y = pos
+        elif size == 3:
+            x, y, z = pos
+            if (type(z) is not float and type(z) is not int) or not -_INF < z < _INF:
+                return False
+        else:
+            return False
+        if (
+            (type(x) is not float and type(x) is not int)
+            or (type(y) is not float and type(y) is not int)
+            or not -180.0 <= x <= 180.0
+            or not -90.0 <= y <= 90.0
+            or (x == 0 and y == 0)
+        ):
+            return False
+        lon.append(x)
+        lat.append(y)
+    return True
+
+
+def _quick(geometry: Any, limits: GeometryLimits) -> int | None:
+    """The vertex count of a geometry that passes every check, found on the fast path (no paths
+    built, no messages); None when the full walk must run, to accept it or to say what is wrong."""
+    if type(geometry) is not dict:
+        return None
+    kind = geometry.get("type")
+    shape = _KINDS.get(kind) if type(kind) is str else None
+    if shape is None:
+        return None
+    lon: list[float] = []
+    lat: list[float] = []
+    if not _gather(geometry.get("coordinates"), shape[0], shape[1], lon, lat):
+        return None
+    count = len(lon)
+    if count > limits.max_vertices:
+        return None
+    if count > 1 and _km(min(lon), min(lat), max(lon), max(lat)) > limits.max_extent_km:
+        return None
+    return count
+
+
 def check_geometry(geometry: Any, limits: GeometryLimits = DEFAULT_LIMITS, path: str = "geometry") -> int:
     """Refuse a geometry the engine cannot use (InvalidRecord naming the position); its vertex count.
 
     Checked: the GeoJSON shape (Point, MultiPoint, LineString, MultiLineString, Polygon,
     MultiPolygon, or a GeometryCollection of those), every position a finite WGS84 lon/lat, no
     placeholder ``[0, 0]``, at most ``limits.max_vertices`` positions, no position far from the
-    others, and at most ``limits.max_extent_km`` across.
+    others, and at most ``limits.max_extent_km`` across. Most geometries pass a quick check; the
+    others are walked position by position, which names what is wrong.
     """
+    quick = _quick(geometry, limits)
+    if quick is not None:
+        return quick
     walk = _Walk(limits.max_vertices)
     _walk(geometry, walk, path, False)
     lon, lat = walk.lon, walk.lat

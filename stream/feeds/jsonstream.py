@@ -41,6 +41,12 @@ def too_deep(what: str) -> RecordError:
     return RecordError(f"{what} is nested over {MAX_DEPTH} levels deep", "too_deep")
 
 
+def shallow(raw: bytes) -> bool:
+    """True when JSON text cannot nest over MAX_DEPTH containers: it holds no more opening
+    brackets than that (each container opens with one), so its decoded value needs no walk."""
+    return raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
+
+
 def depth_ok(value: Any) -> bool:
     """Whether a decoded value nests at most MAX_DEPTH containers (checked without recursion)."""
     level: list[Any] = [value]
@@ -220,7 +226,7 @@ def lines(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:
             while (rest := stream.readline(MAX_RECORD_BYTES)) and not rest.endswith(b"\n"):
                 pass
             value = too_large(f"line {number}")
-        elif not line.strip():
+        elif line.isspace():
             continue
         else:
             value = _decode_line(line)
@@ -245,6 +251,6 @@ def _decode_line(line: bytes) -> Any:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return RecordError("line is not JSON", "undecodable")
-    if depth_ok(value):
+    if shallow(line) or depth_ok(value):
         return value
     return too_deep("line") if isinstance(value, dict) else RecordError("line is not a JSON object", "schema")

@@ -112,6 +112,8 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
     ("details nested 255 deep", _event(details=_deep(255)), "details_too_deep"),
     ("details a list", _event(details=[1]), "schema"),
     ("title a number", _event(title=5), "schema"),
+    ("kind an array", _event(kind=[]), "schema"),
+    ("kind an object", _event(kind={"a": 1}), "schema"),
 ]
 
 
