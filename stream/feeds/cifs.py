@@ -46,13 +46,24 @@ SEVERITY = {
 DIRECTIONS: dict[str, Direction] = {"ONE_DIRECTION": "forward", "BOTH_DIRECTIONS": "both"}
 
 
+MIN_POSITIONS = 2
+"""cifsv2.xsd on <polyline>: "For any incident, you must submit at least two coordinates"."""
+
+
 def polyline(value: str | None) -> dict[str, Any]:
-    """'lat lon lat lon …' as a GeoJSON LineString (or Point) in lon/lat order."""
+    """'lat lon lat lon …' (at least two positions, as the CIFS schema requires) as a GeoJSON
+    LineString in lon/lat order."""
     if value is None or not value.strip():
         raise RecordError("incident has no polyline", "missing_geometry")
     parts = value.replace(",", " ").split()
     if len(parts) % 2:
         raise RecordError(f"polyline has an odd number of values ({len(parts)})", "invalid_geometry")
+    if len(parts) < 2 * MIN_POSITIONS:
+        raise RecordError(
+            f"polyline holds {len(parts) // 2} position; CIFS requires at least {MIN_POSITIONS} "
+            "(lat lon lat lon)",
+            "too_few_points",
+        )
     if len(parts) > 2 * coords.MAX_POSITIONS:
         raise RecordError("polyline has too many positions", "invalid_geometry")
     try:
@@ -66,8 +77,6 @@ def polyline(value: str | None) -> dict[str, Any]:
         for lat, lon in zip(lats, lons, strict=True):
             coords.lonlat(lon, lat)
     points = [[lon, lat] for lat, lon in zip(lats, lons, strict=True)]
-    if len(points) == 1:
-        return {"type": "Point", "coordinates": points[0]}
     return {"type": "LineString", "coordinates": points}
 
 

@@ -145,6 +145,8 @@ def test_bad_fields_are_rejected_with_a_reason(extra: str, reason: str) -> None:
         ("-95.5 45.0 -95.6 45.1", "swapped_coordinates"),
         ("200.0 300.0 201.0 301.0", "invalid_coordinates"),
         ("48.85 2.35 48.86", "invalid_geometry"),
+        ("48.85 2.35", "too_few_points"),
+        ("48.85,2.35", "too_few_points"),
         ("48.85 abc 48.86 2.36", "invalid_coordinates"),
         ("48.85 nan 48.86 2.36", "invalid_coordinates"),
     ],
