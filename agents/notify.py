@@ -1,4 +1,6 @@
-"""notify_drivers: alert transitions into each driver's Redis stream (deduplicated)."""
+"""notify_drivers: alerts other producers send to ``corridor.alerts``, into each driver's Redis
+stream (deduplicated). A worker stores its own alerts itself (``publish_alerts``): their envelopes,
+keyed ``stored``, are passed over undecoded."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import orjson
 from redis.exceptions import ResponseError
 
 from stream.runtime import envelopes, metrics
-from stream.runtime.app import alerts_topic, app, dead_letter, health, runtime
+from stream.runtime.app import STORED_KEY, alerts_topic, app, dead_letter, health, runtime
 from stream.runtime.redis_outbox import InvalidAlert, storable_alert
 from stream.runtime.retry import until_done
 
@@ -28,6 +30,8 @@ async def notify_drivers(stream: Any) -> None:
         metrics.messages_processed.labels(alerts_topic.get_topic_name()).inc(len(batch))
         alerts: list[tuple[dict[str, Any], str]] = []
         for message in batch:
+            if message.key == STORED_KEY:
+                continue
             where = f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
             try:
                 records = envelopes.unpack(message.value)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+import orjson
 
 from schemas.codec import opt_datetime
 
@@ -16,6 +19,32 @@ def alert_id_for(route_id: str, event_id: str) -> str:
     """Deterministic alert id of a (route, event) pair: the same pair always gets the same id."""
     digest = hashlib.blake2b(f"{route_id}\x1f{event_id}".encode(), digest_size=12).hexdigest()
     return f"al-{digest}"
+
+
+# Fields that change on every recomputation without telling the driver anything new: a replay or an
+# index rebuild that differs only in these (and the state) is the same alert.
+NOT_NEWS = ("expected_at", "created_at", "event_received_at")
+
+
+def mark_of(alert: Mapping[str, Any]) -> bytes:
+    """An alert's content mark, from its wire form (decoded): ``C`` for a clearing, else a digest of
+    its JSON with the state emptied and the ``NOT_NEWS`` times null. Two versions of an alert with
+    the same mark tell the driver the same thing; the outbox stores a version only when its mark
+    differs from the last one stored. The engine's encoder computes the same marks without decoding
+    (``stream.core.wire``; ``tests/unit/test_wire.py`` holds them equal)."""
+    if alert.get("state") == "cleared":
+        return b"C"
+    view = dict(alert)
+    view["state"] = ""
+    for name in NOT_NEWS:
+        if name in view:
+            view[name] = None
+    return digest_mark(orjson.dumps(view, option=orjson.OPT_NAIVE_UTC))
+
+
+def digest_mark(blank: bytes) -> bytes:
+    """The mark of an alert's JSON once its state is emptied and its ``NOT_NEWS`` times are null."""
+    return b"A" + hashlib.blake2b(blank, digest_size=10).hexdigest().encode()
 
 
 @dataclass(frozen=True, slots=True)

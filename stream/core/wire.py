@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from schemas import Alert, Event, Route, alert_id_for
+from schemas.alert import digest_mark, mark_of
 from stream.core.lifecycle import REASONS, STATES, Delta
 
 _OPTIONS = orjson.OPT_NAIVE_UTC
@@ -37,6 +38,8 @@ class WireAlerts:
     drivers: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
+    ids: list[bytes] = field(default_factory=list)  # each alert's id, encoded
+    marks: list[bytes] = field(default_factory=list)  # each alert's content mark (``mark_of``)
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -51,6 +54,8 @@ class WireAlerts:
         self.drivers += other.drivers
         self.kinds += other.kinds
         self.states += other.states
+        self.ids += other.ids
+        self.marks += other.marks
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Transitions by (event kind, state)."""
@@ -62,7 +67,10 @@ class WireAlerts:
         out = cls()
         for alert in alerts:
             at = received.get(alert.event_id) if received else None
-            out.payloads.append(encode_alert(alert, at))
+            payload = encode_alert(alert, at)
+            out.payloads.append(payload)
+            out.ids.append(alert.alert_id.encode())
+            out.marks.append(mark_of(orjson.loads(payload)))
             out.drivers.append(alert.driver_id)
             out.kinds.append(alert.kind)
             out.states.append(alert.state)
@@ -120,6 +128,7 @@ def encode_delta(
     created = orjson.dumps(delta.at, option=_OPTIONS)
     for state, evs, rs, dists, exps, reason in delta.parts:
         name = STATES[state].encode()
+        cleared = STATES[state] == "cleared"
         why = orjson.dumps(REASONS[reason] or None)
         distances = _items([None if d != d else round(d, 1) for d in dists.tolist()])
         expected = _items([None if x != x else datetime.fromtimestamp(x, UTC) for x in exps.tolist()])
@@ -134,6 +143,23 @@ def encode_delta(
             out.payloads.append(_TEMPLATE % values)
             out.drivers.append(route[2])
             out.kinds.append(event[3])
+            out.ids.append(alert_id)
+            if cleared:
+                out.marks.append(b"C")
+            else:
+                blank = (
+                    alert_id,
+                    route[0],
+                    event[0],
+                    b"",
+                    distance,
+                    event[1],
+                    b"null",
+                    b"null",
+                    b"null",
+                    why,
+                )
+                out.marks.append(digest_mark(_TEMPLATE % blank))
         out.states.extend([STATES[state]] * len(evs))
     return out
 

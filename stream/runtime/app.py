@@ -10,6 +10,7 @@ no pair is ever decided in two places.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import logging
@@ -50,7 +51,7 @@ _FAST_GROUP: dict[str, Any] = (
     else {}
 )
 
-set_fetch_wait(settings.fetch_wait_ms)
+set_fetch_wait(settings.fetch_wait)
 
 _DATADIR = settings.state_dir.resolve() / "faust" / settings.app_id
 _DATADIR.parent.mkdir(parents=True, exist_ok=True)
@@ -290,26 +291,44 @@ async def dead_letter(
     await rejected_topic.send(key=source.encode(), value=dumps(record))
 
 
-async def publish_alerts(alerts: WireAlerts) -> None:
-    """Send alert transitions (in their wire form) in envelopes per driver partition.
+# The key of the alert envelopes a worker has already stored in the drivers' streams: readers of
+# ``corridor.alerts`` (``notify_drivers`` among them) know them without decoding them.
+STORED_KEY = b"stored"
+_storing = asyncio.Lock()
 
+
+async def publish_alerts(alerts: WireAlerts) -> None:
+    """Store alert transitions in the drivers' Redis streams, then send them (in their wire form)
+    in envelopes per driver partition of the alerts topic, for any other reader.
+
+    Storing here rather than in a reader of the alerts topic takes a broker hop (a fetch wait) off
+    every alert's way to the driver, and the decoding and checking of alerts the engine has just
+    encoded. The guarantees are the outbox's (deduplicated by alert id and content mark); the
+    caller's offsets are committed only after this returns, so a crash replays, never loses. One
+    batch at a time: the transitions of two agents reach a driver in the order they were made.
     All the alerts of a driver go to one partition of the alerts topic, in order.
     """
     if not alerts:
         return
     for (kind, state), count in alerts.counts().items():
         metrics.alerts_emitted.labels(kind, state).inc(count)
-    partitions = partition_count(alerts_topic)
-    partition_of: dict[str, int] = {}
-    by_partition: dict[int, list[bytes]] = {}
-    for driver, encoded in zip(alerts.drivers, alerts.payloads, strict=True):
-        partition = partition_of.get(driver)
-        if partition is None:
-            partition = partition_of[driver] = envelopes.partition_of(driver, partitions)
-        by_partition.setdefault(partition, []).append(encoded)
-    for partition, encoded_alerts in by_partition.items():
-        for envelope in envelopes.pack(encoded_alerts):
-            await alerts_topic.send(key=b"alerts", value=envelope, partition=partition)
+    async with _storing:
+        ids = await until_done("storing alerts", runtime.outbox.append_wire, alerts)
+        stored = Counter(state for state, sid in zip(alerts.states, ids, strict=True) if sid is not None)
+        for state, count in stored.items():
+            metrics.alerts_stored.labels(state).inc(count)
+        metrics.alerts_deduplicated.inc(len(ids) - stored.total())
+        partitions = partition_count(alerts_topic)
+        partition_of: dict[str, int] = {}
+        by_partition: dict[int, list[bytes]] = {}
+        for driver, encoded in zip(alerts.drivers, alerts.payloads, strict=True):
+            partition = partition_of.get(driver)
+            if partition is None:
+                partition = partition_of[driver] = envelopes.partition_of(driver, partitions)
+            by_partition.setdefault(partition, []).append(encoded)
+        for partition, encoded_alerts in by_partition.items():
+            for envelope in envelopes.pack(encoded_alerts):
+                await alerts_topic.send(key=STORED_KEY, value=envelope, partition=partition)
 
 
 def consumer_lags() -> dict[tuple[str, int], int]:

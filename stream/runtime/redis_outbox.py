@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -38,14 +38,19 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from schemas import Alert
+from schemas.alert import mark_of
 from schemas.codec import to_plain
 from schemas.route import DRIVER_ID
+
+if TYPE_CHECKING:
+    from stream.core.wire import WireAlerts
 
 SEEN_TTL_S = 7 * 24 * 3600
 RETENTION_S = 24 * 3600
 DISPATCH_MAXLEN = 5000
 ALERTS_PER_CALL = 500  # bounds the time one script call holds Redis
 
+_OPTIONS = orjson.OPT_NAIVE_UTC
 STATES = frozenset({"raised", "updated", "cleared"})
 MAX_ALERT_BYTES = 64 * 1024
 
@@ -221,23 +226,8 @@ def storable_alert(alert: Any) -> dict[str, Any]:
     return data
 
 
-# Fields that change on every recomputation without telling the driver anything new: a replay or an
-# index rebuild that differs only in these is the same alert. (The engine decides what is news.)
-_NOT_NEWS = frozenset({"state", "created_at", "event_received_at", "expected_at"})
-
-
-def _mark(alert: dict[str, Any]) -> str:
-    if alert["state"] == "cleared":
-        return "C"
-    view = alert.copy()
-    for field in _NOT_NEWS:
-        view.pop(field, None)
-    return "A" + hashlib.blake2b(orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
-
-
-def _record(alert: dict[str, Any]) -> bytes:
+def _record(alert_id: bytes, mark: bytes, payload: bytes) -> bytes:
     """An alert as the append script reads it: its id, its content mark, its payload."""
-    alert_id, mark, payload = alert["alert_id"].encode(), _mark(alert).encode(), orjson.dumps(alert)
     return b"%d:%b%d:%b%d:%b" % (len(alert_id), alert_id, len(mark), mark, len(payload), payload)
 
 
@@ -264,18 +254,39 @@ class RedisOutbox:
         self._dispatch_sha = _sha(_DISPATCH)
 
     async def append(self, alerts: Sequence[A]) -> list[tuple[A, str | None]]:
-        """Store a batch: script calls of up to ``ALERTS_PER_CALL`` alerts (see the module), all in
-        one round trip (plus one for dispatch on a Redis Cluster).
+        """Store a batch of records or wire-form dicts (see ``append_wire``).
 
         Each alert gets its driver stream id, or None if the driver already had it. Every alert is
         checked before anything is written (``InvalidAlert`` for one that cannot be stored).
         """
-        if not alerts:
-            return []
         plains = [plain_alert(alert) for alert in alerts]
+        records = [
+            _record(
+                plain["alert_id"].encode(), mark_of(plain), orjson.dumps(plain, option=orjson.OPT_NAIVE_UTC)
+            )
+            for plain in plains
+        ]
+        ids = await self._append([plain["driver_id"] for plain in plains], records)
+        return list(zip(alerts, ids, strict=True))
+
+    async def append_wire(self, alerts: WireAlerts) -> list[str | None]:
+        """Store the engine's transitions as encoded (their ids and marks computed with them): the
+        path of a worker's own alerts, which need neither decoding nor checking. Returns each
+        alert's driver stream id, or None if the driver already had it."""
+        records = [
+            _record(alert_id, mark, payload)
+            for alert_id, mark, payload in zip(alerts.ids, alerts.marks, alerts.payloads, strict=True)
+        ]
+        return await self._append(alerts.drivers, records)
+
+    async def _append(self, drivers: Sequence[str], records: Sequence[bytes]) -> list[str | None]:
+        """Script calls of up to ``ALERTS_PER_CALL`` alerts (see the module), all in one round trip
+        (plus one for dispatch on a Redis Cluster)."""
+        if not records:
+            return []
         by_driver: dict[str, list[int]] = {}
-        for i, plain in enumerate(plains):
-            by_driver.setdefault(plain["driver_id"], []).append(i)
+        for i, driver in enumerate(drivers):
+            by_driver.setdefault(driver, []).append(i)
         now_ms = str(int(time.time() * 1000))
         channel = wake_channel(self._prefix)
         retention_ms = max(0, self._retention_s * 1000)
@@ -304,13 +315,13 @@ class RedisOutbox:
                         chunk, keys, blob = [], [], []
                     keys += [driver_seen_key(self._prefix, driver), driver_stream_key(self._prefix, driver)]
                     blob.append(_fields(driver.encode(), b"%d" % len(part)))
-                    blob.extend(_record(plains[i]) for i in part)
+                    blob.extend(records[i] for i in part)
                     chunk += part
             if chunk:
                 call(chunk, keys, blob)
         replies = await self._run(self._append_sha, _APPEND, [(n, args) for _, args, n in calls])
-        ids: list[str | None] = [None] * len(plains)
-        payloads: list[bytes | None] = [None] * len(plains)
+        ids: list[str | None] = [None] * len(records)
+        payloads: list[bytes | None] = [None] * len(records)
         for (chunk, _, _), reply in zip(calls, replies, strict=True):
             for i, stored in zip(chunk, reply, strict=True):
                 if stored and inline:
@@ -319,8 +330,8 @@ class RedisOutbox:
                     ids[i], payloads[i] = _text(stored[0]), stored[1]
         if self._dispatch_maxlen > 0 and not inline and any(ids):
             entries = b"".join(
-                _fields(payload, plain["driver_id"].encode(), sid.encode())
-                for plain, sid, payload in zip(plains, ids, payloads, strict=True)
+                _fields(payload, driver.encode(), sid.encode())
+                for driver, sid, payload in zip(drivers, ids, payloads, strict=True)
                 if sid is not None and payload is not None
             )
             await self._run(
@@ -328,7 +339,7 @@ class RedisOutbox:
                 _DISPATCH,
                 [(1, [dispatch_stream_key(self._prefix), self._dispatch_maxlen, entries])],
             )
-        return list(zip(alerts, ids, strict=True))
+        return ids
 
     def _groups(self, by_driver: dict[str, list[int]]) -> list[list[tuple[str, list[int]]]]:
         """Drivers whose alerts may share script calls: all of them on a single Redis, those of

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from schemas import Event, Route, Vehicle, VehicleConditions
+from schemas.alert import mark_of
 from stream.core.engine import Engine
 from stream.core.lifecycle import Delta
 from stream.core.wire import WireAlerts, encode_alert
@@ -60,6 +61,12 @@ def _check(engine: Engine, delta: Delta, received: dict[str, datetime] | None) -
     assert wire.drivers == [a.driver_id for a in records]
     assert wire.kinds == [a.kind for a in records]
     assert wire.states == [a.state for a in records]
+    assert wire.ids == [a.alert_id.encode() for a in records]
+    # the marks computed without decoding are those of the decoded alerts, as an outside producer's
+    # alerts get them; and equal only when what the driver is told is equal
+    assert wire.marks == [mark_of(orjson.loads(payload)) for payload in wire.payloads]
+    for alert, mark in zip(records, wire.marks, strict=True):
+        assert (mark == b"C") == (alert.state == "cleared")
     stamped = [replace(a, event_received_at=received.get(a.event_id)) if received else a for a in records]
     assert list(wire) == stamped  # and they decode to the same records
     return len(records)
@@ -97,3 +104,25 @@ def test_records_with_a_receipt_time_already_keep_the_new_one() -> None:
     wire = WireAlerts.of([stamped], {"t:p": later})
     assert orjson.loads(wire.payloads[0])["event_received_at"] == later.isoformat()
     assert (wire.drivers, wire.kinds, wire.states) == ([alert.driver_id], ["closure"], ["raised"])
+
+
+def test_the_mark_ignores_only_what_is_not_news() -> None:
+    """Times of the computation and the state do not change an alert's mark; its distance, its
+    validity or its title do; a clearing is always ``C``."""
+    rng = random.Random(3)
+    engine = Engine()
+    engine.upsert_routes_delta([_route(rng, 0)], AT)
+    wire = engine.wire(engine.apply_events_delta([replace(_event(rng, 1, 0), status="active")], AT))
+    assert wire.payloads, "the event must concern the route"
+    alert = orjson.loads(wire.payloads[0])
+    base = mark_of(alert)
+    for same in (
+        {"state": "updated"},
+        {"created_at": "2026-03-10T10:00:00Z"},
+        {"expected_at": None},
+        {"event_received_at": "2026-03-10T09:00:01Z"},
+    ):
+        assert mark_of({**alert, **same}) == base, same
+    for news in ({"distance_ahead_m": 12.5}, {"title": "another"}, {"valid_until": "2026-03-11T00:00:00Z"}):
+        assert mark_of({**alert, **news}) != base, news
+    assert mark_of({**alert, "state": "cleared"}) == b"C"
