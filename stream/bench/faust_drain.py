@@ -26,7 +26,7 @@ def main() -> None:
     settings = Settings.from_env()
     topic_name = os.environ["CORRIDOR_DRAIN_TOPIC"]
     count = int(os.environ["CORRIDOR_DRAIN_COUNT"])
-    set_fetch_wait(settings.fetch_wait_ms)
+    set_fetch_wait(settings.fetch_wait)
     datadir = settings.state_dir.resolve() / "faust" / f"{topic_name}.drain"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -4,8 +4,10 @@ A fetch that finds no new data waits up to ``fetch_max_wait_ms`` on the broker. 
 soon as data arrives, but the embedded broker (Tansu) holds the fetch for the whole wait: with
 Faust's fixed 1,500 ms an event crossing three topics (events, fan-out, alerts) could take seconds to
 reach a driver. Measured with a plain consumer on the embedded broker: p50 392 ms per hop at
-1,500 ms, 20 ms at 100 ms. ``CORRIDOR_FETCH_WAIT_MS`` (default 100) sets it for every consumer
-of the worker; the cost is at most ten empty fetches a second per idle consumer.
+1,500 ms, 20 ms at 100 ms. ``CORRIDOR_FETCH_WAIT_MS`` sets it for every consumer of the worker:
+by default 10 ms on the embedded broker, at the cost of a hundred empty fetches a second per idle
+consumer (measured, 48 partitions a fetch: 13.6 % of a core for the broker, 6.5 % for the
+consumer; 3.4 % and 1.3 % at 100 ms), and 500 ms on Kafka, which answers as soon as data arrives.
 """
 
 from __future__ import annotations
