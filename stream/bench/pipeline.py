@@ -406,7 +406,7 @@ async def _clients(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
     from stream.core.tokens import Keyring
 
     keyring = Keyring.parse(KEY_SPEC)
-    received: list[tuple[str, float]] = []
+    received: list[tuple[str, float, str | None, str | None]] = []
     sem = asyncio.Semaphore(200)
     connected = 0
 
@@ -422,7 +422,8 @@ async def _clients(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
                 now = time.time()
                 message = orjson.loads(frame)
                 if message.get("type") == "alert":
-                    received.append((message["alert"]["event_id"], now))
+                    alert = message["alert"]
+                    received.append((alert["event_id"], now, alert["event_received_at"], alert["created_at"]))
         except websockets.ConnectionClosed:
             return
 
@@ -507,6 +508,34 @@ async def publish_at_rate(
     return sent_at
 
 
+STAGES = (
+    ("publish_to_fan_out", "publish → stamped by fan_out_events (producer linger, events topic)"),
+    ("fan_out_to_match", "stamped → match begins (Redis save, fan-out topic, batching)"),
+    ("match_to_socket", "match begins → driver's socket (matching, Redis append, wake-up, gateway)"),
+)
+
+
+def stage_latencies(
+    received: Sequence[tuple[str, float, str | None, str | None]], sent_at: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """p50/p99 (ms) of each stage of the path, from the times an alert carries: its event's
+    receipt (``event_received_at``, stamped by ``fan_out_events``) and its making (``created_at``).
+    One machine, one clock; the times an alert carries have millisecond precision."""
+    spans: dict[str, list[float]] = {name: [] for name, _ in STAGES}
+    for event_id, at, stamped, created in received:
+        if stamped is None or created is None:
+            continue
+        t1 = datetime.fromisoformat(stamped).timestamp()
+        t2 = datetime.fromisoformat(created).timestamp()
+        spans["publish_to_fan_out"].append((t1 - sent_at[event_id]) * 1000)
+        spans["fan_out_to_match"].append((t2 - t1) * 1000)
+        spans["match_to_socket"].append((at - t2) * 1000)
+    return {
+        name: {"p50": round(_percentile(v, 0.50), 1), "p99": round(_percentile(v, 0.99), 1)}
+        for name, v in spans.items()
+    }
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -555,19 +584,19 @@ def latency_runs(
                 producer_before = time.process_time()
                 sent_at = asyncio.run(publish_at_rate(bench.settings(prefix), items, rate, single))
                 producer_cpu = time.process_time() - producer_before
-                received: list[tuple[str, float]] = []
+                received: list[tuple[str, float, str | None, str | None]] = []
                 deadline = time.monotonic() + LATENCY_DRAIN_S
                 while time.monotonic() < deadline:
                     worker.check_alive()
                     parent.send("0.5")
                     received += [r for r in parent.recv() if r[0] in sent_at]
-                    if len({e for e, _ in received}) >= len(items):
+                    if len({r[0] for r in received}) >= len(items):
                         break
                 if run == 0:
                     continue
                 cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-                latencies = [(at - sent_at[e]) * 1000 for e, at in received]
-                own = {e for e, _ in received}
+                latencies = [(r[1] - sent_at[r[0]]) * 1000 for r in received]
+                own = {r[0] for r in received}
                 results.append(
                     {
                         "events": len(items),
@@ -576,6 +605,7 @@ def latency_runs(
                         "p50_ms": _percentile(latencies, 0.50),
                         "p99_ms": _percentile(latencies, 0.99),
                         "max_ms": max(latencies, default=float("nan")),
+                        "stages_ms": stage_latencies(received, sent_at),
                         **cpu_fields(
                             len(items),
                             len(latencies),
