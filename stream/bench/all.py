@@ -27,6 +27,7 @@ from stream.bench import pipeline as bpl
 
 RESULTS = Path("bench/results.json")
 GATEWAY_RUNS = 3
+API_RUNS = 3
 
 
 def machine() -> dict[str, Any]:
@@ -159,6 +160,19 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     for fmt, r in results["parse"].items():
         s = {"median": r["median_per_s"], "min": r["min_per_s"], "max": r["max_per_s"], "runs": r["runs"]}
         out.append(_row(f"parse {fmt}", s, r.get("target_per_s"), "records/s"))
+    api = results.get("api")
+    if api:
+        from stream.bench.api import TARGETS as AT  # noqa: PLC0415 - the API's own targets
+
+        label = f"publish API ({api['clients']} clients x {api['batch']} events)"
+        for what, key, unit, target, higher in (
+            ("accepted", "events_per_s", "events/s", AT["events_per_s"], True),
+            ("p50 request", "p50_ms", "ms", None, False),
+            ("p99 request", "p99_ms", "ms", AT["p99_ms"], False),
+            ("API CPU per event", "api_cpu_us_per_event", "µs", None, False),
+        ):
+            values = [r[key] for r in api["rounds"] if r[key] is not None]
+            out.append(_row(f"{label}: {what}", bm.summary(values, 1), target, unit, higher))
     g = results["gateway"]
     if g:
         from stream.bench.gateway import TARGETS as GT  # noqa: PLC0415 - the gateway's own targets
@@ -269,6 +283,10 @@ def run_all(quick: bool, out_path: Path, md_path: Path | None) -> None:
     results["parse"] = {
         fmt: bp.measure(fmt, 0.1 if quick else 1.0, 2 if quick else bp.RUNS) for fmt in bp.INPUTS
     }
+    click.echo("== api", err=True)
+    from stream.bench import api as bapi
+
+    results["api"] = bapi.measure(seconds=3.0) if quick else bapi.measure(runs=API_RUNS)
     click.echo("== gateway", err=True)
     results["gateway"] = _gateway(1, 200, 500, 3.0) if quick else _gateway(GATEWAY_RUNS, 10_000, 5_000, 10.0)
     results["seconds"] = round(time.monotonic() - started)

@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "pipeline": "stream.bench.pipeline:pipeline",
     "parse": "stream.bench.parse:parse",
     "gateway": "stream.bench.gateway:gateway",
+    "api": "stream.bench.api:api",
 }
 # Long runs with their own make target (``make soak``), left out of ``bench all``.
 LONG_RUNS: dict[str, str] = {
