@@ -1,10 +1,10 @@
 """The drivers connected to one gateway, and the pump from their Redis streams to their sockets.
 
-Wake-ups (one pub/sub message per alert appended) only mark a driver dirty. A single reader task
-takes every driver marked since its last round trip and reads all their streams at once (``XREAD``
-over many keys, pipelined in chunks): at 5,000 alerts/s that is a few hundred reads per second
-instead of one per alert. Entries go into each connection's bounded queue; the connection's own
-handler task writes them to its socket. A connection whose queue would overflow is cut off with
+Wake-ups (pub/sub messages naming the drivers a write appended to) only mark drivers dirty. A single
+reader task takes every driver marked since its last round trip and reads all their streams at once
+(``XREAD`` over many keys, pipelined in chunks): at 5,000 alerts/s that is a few hundred reads per
+second instead of one per alert. Entries go into each connection's bounded queue; the connection's
+own handler task writes them to its socket. A connection whose queue would overflow is cut off with
 4408 and the last id written in the reason, so that memory stays bounded whatever the clients do.
 
 One driver never stops the others: cursors are checked as Redis reads them before they are used
@@ -189,9 +189,10 @@ class Hub:
                             continue
                         metrics.gateway_wakeups.inc()
                         data = message["data"]
-                        driver_id = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
-                        if driver_id in drivers:
-                            self.mark(driver_id)
+                        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                        for driver_id in text.split(" "):
+                            if driver_id in drivers:
+                                self.mark(driver_id)
             except REDIS_ERRORS as exc:
                 self._down["wakeups"] = f"wake-up channel lost ({exc}); reconnecting"
                 log.warning("redis wake-up channel lost (%s); retrying in %.1fs", exc, backoff)
@@ -465,8 +466,8 @@ def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry | None:
     body = fields.get(b"a") if isinstance(fields, dict) else None
     if not isinstance(body, bytes) or not body.startswith(b"{"):
         return None
-    appended = fields.get(b"t", b"0")
     frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
+    appended = raw_id.partition(b"-")[0]  # a stream id's first part: when Redis appended it (ms)
     at = int(appended) / 1000 if appended.isdigit() and len(appended) < 16 else 0.0
     return raw_id.decode(), frame, at, _created_at(body)
 

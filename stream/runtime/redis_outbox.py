@@ -3,11 +3,12 @@
 The alerts of a batch are appended by Lua script calls, each driver's in order, unless the driver
 already has them: the same content for an alert id is never appended twice, a ``raised`` for an
 alert the driver already holds becomes ``updated``, and a ``cleared`` for an alert the driver never
-saw is dropped. A driver that gets anything appended is published once per call on the wake-up
-channel, which gateways listen to. One call serves many drivers (up to ``ALERTS_PER_CALL`` alerts):
-on a single Redis all of a batch's drivers share calls; on a Redis Cluster only drivers whose keys
-(hash-tagged by driver) fall in the same slot do, as a script's keys must. The alerts of a call
-travel as one argument (length-prefixed fields), which keeps the client's command packing cheap.
+saw is dropped. The drivers a call appends to are announced in one message on the wake-up channel
+(driver ids, space-separated), which gateways listen to. One call serves many drivers (up to
+``ALERTS_PER_CALL`` alerts): on a single Redis all of a batch's drivers share calls; on a Redis
+Cluster only drivers whose keys (hash-tagged by driver) fall in the same slot do, as a script's keys
+must. The alerts of a call travel as one argument (length-prefixed fields), which keeps the client's
+command packing cheap.
 
 A stream is bounded by length (``MAXLEN ~ maxlen``) and by age: every call that appends trims
 entries older than ``retention_s`` by Redis's clock (``XTRIM MINID``, exact, so that a short stream
@@ -27,7 +28,6 @@ Alerts are taken as plain dicts (the wire form, as decoded from JSON) or as ``Al
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,32 +69,35 @@ local function reader(data)
 end
 """
 
-# KEYS: seen hash and stream of each driver of the call, in turn, then the dispatch stream when the
-# call writes it too. ARGV: maxlen, time field, wake channel, seen ttl, retention ms, stream ttl, the
-# drivers: (driver id, alert count) fields then (alert id, content mark, payload) fields per alert,
-# and the dispatch stream's maxlen ('0': the caller writes it). Returns per alert its stream id
-# (with the payload as stored, {id, payload}, when the caller writes the dispatch stream), or false
-# (nil) when the driver already has it.
+# ARGV: maxlen, key prefix, wake channel, seen ttl, retention ms, stream ttl, the drivers: (driver id,
+# alert count) fields then (alert id, content mark, payload) fields per alert, and the dispatch
+# stream's maxlen ('0': the caller writes it). The script names each driver's keys itself (as
+# ``driver_seen_key`` and ``driver_stream_key`` do): on a single Redis the call passes no KEYS, which
+# spares the client packing and Redis reading two arguments per driver; on a Redis Cluster it passes
+# them all (one slot), as a cluster routes by them. Returns per alert its stream id (with the
+# payload as stored, {id, payload}, when the caller writes the dispatch stream), or false (nil) when
+# the driver already has it. The drivers appended to are announced in one message, space-separated.
 _APPEND = (
     _READ_FIELDS
     + """
 local out = {}
 local field = reader(ARGV[7])
+local prefix = ARGV[2]
 local dispatch = nil
-if ARGV[8] ~= '0' then dispatch = KEYS[#KEYS] end
-local k = 0
+if ARGV[8] ~= '0' then dispatch = prefix .. ':dispatch' end
 local oldest = nil
 if ARGV[5] ~= '0' then
   local now = redis.call('TIME')
   local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   oldest = string.format('%d', ms - tonumber(ARGV[5]))
 end
+local woken = {}
 while true do
   local driver = field()
   if not driver then break end
   local count = tonumber(field())
-  local seen, stream = KEYS[k + 1], KEYS[k + 2]
-  k = k + 2
+  local base = prefix .. ':drv:{' .. driver .. '}:'
+  local seen, stream = base .. 'seen', base .. 'alerts'
   local appended = false
   for _ = 1, count do
     local alert_id, mark, payload = field(), field(), field()
@@ -106,18 +109,22 @@ while true do
       prev = redis.call('HGET', seen, alert_id)
     end
     local keep = true
+    local state = nil  -- the state the driver gets, when not the one the payload holds
     if mark == 'C' then
       if (not prev) or prev == 'C' then keep = false end
     elseif prev == mark then
       keep = false
     elseif prev and prev ~= 'C' then
-      payload = string.gsub(payload, '"state":"%a+"', '"state":"updated"', 1)
+      state = 'updated'
     else
-      payload = string.gsub(payload, '"state":"%a+"', '"state":"raised"', 1)
+      state = 'raised'
     end
     if keep then
+      if state and not string.find(payload, '"state":"' .. state .. '"', 1, true) then
+        payload = string.gsub(payload, '"state":"%a+"', '"state":"' .. state .. '"', 1)
+      end
       if not marked then redis.call('HSET', seen, alert_id, mark) end
-      local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', 'a', payload, 't', ARGV[2])
+      local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', 'a', payload)
       if dispatch then
         redis.call('XADD', dispatch, 'MAXLEN', '~', ARGV[8], '*', 'a', payload, 'd', driver, 's', id)
         out[#out + 1] = id
@@ -133,9 +140,10 @@ while true do
     redis.call('EXPIRE', seen, ARGV[4])
     if oldest then redis.call('XTRIM', stream, 'MINID', oldest) end
     redis.call('EXPIRE', stream, ARGV[6])
-    redis.call('PUBLISH', ARGV[3], driver)
+    woken[#woken + 1] = driver
   end
 end
+if #woken > 0 then redis.call('PUBLISH', ARGV[3], table.concat(woken, ' ')) end
 return out
 """
 )
@@ -180,7 +188,8 @@ def dispatch_stream_key(prefix: str) -> str:
 
 
 def wake_channel(prefix: str) -> str:
-    """The pub/sub channel on which driver ids are announced when their stream grows."""
+    """The pub/sub channel on which driver ids are announced when their stream grows: a message is
+    one or more driver ids separated by single spaces (a driver id holds no space)."""
     return f"{prefix}:wake"
 
 
@@ -287,20 +296,20 @@ class RedisOutbox:
         by_driver: dict[str, list[int]] = {}
         for i, driver in enumerate(drivers):
             by_driver.setdefault(driver, []).append(i)
-        now_ms = str(int(time.time() * 1000))
         channel = wake_channel(self._prefix)
         retention_ms = max(0, self._retention_s * 1000)
         stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
-        head = [self._maxlen, now_ms, channel, SEEN_TTL_S, retention_ms, stream_ttl]
+        head = [self._maxlen, self._prefix, channel, SEEN_TTL_S, retention_ms, stream_ttl]
         # On a single Redis each call writes the dispatch stream too (the payloads need not come
-        # back to be sent again); on a Cluster a call's keys must share a slot, so it is written apart.
-        inline = self._dispatch_maxlen > 0 and not isinstance(self._client, RedisCluster)
-        tail: list[Any] = [dispatch_stream_key(self._prefix)] if inline else []
+        # back to be sent again) and names no keys; on a Cluster a call's keys must share a slot and
+        # be declared, so the dispatch stream is written apart.
+        cluster = isinstance(self._client, RedisCluster)
+        inline = self._dispatch_maxlen > 0 and not cluster
         dispatch_arg = self._dispatch_maxlen if inline else 0
 
         def call(chunk: list[int], keys: list[str], blob: list[bytes]) -> None:
-            args = [*keys, *tail, *head, b"".join(blob), dispatch_arg]
-            calls.append((chunk, args, len(keys) + len(tail)))
+            args = [*keys, *head, b"".join(blob), dispatch_arg]
+            calls.append((chunk, args, len(keys)))
 
         calls: list[tuple[list[int], list[Any], int]] = []  # (alerts, arguments, number of keys)
         for group in self._groups(by_driver):
@@ -313,7 +322,9 @@ class RedisOutbox:
                     if chunk and len(chunk) + len(part) > ALERTS_PER_CALL:
                         call(chunk, keys, blob)
                         chunk, keys, blob = [], [], []
-                    keys += [driver_seen_key(self._prefix, driver), driver_stream_key(self._prefix, driver)]
+                    if cluster:
+                        keys.append(driver_seen_key(self._prefix, driver))
+                        keys.append(driver_stream_key(self._prefix, driver))
                     blob.append(_fields(driver.encode(), b"%d" % len(part)))
                     blob.extend(records[i] for i in part)
                     chunk += part

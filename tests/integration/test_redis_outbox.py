@@ -81,7 +81,7 @@ async def _wakeups(pubsub: aioredis.client.PubSub, count: int) -> list[str]:
     while len(woken) < count and asyncio.get_running_loop().time() < deadline:
         message = await pubsub.get_message(timeout=0.2)
         if message is not None:
-            woken.append(message["data"].decode())
+            woken += message["data"].decode().split(" ")
     return woken
 
 
