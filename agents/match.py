@@ -31,6 +31,9 @@ log = logging.getLogger("corridor.agents.match")
 EXPIRE_EVERY_S = 15.0
 OBSERVE_EVERY_S = 2.0
 PRUNE_EVERY_S = 300.0
+# How long a batch waits for more messages: Faust's take() wakes every window whether or not a
+# message came, so each agent on an event's way adds half of it on average.
+BATCH_WINDOW_S = 0.005
 # Events stored and fanned out together: envelopes make a batch of messages up to a million events.
 FAN_OUT_CHUNK = 2000
 
@@ -44,7 +47,7 @@ async def fan_out_events(stream: Any) -> None:
     in its envelope) and the rest goes on.
     """
     limits, max_bytes = settings.event_limits, settings.event_max_bytes
-    async for batch in stream.take_events(1000, within=0.02):
+    async for batch in stream.take_events(1000, within=BATCH_WINDOW_S):
         metrics.messages_processed.labels(events_topic.get_topic_name()).inc(len(batch))
         stamped: list[StampedEvent] = []
         encoded: list[bytes] = []
@@ -91,7 +94,7 @@ def _where(message: Any) -> str:
 @app.agent(fanout_topic)
 async def match_events(stream: Any) -> None:
     """Match each new batch of events against this worker's routes at once (copies are skipped)."""
-    async for batch in stream.take(16, within=0.02):  # envelopes of up to ~1,000 events
+    async for batch in stream.take(16, within=BATCH_WINDOW_S):  # envelopes of up to ~1,000 events
         metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
         stamped: list[StampedEvent] = []
         for raw in batch:
