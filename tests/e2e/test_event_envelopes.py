@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from stream.runtime.services import EmbeddedServices
 from tests.support.drivers import DriverClient, token_for
 from tests.support.geometry import point
-from tests.support.stack import Stack, dead_letters, east_route, worker_stack
+from tests.support.stack import Stack, dead_letters, east_route, topic_records, worker_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +92,20 @@ async def test_an_envelope_half_bad_dead_letters_its_bad_records_and_delivers_th
         f"interop:veh-{tag}": ("schema", "[4]"),
     }
     assert len(letters) == 3 and all(letter["source"] == "stream" for letter in letters)
+
+
+async def test_the_workers_alerts_are_also_published_once_each_as_stored(stack: Stack) -> None:
+    """A worker stores its alerts in the drivers' streams itself and still publishes each on
+    corridor.alerts (for other readers), keyed ``stored`` so that its own reader passes them over:
+    the driver gets the alert once, and the topic carries that same alert once."""
+    event_id = f"interop:out-{uuid.uuid4().hex[:8]}"
+    token = token_for(stack.deployment.env, DRIVER)
+    async with DriverClient(stack.gateway_port, DRIVER, token) as driver:
+        await _send(stack, [(event_id.encode(), orjson.dumps(_event(event_id, 2500)))])
+        received = await driver.wait_for(lambda a: a["event_id"] == event_id, timeout=30)
+        published = await topic_records(
+            stack.deployment.settings, "alerts", lambda r: r.get("event_id") == event_id, 2, timeout=5
+        )
+    assert [key for key, _ in published] == [b"stored"]
+    assert published[0][1] == received["alert"]
+    assert [a["alert"]["event_id"] for a in driver.alerts].count(event_id) == 1

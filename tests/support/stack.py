@@ -76,19 +76,35 @@ async def dead_letters(
 ) -> list[dict[str, Any]]:
     """The records of the dead-letter topic that ``match`` accepts, once ``count`` arrived (fewer
     at the timeout: the caller's assertion says what is missing)."""
+    found = await topic_records(settings, "events.rejected", match, count, timeout)
+    return [record for _, record in found]
+
+
+async def topic_records(
+    settings: Settings,
+    topic: str,
+    match: Callable[[dict[str, Any]], bool],
+    count: int = 1,
+    timeout: float = 30,
+) -> list[tuple[bytes | None, dict[str, Any]]]:
+    """(message key, record) of the records of a topic that ``match`` accepts, a message being one
+    record or an envelope of them, once ``count`` arrived (fewer at the timeout)."""
     consumer = AIOKafkaConsumer(
-        settings.topic("events.rejected"),
+        settings.topic(topic),
         bootstrap_servers=settings.bootstrap_servers(),
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    found: list[dict[str, Any]] = []
+    found: list[tuple[bytes | None, dict[str, Any]]] = []
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(found) < count and loop.time() < deadline:
             for messages in (await consumer.getmany(timeout_ms=300)).values():
-                found += [r for r in (orjson.loads(m.value) for m in messages) if match(r)]
+                for message in messages:
+                    data = orjson.loads(message.value)
+                    records = data if isinstance(data, list) else [data]
+                    found += [(message.key, r) for r in records if match(r)]
     finally:
         await consumer.stop()
     return found
