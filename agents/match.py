@@ -53,7 +53,8 @@ async def fan_out_events(stream: Any) -> None:
         encoded: list[bytes] = []
         for message in batch:
             try:
-                decoded = envelopes.read_events(message.value, limits, max_bytes)
+                with metrics.stage("decode_events"):
+                    decoded = envelopes.read_events(message.value, limits, max_bytes)
             except Exception as exc:  # noqa: BLE001 - a reader fault costs one message, not the batch
                 log.exception("reading events failed at %s", _where(message))
                 await dead_letter(
@@ -63,10 +64,11 @@ async def fan_out_events(stream: Any) -> None:
             for index, exc, raw in decoded.refused:
                 where = _where(message) if index is None else f"{_where(message)}[{index}]"
                 await dead_letter("stream", "event", where, exc.error, raw, exc.reason)
-            for event in decoded.events:
-                item = StampedEvent(time.time_ns(), event)
-                encoded.append(encode_stamped(item))
-                stamped.append(item)
+            with metrics.stage("stamp_events"):
+                for event in decoded.events:
+                    item = StampedEvent(time.time_ns(), event)
+                    encoded.append(encode_stamped(item))
+                    stamped.append(item)
             if len(stamped) >= FAN_OUT_CHUNK:
                 await _fan_out(stamped, encoded)
                 stamped, encoded = [], []
@@ -82,7 +84,9 @@ async def _fan_out(stamped: list[StampedEvent], encoded: list[bytes]) -> None:
         metrics.events_in.labels(source, kind).inc(count)
     await until_done("saving events", runtime.state.save_events, stamped, encoded)
     partitions = partition_count(fanout_topic)
-    for envelope in envelopes.pack(encoded):
+    with metrics.stage("stamp_events"):
+        packed = envelopes.pack(encoded)
+    for envelope in packed:
         for partition in range(partitions):
             await fanout_topic.send(key=b"events", value=envelope, partition=partition)
 
@@ -98,9 +102,10 @@ async def match_events(stream: Any) -> None:
         metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
         stamped: list[StampedEvent] = []
         for raw in batch:
-            if not runtime.first_copy(raw):
-                continue
-            items, refused = unpack_stamped(raw)
+            with metrics.stage("decode_copies"):
+                if not runtime.first_copy(raw):
+                    continue
+                items, refused = unpack_stamped(raw)
             stamped += items
             for exc in refused:
                 await dead_letter(
@@ -109,7 +114,8 @@ async def match_events(stream: Any) -> None:
         if not stamped:
             continue
         started = time.perf_counter()
-        alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
+        with metrics.stage("match"):
+            alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
         metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
         metrics.count_matches("events", alerts)
         await runtime.refuse_failed_events()

@@ -52,6 +52,7 @@ from stream.bench.matchers import summary
 from stream.core import lifecycle as lc
 from stream.core.city import City, events, make_route, route_chunks
 from stream.core.engine import Engine, EngineConfig
+from stream.runtime.metrics import STAGES as WORKER_STAGES
 from stream.runtime.services import EmbeddedServices, free_port
 from stream.runtime.settings import Settings
 from stream.runtime.supervisor import Supervisor, wait_until
@@ -308,6 +309,7 @@ def throughput_run(
         wait_until(routes_loaded, 120, "the workers to load their routes")
         time.sleep(3.0)  # the group settles (rebalance timeout 2 s) before the clock starts
         pids = {"broker": bench.services.broker.pid(), "redis": bench.services.redis.pid()}
+        stages_before = [scrape(p) for p in ports]
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         worker_before = [_cpu_seconds(p.popen.pid) for p in procs]
         started = time.perf_counter()
@@ -345,7 +347,23 @@ def throughput_run(
         "ingest_events_per_s": n / (ingested_at - started),
         "produce_s": round(produce_s, 2),
         **cpu_fields(n, expected, cpu, services_cpu["broker"], services_cpu["redis"], producer_cpu),
+        "stages_us_per_event": stage_costs(stages_before, samples, sum(cpu), n),
     }
+
+
+def stage_costs(
+    before: Sequence[dict[str, float]], after: Sequence[dict[str, float]], worker_cpu_s: float, events: int
+) -> dict[str, float]:
+    """µs of worker CPU per event in each stage of the event path (``metrics.STAGES``, summed over
+    the workers, from their ``corridor_stage_cpu_seconds_total`` before and after the run), and the
+    rest of the workers' CPU: Faust, aiokafka (its consumer thread included), sockets, the event loop."""
+    out: dict[str, float] = {}
+    for name in WORKER_STAGES:
+        key = f'corridor_stage_cpu_seconds_total{{stage="{name}"}}'
+        spent = sum(s.get(key, 0.0) for s in after) - sum(s.get(key, 0.0) for s in before)
+        out[name] = round(spent * 1e6 / max(1, events), 1)
+    out["rest"] = round(worker_cpu_s * 1e6 / max(1, events) - sum(out.values()), 1)
+    return out
 
 
 def cpu_fields(

@@ -323,16 +323,21 @@ async def publish_alerts(alerts: WireAlerts) -> None:
             metrics.alerts_stored.labels(state).inc(count)
         metrics.alerts_deduplicated.inc(len(ids) - stored.total())
         partitions = partition_count(alerts_topic)
-        partition_of: dict[str, int] = {}
-        by_partition: dict[int, list[bytes]] = {}
-        for driver, encoded in zip(alerts.drivers, alerts.payloads, strict=True):
-            partition = partition_of.get(driver)
-            if partition is None:
-                partition = partition_of[driver] = envelopes.partition_of(driver, partitions)
-            by_partition.setdefault(partition, []).append(encoded)
-        for partition, encoded_alerts in by_partition.items():
-            for envelope in envelopes.pack(encoded_alerts):
-                await alerts_topic.send(key=STORED_KEY, value=envelope, partition=partition)
+        with metrics.stage("publish_alerts"):
+            partition_of: dict[str, int] = {}
+            by_partition: dict[int, list[bytes]] = {}
+            for driver, encoded in zip(alerts.drivers, alerts.payloads, strict=True):
+                partition = partition_of.get(driver)
+                if partition is None:
+                    partition = partition_of[driver] = envelopes.partition_of(driver, partitions)
+                by_partition.setdefault(partition, []).append(encoded)
+            packed = [
+                (partition, envelope)
+                for partition, encoded_alerts in by_partition.items()
+                for envelope in envelopes.pack(encoded_alerts)
+            ]
+        for partition, envelope in packed:
+            await alerts_topic.send(key=STORED_KEY, value=envelope, partition=partition)
 
 
 def consumer_lags() -> dict[tuple[str, int], int]:

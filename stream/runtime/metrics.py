@@ -12,7 +12,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -27,6 +28,35 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 TOP_EVENTS = 10
 PUBLISHER_ENDPOINTS = ("events", "portcalls")
 PUBLISHER_STATUSES = ("2xx", "4xx", "5xx")
+
+# The stages of an event's way through a worker whose CPU ``stage`` measures (synchronous code
+# only: what runs while a stage awaits, such as Faust's consumer thread and the sockets, is not in
+# any stage). ``corridor bench pipeline`` divides them by the events of a run.
+STAGES = (
+    "decode_events",  # fan_out_events: reading corridor.events (envelopes or single events)
+    "stamp_events",  # fan_out_events: stamping, encoding and packing the fan-out's envelopes
+    "decode_copies",  # match_events: recognising copies, decoding the stamped events
+    "match",  # match_events: the engine, and encoding its transitions (ids, marks, JSON)
+    "store_alerts",  # publish_alerts: preparing the Redis script calls
+    "publish_alerts",  # publish_alerts: counting and packing the alerts topic's envelopes
+)
+stage_cpu = Counter(
+    "corridor_stage_cpu_seconds_total",
+    "CPU seconds of the worker's main thread in each stage of the event path (synchronous work).",
+    ["stage"],
+)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Count the CPU time of the thread inside the block towards ``name`` (one of ``STAGES``);
+    the block must not await, or another task's time would count too."""
+    started = time.thread_time()
+    try:
+        yield
+    finally:
+        stage_cpu.labels(name).inc(time.thread_time() - started)
+
 
 events_in = Counter(
     "corridor_events_in_total",

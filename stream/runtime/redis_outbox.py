@@ -41,6 +41,7 @@ from schemas import Alert
 from schemas.alert import mark_of
 from schemas.codec import to_plain
 from schemas.route import DRIVER_ID
+from stream.runtime import metrics
 
 if TYPE_CHECKING:
     from stream.core.wire import WireAlerts
@@ -282,10 +283,11 @@ class RedisOutbox:
         """Store the engine's transitions as encoded (their ids and marks computed with them): the
         path of a worker's own alerts, which need neither decoding nor checking. Returns each
         alert's driver stream id, or None if the driver already had it."""
-        records = [
-            _record(alert_id, mark, payload)
-            for alert_id, mark, payload in zip(alerts.ids, alerts.marks, alerts.payloads, strict=True)
-        ]
+        with metrics.stage("store_alerts"):
+            records = [
+                _record(alert_id, mark, payload)
+                for alert_id, mark, payload in zip(alerts.ids, alerts.marks, alerts.payloads, strict=True)
+            ]
         return await self._append(alerts.drivers, records)
 
     async def _append(self, drivers: Sequence[str], records: Sequence[bytes]) -> list[str | None]:
@@ -293,6 +295,36 @@ class RedisOutbox:
         (plus one for dispatch on a Redis Cluster)."""
         if not records:
             return []
+        with metrics.stage("store_alerts"):
+            calls, inline = self._plan(drivers, records)
+        replies = await self._run(self._append_sha, _APPEND, [(n, args) for _, args, n in calls])
+        with metrics.stage("store_alerts"):
+            ids: list[str | None] = [None] * len(records)
+            payloads: list[bytes | None] = [None] * len(records)
+            for (chunk, _, _), reply in zip(calls, replies, strict=True):
+                for i, stored in zip(chunk, reply, strict=True):
+                    if stored and inline:
+                        ids[i] = _text(stored)
+                    elif stored:
+                        ids[i], payloads[i] = _text(stored[0]), stored[1]
+        if self._dispatch_maxlen > 0 and not inline and any(ids):
+            entries = b"".join(
+                _fields(payload, driver.encode(), sid.encode())
+                for driver, sid, payload in zip(drivers, ids, payloads, strict=True)
+                if sid is not None and payload is not None
+            )
+            await self._run(
+                self._dispatch_sha,
+                _DISPATCH,
+                [(1, [dispatch_stream_key(self._prefix), self._dispatch_maxlen, entries])],
+            )
+        return ids
+
+    def _plan(
+        self, drivers: Sequence[str], records: Sequence[bytes]
+    ) -> tuple[list[tuple[list[int], list[Any], int]], bool]:
+        """The script calls of a batch, (alerts, arguments, number of keys) each, and whether
+        they write the dispatch stream themselves."""
         by_driver: dict[str, list[int]] = {}
         for i, driver in enumerate(drivers):
             by_driver.setdefault(driver, []).append(i)
@@ -330,27 +362,7 @@ class RedisOutbox:
                     chunk += part
             if chunk:
                 call(chunk, keys, blob)
-        replies = await self._run(self._append_sha, _APPEND, [(n, args) for _, args, n in calls])
-        ids: list[str | None] = [None] * len(records)
-        payloads: list[bytes | None] = [None] * len(records)
-        for (chunk, _, _), reply in zip(calls, replies, strict=True):
-            for i, stored in zip(chunk, reply, strict=True):
-                if stored and inline:
-                    ids[i] = _text(stored)
-                elif stored:
-                    ids[i], payloads[i] = _text(stored[0]), stored[1]
-        if self._dispatch_maxlen > 0 and not inline and any(ids):
-            entries = b"".join(
-                _fields(payload, driver.encode(), sid.encode())
-                for driver, sid, payload in zip(drivers, ids, payloads, strict=True)
-                if sid is not None and payload is not None
-            )
-            await self._run(
-                self._dispatch_sha,
-                _DISPATCH,
-                [(1, [dispatch_stream_key(self._prefix), self._dispatch_maxlen, entries])],
-            )
-        return ids
+        return calls, inline
 
     def _groups(self, by_driver: dict[str, list[int]]) -> list[list[tuple[str, list[int]]]]:
         """Drivers whose alerts may share script calls: all of them on a single Redis, those of
