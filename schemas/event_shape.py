@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from schemas.event import EventKind as Kind
+
 # The schema's patterns, as the schema spells them (both validators search with Python's re).
 _INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"
 _SLOT_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$"
@@ -22,17 +24,6 @@ Instant = Annotated[str, Meta(pattern=_INSTANT_PATTERN)]
 Slot = Annotated[str, Meta(pattern=_SLOT_PATTERN)]
 Day = Literal["everyday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 Measure = Annotated[float, Meta(ge=0)]
-Kind = Literal[
-    "closure",
-    "restriction",
-    "perimeter",
-    "hazard",
-    "roadworks",
-    "bridge_lift",
-    "lock_closure",
-    "port_call",
-    "vessel",
-]
 
 
 class VehiclesShape(Struct, forbid_unknown_fields=True):

@@ -12,11 +12,9 @@ import asyncio
 import json
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,7 +22,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
 from stream.bench.pipeline import Bench, _cpu_seconds
-from stream.runtime.services import EmbeddedServices, free_port, port_free
+from stream.runtime.services import free_port, port_free
 from stream.runtime.supervisor import Supervisor, corridor_command, wait_until
 
 TARGETS = {"events_per_s": 20_000.0, "p99_ms": 50.0}
@@ -134,15 +132,8 @@ def run_once(bench: Bench, clients: int, batch: int, seconds: float) -> dict[str
 
 def measure(clients: int = 6, batch: int = 100, seconds: float = 20.0, runs: int = 1) -> dict[str, Any]:
     """Medians of ``runs`` runs, each with its own API process, on one set of embedded services."""
-    with tempfile.TemporaryDirectory(prefix="corridor-bench-api-") as tmp:
-        state = Path(tmp)
-        services = EmbeddedServices(state)
-        info = services.up()
-        bench = Bench(state, services, info["kafka_url"].split("://", 1)[1], info["redis_url"])
-        try:
-            rounds = [run_once(bench, clients, batch, seconds) for _ in range(runs)]
-        finally:
-            services.down()
+    with Bench.embedded("api") as bench:
+        rounds = [run_once(bench, clients, batch, seconds) for _ in range(runs)]
 
     def median(key: str, digits: int = 1) -> float | None:
         values = [r[key] for r in rounds if r[key] is not None]

@@ -35,7 +35,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -96,6 +97,19 @@ class Bench:
     def settings(self, prefix: str) -> Settings:
         """Settings of a run's deployment, as its processes read them."""
         return Settings.from_env(self.env(prefix))
+
+    @classmethod
+    @contextmanager
+    def embedded(cls, name: str) -> Iterator[Bench]:
+        """Embedded broker and Redis in a temporary state directory, for one benchmark."""
+        with tempfile.TemporaryDirectory(prefix=f"corridor-bench-{name}-") as tmp:
+            state = Path(tmp)
+            services = EmbeddedServices(state)
+            info = services.up()
+            try:
+                yield cls(state, services, info["kafka_url"].split("://", 1)[1], info["redis_url"])
+            finally:
+                services.down()
 
 
 def _prefix(kind: str) -> str:
@@ -661,26 +675,19 @@ def measure(
     evs = events(City(routes=n_routes, events=n_events, seed=7))
     payloads = [(e.id.encode(), dumps(e)) for e in evs]
     expected = expected_alerts(routes, evs)
-    with tempfile.TemporaryDirectory(prefix="corridor-bench-pipeline-") as tmp:
-        state = Path(tmp)
-        services = EmbeddedServices(state)
-        info = services.up()
-        bench = Bench(state, services, info["kafka_url"].split("://", 1)[1], info["redis_url"])
-        try:
-            rounds: list[dict[str, Any]] = []
-            for _ in range(runs):
-                ceiling = ceiling_run(bench, payloads)
-                framework = faust_ceiling_run(bench, payloads)
-                one = throughput_run(bench, routes, evs, expected, 1, single)
-                two = throughput_run(bench, routes, evs, expected, 2, single)
-                rounds.append({"ceiling": ceiling, "faust": framework, "one": one, "two": two})
-            drivers = min(drivers, n_routes)
-            windows = (
-                latency_runs(bench, routes[:drivers], drivers, rate, seconds, runs, single) if latency else []
-            )
-            broker_rss = _rss_mb(services.broker.pid())
-        finally:
-            services.down()
+    with Bench.embedded("pipeline") as bench:
+        rounds: list[dict[str, Any]] = []
+        for _ in range(runs):
+            ceiling = ceiling_run(bench, payloads)
+            framework = faust_ceiling_run(bench, payloads)
+            one = throughput_run(bench, routes, evs, expected, 1, single)
+            two = throughput_run(bench, routes, evs, expected, 2, single)
+            rounds.append({"ceiling": ceiling, "faust": framework, "one": one, "two": two})
+        drivers = min(drivers, n_routes)
+        windows = (
+            latency_runs(bench, routes[:drivers], drivers, rate, seconds, runs, single) if latency else []
+        )
+        broker_rss = _rss_mb(bench.services.broker.pid())
 
     def per_run(key: str, field: str, digits: int = 1) -> dict[str, Any]:
         return summary([r[key][field] for r in rounds], digits)
