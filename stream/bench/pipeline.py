@@ -605,6 +605,7 @@ def latency_runs(
         parent, child = ctx.Pipe()
         clients = ctx.Process(target=_clients_main, args=(child, port, names), daemon=True)
         clients.start()
+        pids["clients"] = clients.pid
         try:
             hello = parent.recv()
             if "error" in hello:
@@ -613,6 +614,7 @@ def latency_runs(
             for run in range(runs + 1):  # window 0 warms the path up and is not kept
                 items = latency_events(routes, drivers, int(rate * seconds), f"{run}")
                 cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+                window_started = time.monotonic()
                 producer_before = time.process_time()
                 sent_at = asyncio.run(publish_at_rate(bench.settings(prefix), items, rate, single))
                 producer_cpu = time.process_time() - producer_before
@@ -638,6 +640,9 @@ def latency_runs(
                         "p99_ms": _percentile(latencies, 0.99),
                         "max_ms": max(latencies, default=float("nan")),
                         "stages_ms": stage_latencies(received, sent_at),
+                        # the benchmark's own driver sockets, on the same two cores
+                        "clients_cpu_s": round(cpu["clients"], 3),
+                        "window_s": round(time.monotonic() - window_started, 2),
                         **cpu_fields(
                             len(items),
                             len(latencies),
