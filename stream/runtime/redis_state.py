@@ -11,14 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 
 from schemas import Event, RouteMessage
 from schemas.codec import to_plain
 from schemas.errors import InvalidRecord
+from schemas.event import known_timezone
 from schemas.geometry import DEFAULT_LIMITS, GeometryLimits
 from stream.core.partition import StampedEvent
 from stream.runtime import envelopes
@@ -64,7 +66,21 @@ def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = envelopes.MAX_B
 
 
 def unpack_stamped(raw: bytes) -> tuple[list[StampedEvent], list[InvalidRecord]]:
-    """The stamped events of one envelope, and the records of it that could not be read."""
+    """The stamped events of one fan-out envelope, and the records of it that could not be read.
+
+    The fan-out writes what the strict reader accepted, so its envelopes are decoded in one pass
+    by a typed decoder straight into ``Event`` (msgspec: every field's type, enumeration and time
+    checked, and the time zone; 2-6 µs an event against 12 for the strict reader, and every worker
+    decodes every event). An envelope it refuses is read record by record by the strict reader, so
+    that only the records at fault are refused, with its messages. (The geometry is not walked
+    again: the fan-out checked it, and the engine refuses alone an event it cannot file.)
+    """
+    try:
+        typed = _FAN_OUT.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        typed = None
+    if typed is not None and all(known_timezone(item.event.timezone) for item in typed):
+        return [StampedEvent(item.seq, item.event) for item in typed], []
     try:
         records = envelopes.unpack(raw)
     except orjson.JSONDecodeError as exc:
@@ -77,6 +93,14 @@ def unpack_stamped(raw: bytes) -> tuple[list[StampedEvent], list[InvalidRecord]]
         except InvalidRecord as exc:
             refused.append(exc)
     return items, refused
+
+
+class _Stamped(msgspec.Struct):
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    event: Event
+
+
+_FAN_OUT = msgspec.json.Decoder(list[_Stamped])
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,61 @@ def test_stamped_events_are_encoded_as_the_codec_writes_them() -> None:
     item = StampedEvent(1_234_567_890_123, event)
     assert encode_stamped(item) == orjson.dumps({"seq": item.seq, "event": to_plain(event)})
     assert decode_stamped(encode_stamped(item)) == item
+
+
+def _full(n: int) -> Event:
+    """An event with every field set, times in several offsets (the strict reader's output)."""
+    paris = timezone(timedelta(hours=2))
+    return Event.from_dict(
+        {
+            "id": f"full:{n}",
+            "source": "city.paris",
+            "kind": ["closure", "restriction", "perimeter", "roadworks"][n % 4],
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[2.3, 48.8], [2.31, 48.8], [2.31, 48.81], [2.3, 48.8]]],
+            },
+            "valid_from": datetime(2026, 7, 1, 8, tzinfo=paris).isoformat(),
+            "valid_until": "2026-07-02T18:00:00Z",
+            "status": "cancelled" if n % 5 == 0 else "active",
+            "direction": "forward" if n % 2 else "both",
+            "schedule": {"everyday": ["08:00-12:00"], "monday": ["14:00-18:00", "20:00-24:00"]},
+            "timezone": "America/Martinique" if n % 3 else "Europe/Paris",
+            "vehicles": {"max_weight_t": 3.5 + n, "max_height_m": 4, "critair": ["3", "NC"], "hazmat": True},
+            "title": f"Rue n°{n} \u2028 fermée",
+            "street": "A13",
+            "severity": "high",
+            "updated_at": "2026-06-30T10:00:00.123456+00:00",
+            "terminal": "T1",
+            "details": {"dialog": {"id": n, "tags": ["a", None, 1.5, {"deep": [True]}]}},
+        }
+    )
+
+
+def test_the_typed_decoder_reads_the_fan_outs_envelopes_as_the_strict_reader_does() -> None:
+    """Every field of an event, in every form the strict reader leaves it, comes back equal."""
+    items = [StampedEvent(10_000 + n, _full(n)) for n in range(40)] + [_stamped(n) for n in range(5)]
+    [envelope] = pack_stamped(items)
+    decoded, refused = unpack_stamped(envelope)
+    assert refused == [] and decoded == items
+    strict = [decode_stamped(orjson.dumps(record)) for record in orjson.loads(envelope)]
+    assert decoded == strict
+
+
+def test_a_bad_record_in_a_fan_out_envelope_is_refused_alone_with_the_strict_readers_reason() -> None:
+    """A record the typed decoder refuses sends the envelope to the strict reader, record by record."""
+    records = [orjson.loads(encode_stamped(_stamped(n))) for n in range(3)]
+    records[1]["event"]["timezone"] = "Mars/Olympus"
+    records[2]["seq"] = -1
+    decoded, refused = unpack_stamped(orjson.dumps(records))
+    assert decoded == [_stamped(0)]
+    assert [exc.reason for exc in refused] == ["bad_timezone", "schema"]
+
+
+def test_an_unknown_time_zone_alone_is_refused_by_the_strict_reader() -> None:
+    """A time zone is a plain string to the typed decoder: it is checked apart, and refused alone."""
+    records = [orjson.loads(encode_stamped(_stamped(n))) for n in range(2)]
+    records[1]["event"]["timezone"] = "Mars/Olympus"
+    decoded, refused = unpack_stamped(orjson.dumps(records))
+    assert decoded == [_stamped(0)]
+    assert [exc.reason for exc in refused] == ["bad_timezone"]
