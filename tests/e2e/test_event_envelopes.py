@@ -13,8 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from stream.runtime.services import EmbeddedServices
 from tests.support.drivers import DriverClient, token_for
-from tests.support.geometry import point
-from tests.support.stack import Stack, dead_letters, east_route, topic_records, worker_stack
+from tests.support.stack import Stack, dead_letters, east_route, event_record, topic_records, worker_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +29,7 @@ def stack(embedded_services: EmbeddedServices, tmp_path_factory: pytest.TempPath
 
 
 def _event(event_id: str, at_m: float, **changes: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "id": event_id,
-        "source": "interop",
-        "kind": "closure",
-        "geometry": point(at_m, 5),
-        "valid_from": None,
-        "valid_until": None,
-        "status": "active",
-        "title": event_id,
-    }
-    record.update(changes)
-    return record
+    return event_record(event_id, "interop", at_m, **changes)
 
 
 async def _send(stack: Stack, messages: list[tuple[bytes | None, bytes]]) -> None:

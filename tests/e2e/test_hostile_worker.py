@@ -26,7 +26,7 @@ from stream.runtime.services import EmbeddedServices, free_port
 from tests.support.drivers import DriverClient, token_for
 from tests.support.geometry import line, lonlat, point
 from tests.support.processes import Deployment, wait_until
-from tests.support.stack import Stack, dead_letters, east_route, worker_stack
+from tests.support.stack import Stack, dead_letters, east_route, event_record, worker_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -46,18 +46,7 @@ def _route() -> Route:
 
 
 def _event(event_id: str, **changes: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "id": event_id,
-        "source": "hostile",
-        "kind": "closure",
-        "geometry": point(1000, 5),
-        "valid_from": None,
-        "valid_until": None,
-        "status": "active",
-        "title": event_id,
-    }
-    record.update(changes)
-    return record
+    return event_record(event_id, "hostile", **changes)
 
 
 def _deep(depth: int) -> bytes:

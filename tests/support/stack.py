@@ -18,7 +18,7 @@ from stream.runtime.producer import Publisher
 from stream.runtime.services import free_port
 from stream.runtime.settings import Settings
 from stream.runtime.supervisor import Proc
-from tests.support.geometry import lonlat
+from tests.support.geometry import lonlat, point
 from tests.support.processes import Deployment, deployment_env
 
 
@@ -38,6 +38,23 @@ def east_route(route_id: str, driver_id: str, length_m: float = 4000) -> Route:
     return Route(
         route_id, driver_id, tuple((a, b) for a, b in lonlat([(0, 0), (length_m, 0)])), Vehicle(weight_t=19)
     )
+
+
+def event_record(event_id: str, source: str, at_m: float = 1000, **changes: Any) -> dict[str, Any]:
+    """A closure's JSON record at ``at_m`` metres along ``east_route``, titled by its id, with
+    ``changes`` (good or bad) over it."""
+    record: dict[str, Any] = {
+        "id": event_id,
+        "source": source,
+        "kind": "closure",
+        "geometry": point(at_m, 5),
+        "valid_from": None,
+        "valid_until": None,
+        "status": "active",
+        "title": event_id,
+    }
+    record.update(changes)
+    return record
 
 
 async def register_stored(deployment: Deployment, route: Route, timeout: float = 30) -> None:
