@@ -9,6 +9,7 @@ import pytest
 
 from schemas import Alert, Event, Route, RouteMessage, Vehicle, VehicleConditions, alert_id_for
 from schemas.codec import dumps, loads, to_plain
+from schemas.errors import InvalidRecord
 from schemas.validate import errors, validator
 
 T0 = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
@@ -63,3 +64,45 @@ def test_naive_datetimes_are_refused() -> None:
     """A timestamp without its UTC offset is an error, never silently taken as local time."""
     with pytest.raises(ValueError, match="offset"):
         Event.from_dict({**to_plain(EVENT), "valid_from": "2026-03-29T02:30:00"})
+
+
+POINT_A, POINT_B = [2.35, 48.85], [2.36, 48.86]
+LINE = {"type": "LineString", "coordinates": [POINT_A, POINT_B]}
+POINT = {"type": "Point", "coordinates": POINT_A}
+
+
+@pytest.mark.parametrize(
+    ("geometry", "accepted"),
+    [
+        ({"type": "MultiPoint", "coordinates": [POINT_A, POINT_B]}, True),
+        (
+            {"type": "GeometryCollection", "geometries": [LINE, POINT]},
+            True,
+        ),
+        ({"type": "MultiPoint", "coordinates": []}, False),
+        ({"type": "GeometryCollection", "geometries": []}, False),
+        (
+            {
+                "type": "GeometryCollection",
+                "geometries": [{"type": "GeometryCollection", "geometries": [POINT]}],
+            },
+            False,
+        ),
+        ({"type": "Circle", "coordinates": POINT_A}, False),
+    ],
+    ids=["multipoint", "collection", "empty multipoint", "empty collection", "nested collection", "circle"],
+)
+def test_the_schema_takes_the_geometries_the_reader_takes(
+    geometry: dict[str, object], accepted: bool
+) -> None:
+    """The published schema and the reader every entry uses agree on the kinds of geometry: the
+    engine files MultiPoint and (flat) GeometryCollection events, so the contract lists them."""
+    record = {"id": "t:g", "source": "t", "kind": "closure", "geometry": geometry}
+    record |= {"valid_from": None, "valid_until": None, "status": "active"}
+    schema_ok = not errors("event", record)
+    try:
+        Event.from_dict(record)
+        reader_ok = True
+    except InvalidRecord:
+        reader_ok = False
+    assert (schema_ok, reader_ok) == (accepted, accepted)
