@@ -76,8 +76,8 @@ class _Walk:
         for number in value:
             if isinstance(number, bool) or not isinstance(number, int | float):
                 raise InvalidRecord(f"{path}: {_short(number)} is not a number", "invalid_coordinates")
-            if not math.isfinite(number):
-                raise InvalidRecord(f"{path}: {number!r} is not a finite number", "invalid_coordinates")
+            if not _finite(number):
+                raise InvalidRecord(f"{path}: {_short(number)} is not a finite number", "invalid_coordinates")
         lon, lat = float(value[0]), float(value[1])
         check_lonlat(lon, lat, path)
         if len(self.lon) >= self.limit:
@@ -109,6 +109,14 @@ class _Walk:
             )
         for index, item in enumerate(value):
             self.nested(item, depth - 1, fewest, kind, f"{path}/{index}")
+
+
+def _finite(number: float) -> bool:
+    """True for a number a float holds and that is not inf or NaN (an int beyond a float: False)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _short(value: Any) -> str:
