@@ -1,16 +1,14 @@
-"""JSON read as a stream (ijson): records come out one at a time, each bounded in size and depth."""
+"""JSON read as a stream: records come out one at a time, each bounded in size and depth."""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any, BinaryIO
 
 import ijson
 import orjson
 
+from stream.feeds import jsonsplit
 from stream.feeds.base import (
     CHUNK_BYTES,
     MAX_RECORD_BYTES,
@@ -18,73 +16,23 @@ from stream.feeds.base import (
     CountingReader,
     FeedFormatError,
     RecordError,
+    replay,
+)
+from stream.feeds.jsonrecord import (
+    _ENDS,
+    _STARTS,
+    ARRAY,
+    MAX_DEPTH,
+    OBJECT,
+    DigitChecked,
+    depth_ok,
+    read_record,
+    shallow,
+    too_deep,
+    too_large,
 )
 
-MAX_DEPTH = 64
-"""Deepest nesting of one record: GeoJSON needs under 10; deeper ones would exhaust the stack later."""
-
-ARRAY, OBJECT = "array", "object"
-"""What ``walk`` reports for a member of the root object whose value is a container."""
-
-_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1  # what orjson reads and writes
-_STARTS = {"start_map": dict, "start_array": list}
-_ENDS = frozenset({"end_map", "end_array"})
-
-
-def too_large(what: str) -> RecordError:
-    """The rejection of a record over MAX_RECORD_BYTES."""
-    return RecordError(f"{what} is over {MAX_RECORD_BYTES // 2**20} MiB: split it", "too_large")
-
-
-def too_deep(what: str) -> RecordError:
-    """The rejection of a record nested deeper than MAX_DEPTH."""
-    return RecordError(f"{what} is nested over {MAX_DEPTH} levels deep", "too_deep")
-
-
-def shallow(raw: bytes) -> bool:
-    """True when JSON text cannot nest over MAX_DEPTH containers: it holds no more opening
-    brackets than that (each container opens with one), so its decoded value needs no walk."""
-    return raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
-
-
-def depth_ok(value: Any) -> bool:
-    """Whether a decoded value nests at most MAX_DEPTH containers (checked without recursion)."""
-    level: list[Any] = [value]
-    for _ in range(MAX_DEPTH + 1):
-        inner: list[Any] = []
-        for item in level:
-            if isinstance(item, dict):
-                inner.extend(v for v in item.values() if isinstance(v, dict | list))
-            elif isinstance(item, list):
-                inner.extend(v for v in item if isinstance(v, dict | list))
-        if not inner:
-            return True
-        level = inner
-    return False
-
-
-MAX_DIGITS = 4300
-"""Longest run of digits let through to ijson: Python refuses to convert a longer integer, and
-ijson 3.6's C backend then leaves that ValueError pending, to surface anywhere later."""
-_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
-
-
-class _JsonSource(CountingReader):
-    """A CountingReader that refuses runs of digits longer than MAX_DIGITS, even across chunks."""
-
-    _run = 0
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes, checked for over-long digit runs."""
-        data = super().read(size)
-        head = len(data) - len(data.lstrip(b"0123456789"))
-        if self._run + head > MAX_DIGITS or _DIGITS.search(data):
-            raise FeedFormatError(
-                f"a number of over {MAX_DIGITS} digits near byte {self.count}: not a value Corridor reads"
-            )
-        tail = len(data) - len(data.rstrip(b"0123456789"))
-        self._run = self._run + head if head == len(data) else tail
-        return data
+__all__ = ["ARRAY", "MAX_DEPTH", "OBJECT", "depth_ok", "lines", "shallow", "too_deep", "too_large", "walk"]
 
 
 def walk(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[str, Any, Any]]:
@@ -95,8 +43,19 @@ def walk(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[st
     OBJECT or ARRAY); and ("record", index, value) for each value at ``path`` (keys, or "item"
     for array elements), the value being a RecordError when the record is too large or deep.
     Syntax errors raise FeedFormatError.
+
+    An array of records at the root or in a member of the root object (most documents) is cut
+    into records and decoded by ``jsonsplit``; other shapes are walked event by event (ijson).
     """
-    source = _JsonSource(stream, fmt)
+    try:
+        yield from jsonsplit.walk(stream, fmt, path)
+    except jsonsplit.Unsupported as shape:
+        yield from walk_events(replay(shape.head, stream), fmt, path)
+
+
+def walk_events(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[str, Any, Any]]:
+    """``walk`` event by event (ijson): any document shape, a Python step per value."""
+    source = DigitChecked(stream, fmt)
     # basic_parse, not parse: ijson 3.6's C parse() crashes the interpreter on an integer over
     # 4,300 digits, where basic_parse raises ValueError. Numbers come as Decimal, not float, as
     # use_float=True refuses integers over 64 bits.
@@ -136,74 +95,13 @@ def _walk(
             member = OBJECT if event == "start_map" else ARRAY if event == "start_array" else value
             yield "member", keys[0], member
         if depth == len(path) and tuple(keys) == path:
-            yield "record", index, _record(event, value, events, source)
+            yield "record", index, read_record(event, value, events, source)
             index += 1
         elif event in _STARTS:
             if depth >= len(path):
                 deep = 1
             else:
                 keys.append("item" if event == "start_array" else None)
-
-
-def _record(event: str, value: Any, events: Iterator[tuple[str, Any]], source: CountingReader) -> Any:
-    """The value that starts with ``event`` (its other events read from ``events``), or a RecordError."""
-    if event not in _STARTS:
-        return _scalar(value)
-    start = source.count
-    root: Any = _STARTS[event]()
-    stack: list[Any] = [root]
-    keys: list[Any] = [None]
-    failed: RecordError | None = None
-    depth = 1
-    for event, value in events:
-        source.mark = source.count
-        if event in _ENDS:
-            depth -= 1
-            if depth == 0:
-                return failed or root
-            if failed is None:
-                stack.pop()
-                keys.pop()
-            continue
-        if event == "map_key":
-            if failed is None:
-                keys[-1] = value
-            continue
-        if event in _STARTS:
-            depth += 1
-        if failed is not None:
-            continue
-        if source.count - start > MAX_RECORD_BYTES:
-            failed, root, stack, keys = too_large("record"), None, [], []
-            continue
-        if depth > MAX_DEPTH:
-            failed, root, stack, keys = too_deep("record"), None, [], []
-            continue
-        item = _STARTS[event]() if event in _STARTS else _scalar(value)
-        if isinstance(item, RecordError):
-            failed, root, stack, keys = item, None, [], []
-            continue
-        top = stack[-1]
-        if type(top) is list:
-            top.append(item)
-        else:
-            top[keys[-1]] = item
-        if event in _STARTS:
-            stack.append(item)
-            keys.append(None)
-    raise ijson.IncompleteJSONError("premature end of the document inside a record")
-
-
-def _scalar(value: Any) -> Any:
-    """A JSON scalar as orjson gives it (non-integers as float), or a RecordError past a double."""
-    if type(value) is Decimal:
-        number = float(value)
-        if not math.isfinite(number):
-            return RecordError(f"number {str(value)[:40]} is out of range", "undecodable")
-        return number
-    if type(value) is int and not _MIN_INT <= value <= _MAX_INT:
-        return RecordError(f"integer {str(value)[:40]} is beyond 64 bits", "undecodable")
-    return value
 
 
 def lines(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
@@ -36,6 +37,12 @@ def local_time(value: Any, field: str) -> datetime | None:
     raw = text(value, field, 64)
     if raw is None:
         return None
+    return _local_time(raw, field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_time(raw: str, field: str) -> datetime | None:
+    """``local_time`` of a string (the perimeters of one event share their times: read once)."""
     match = _LOCAL.match(raw)
     if match is None:
         return timing.instant(raw, field)
