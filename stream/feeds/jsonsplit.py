@@ -43,10 +43,11 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _SCALAR = re.compile(rb"-?[0-9][0-9.eE+-]*|true|false|null")
 # A string, or one bracket: what the exact scan of a record steps over.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-# Twenty digits in a row may be an integer orjson reads as a float (beyond 2**64): read by ijson.
+# Nineteen digits in a row may be an integer orjson reads as a float (below -2**63, or beyond
+# 2**64 - 1): such a record is read by ijson.
 # (Found with translate and find: a regular expression takes longer than decoding the record.)
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_LONG_RUN = b"0" * 20
+_LONG_RUN = b"0" * 19
 _CLOSE = {ord("{"): b"}", ord("["): b"]"}
 _OPEN = {ord("{"): b"{", ord("["): b"["}
 
@@ -309,9 +310,12 @@ def _by_ijson(raw: bytes, start: int, fmt: str) -> Any:
     events = ijson.basic_parse(source, buf_size=CHUNK_BYTES)
     try:
         event, value = next(events)
-        return read_record(event, value, events, source)
+        record = read_record(event, value, events, source)
+        for _ in events:  # a scalar's bytes hold more than one value ('1e999.0')
+            raise FeedFormatError(f"not a {fmt} JSON document: a value is malformed (near byte {start})")
     except FeedFormatError:
         raise
     except (ijson.JSONError, ValueError, ArithmeticError, StopIteration) as exc:
         detail = str(exc).split("\n", 1)[0][:200]
         raise FeedFormatError(f"not a {fmt} JSON document: {detail} (near byte {start})") from None
+    return record
