@@ -47,7 +47,7 @@ def _fields(element: Any, rec: dict[str, Any]) -> None:
 def xml_records(stream: BinaryIO) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
     """(where, record) for every <incident> of a CIFS XML document, as they are read."""
     count = 0
-    for root, element in xmldoc.records(stream, "CIFS", _is_incident):
+    for root, element in xmldoc.records(stream, "CIFS", ["incident"], depth=1):
         if element is root:
             if xmldoc.local(root.tag) != "incidents":
                 raise FeedFormatError(
@@ -62,7 +62,3 @@ def xml_records(stream: BinaryIO) -> Iterator[tuple[str, dict[str, Any] | Record
         _fields(element, rec)
         ident = rec["id"]
         yield (f"incident {ident}" if ident else f"incident #{count - 1}", rec)
-
-
-def _is_incident(name: str, depth: int) -> bool:
-    return depth == 1 and name == "incident"

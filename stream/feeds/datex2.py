@@ -128,17 +128,13 @@ def order_items(order: etree._Element) -> list[Item]:
 _RECORDS = {"trafficRegulationOrder": "TrafficRegulationPublication", "situation": "SituationPublication"}
 
 
-def _is_record(name: str, depth: int) -> bool:
-    return name in _RECORDS
-
-
 def iter_datex2(stream: BinaryIO) -> Iterator[Item]:
     """A DATEX II v3 payload (regulations or situations) as events, order by order as read.
 
     The payload's xsi:type says which records it holds; without one, the first record decides.
     """
     publication = ""
-    for root, element in xmldoc.records(stream, "DATEX II", _is_record):
+    for root, element in xmldoc.records(stream, "DATEX II", _RECORDS):
         if element is root:
             publication = xsi_type(root)
             if publication not in _RECORDS.values():
