@@ -8,7 +8,7 @@ from lxml import etree
 
 from schemas.event import VehicleConditions
 from stream.feeds.base import RecordError
-from stream.feeds.datex2_common import first, value
+from stream.feeds.datex2_common import firsts, value, value_of
 
 HGV_WEIGHT_T = 3.5
 LIMITS = {
@@ -22,8 +22,7 @@ CRITAIR.update({f"critair{n}": str(n) for n in range(1, 6)})
 DESCRIPTIVE = ("vehicleType", "vehicleUsage", "otherVehicleType", "fuelType")
 
 
-def _limit(characteristics: etree._Element, name: str) -> tuple[float, str] | None:
-    found = first(characteristics, name)
+def _limit(found: etree._Element | None, name: str) -> tuple[float, str] | None:
     if found is None or not (found.text or "").strip():
         return None
     try:
@@ -53,11 +52,12 @@ def vehicle_conditions(
     operators: list[str] = []
     restricts = False
     for condition in conditions:
-        negate = (value(condition, "negate") or "false").lower() == "true"
-        words = [w for name in DESCRIPTIVE if (w := value(condition, name))]
+        named = firsts(condition)
+        negate = (value_of(named, "negate") or "false").lower() == "true"
+        words = [w for name in DESCRIPTIVE if (w := value_of(named, name))]
         (exempt if negate else targets).extend(words)
         for name, field in LIMITS.items():
-            found = _limit(condition, name)
+            found = _limit(named.get(name), name)
             if found is None or (negate and found[1].startswith("greater")):
                 continue
             limits[field] = min(found[0], limits.get(field, found[0]))
@@ -68,7 +68,7 @@ def vehicle_conditions(
                 code = CRITAIR.get((emission.text or "").strip().lower())
                 if code and code not in critair:
                     critair.append(code)
-            if (value(condition, "loadType") or "") in ("hazardousMaterials", "dangerousGoods"):
+            if (value_of(named, "loadType") or "") in ("hazardousMaterials", "dangerousGoods"):
                 hazmat = True
             if "heavyGoodsVehicle" in words and "max_weight_t" not in limits:
                 limits["max_weight_t"] = HGV_WEIGHT_T

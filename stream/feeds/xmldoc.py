@@ -25,6 +25,7 @@ PARSER_OPTIONS: dict[str, Any] = {
     "remove_comments": True,
     "remove_pis": True,
     "collect_ids": False,
+    "remove_blank_text": True,
 }
 """lxml options that resolve nothing (no entities, DTD or network) and refuse huge trees."""
 
