@@ -23,8 +23,9 @@ def to_plain(record: Any) -> dict[str, Any]:
 
 
 def dumps(record: Any) -> bytes:
-    """Serialize a record (dataclass, dict) to compact JSON bytes."""
-    return orjson.dumps(to_plain(record) if not isinstance(record, dict) else record, option=_OPTIONS)
+    """Serialize a record (dataclass, dict) to compact JSON bytes: the JSON of ``to_plain(record)``,
+    written in one pass (orjson writes dataclasses, datetimes and tuples itself)."""
+    return orjson.dumps(record, option=_OPTIONS)
 
 
 def loads(data: bytes | str) -> Any:

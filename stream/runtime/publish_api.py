@@ -15,7 +15,9 @@ Port calls get their source's prefix as id and their delay versus the previous t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -402,8 +404,8 @@ class PublishApi:
         except (KafkaError, OSError, TimeoutError) as exc:  # the broker is down or failed: retry
             log.warning("broker did not acknowledge %d events: %s", len(events), type(exc).__name__)
             return _unavailable(BROKER_DOWN)
-        for event in events:
-            metrics.events_in.labels(event.source, event.kind).inc()
+        for (source, kind), count in Counter((e.source, e.kind) for e in events).items():
+            metrics.events_in.labels(source, kind).inc(count)
         return web.json_response({"accepted": [e.id for e in events]}, status=202)
 
     async def _with_delays(self, events: list[Event]) -> list[Event]:
@@ -471,12 +473,31 @@ def _as_source(event: Event, source: str) -> Event:
     return replace(event, id=f"{source}:{rest}", source=source)
 
 
+YOUNG_GC_THRESHOLD = 20_000
+"""Allocations between young collections: a request of 100 events allocates a few thousand
+objects, which at Python's default (700) started several collections per request."""
+
+
+def settle_collector() -> None:
+    """Keep the collector off the start-up heap (frozen) and off every request's allocations.
+
+    Without this, the collections that request bodies' allocations start walked the whole heap of
+    libraries and schemas again and again, in bursts that made the request latency's tail:
+    `corridor bench api` p99 75 -> 27.5 ms, CPU per event 29.9 -> 26.5 µs (one run each).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
+
+
 async def run_api(api: PublishApi, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve the API on host:port until ``stop`` is set."""
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    settle_collector()
     log.info("publish api listening on http://%s:%d", host, port)
     try:
         await stop.wait()
