@@ -1,7 +1,8 @@
-"""Events in: ``fan_out_events`` stamps, stores and copies them; ``match_events`` matches them."""
+"""Events in: ``fan_out_events`` stamps, stores and broadcasts them; ``match_events`` matches them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -12,17 +13,18 @@ from stream.core.partition import StampedEvent
 from stream.runtime import envelopes, metrics
 from stream.runtime.app import (
     app,
+    broadcast_topic,
     consumer_lags,
     dead_letter,
     events_topic,
-    fanout_topic,
     health,
-    partition_count,
     publish_alerts,
     runtime,
     settings,
     settle_heap,
+    tasks,
 )
+from stream.runtime.broadcast import BroadcastReader
 from stream.runtime.redis_state import encode_stamped, unpack_stamped
 from stream.runtime.retry import until_done
 
@@ -40,7 +42,7 @@ FAN_OUT_CHUNK = 2000
 
 @app.agent(events_topic)
 async def fan_out_events(stream: Any) -> None:
-    """Stamp each event with its receipt time, store it, and copy the batch to every partition.
+    """Stamp each event with its receipt time, store it, and broadcast the batch to every worker.
 
     A message is an envelope of events or a single event (the interop format); every event is
     read alone: one that is not usable is dead-lettered with its reason (named by message and index
@@ -77,51 +79,82 @@ async def fan_out_events(stream: Any) -> None:
 
 
 async def _fan_out(stamped: list[StampedEvent], encoded: list[bytes]) -> None:
-    """Store stamped events in Redis, then copy them in envelopes to every fan-out partition."""
+    """Store stamped events in Redis, then send them in envelopes on the broadcast topic (stored
+    first: a worker that starts loads what was sent before the position it reads from)."""
     if not stamped:
         return
     for (source, kind), count in Counter((s.event.source, s.event.kind) for s in stamped).items():
         metrics.events_in.labels(source, kind).inc(count)
     await until_done("saving events", runtime.state.save_events, stamped, encoded)
-    partitions = partition_count(fanout_topic)
     with metrics.stage("stamp_events"):
         packed = envelopes.pack(encoded)
     for envelope in packed:
-        for partition in range(partitions):
-            await fanout_topic.send(key=b"events", value=envelope, partition=partition)
+        await broadcast_topic.send(key=b"events", value=envelope, partition=0)
 
 
 def _where(message: Any) -> str:
     return f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
 
 
-@app.agent(fanout_topic)
-async def match_events(stream: Any) -> None:
-    """Match each new batch of events against this worker's routes at once (copies are skipped)."""
-    async for batch in stream.take(16, within=BATCH_WINDOW_S):  # envelopes of up to ~1,000 events
-        metrics.messages_processed.labels(fanout_topic.get_topic_name()).inc(len(batch))
-        stamped: list[StampedEvent] = []
-        for raw in batch:
-            with metrics.stage("decode_copies"):
-                if not runtime.first_copy(raw):
-                    continue
-                items, refused = unpack_stamped(raw)
-            stamped += items
-            for exc in refused:
-                await dead_letter(
-                    "stream", "event", fanout_topic.get_topic_name(), exc.error, raw, exc.reason
-                )
-        if not stamped:
-            continue
-        started = time.perf_counter()
-        with metrics.stage("match"):
-            alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
-        metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
-        metrics.count_matches("events", alerts)
-        await runtime.refuse_failed_events()
-        await publish_alerts(alerts)
-        runtime.refresh_gauges()
-        health.beat("match_events")
+@app.task
+async def match_events() -> None:
+    """Match each batch of the event broadcast against this worker's routes, from where the
+    stored events it loaded end (``stream.runtime.broadcast``); restarted after a failure."""
+    tasks["match_events"] = asyncio.current_task()  # type: ignore[assignment]
+    await runtime.events_loaded.wait()
+    position = runtime.broadcast_from or 0
+    while True:
+        reader = BroadcastReader(
+            settings.bootstrap_servers(),
+            broadcast_topic.get_topic_name(),
+            settings.fetch_wait,
+            f"{settings.app_id}-broadcast",
+        )
+        try:
+            await reader.start(position)
+            runtime.broadcast = reader
+            async for batch in reader.batches():
+                await _match(batch)
+                position = reader.position
+                await until_done("noting the broadcast position", runtime.state.note_broadcast, position)
+                health.beat("match_events")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported, then read again from the last batch applied
+            health.crashed("match_events", exc)
+            metrics.agent_crashes.labels("match_events").inc()
+            log.exception("reading the event broadcast failed at %d; starting again", position)
+            await asyncio.sleep(RESTART_AFTER_S)
+        finally:
+            runtime.broadcast = None
+            await reader.stop()
+
+
+RESTART_AFTER_S = 1.0
+
+
+async def _match(batch: list[Any]) -> None:
+    """Match one batch of broadcast envelopes (each read alone: a bad one costs only itself)."""
+    topic = broadcast_topic.get_topic_name()
+    metrics.messages_processed.labels(topic).inc(len(batch))
+    stamped: list[StampedEvent] = []
+    for message in batch:
+        with metrics.stage("decode_copies"):
+            items, refused = unpack_stamped(message.value)
+        stamped += items
+        for exc in refused:
+            where = f"{topic}/0@{message.offset}"
+            await dead_letter("stream", "event", where, exc.error, message.value, exc.reason)
+    if not stamped:
+        return
+    started = time.perf_counter()
+    with metrics.stage("match"):
+        alerts = runtime.index.apply_events(stamped, datetime.now(UTC))
+    metrics.match_batch_seconds.labels("events").observe(time.perf_counter() - started)
+    metrics.count_matches("events", alerts)
+    await runtime.refuse_failed_events()
+    await publish_alerts(alerts)
+    runtime.refresh_gauges()
 
 
 @app.timer(EXPIRE_EVERY_S)
@@ -135,7 +168,12 @@ async def expire_events() -> None:
 @app.timer(OBSERVE_EVERY_S)
 async def observe_worker() -> None:
     """Publish consumer lag per partition, drivers affected and the events concerning most routes."""
-    metrics.set_consumer_lag(consumer_lags())
+    lags = consumer_lags()
+    reader = runtime.broadcast
+    lag = reader.lag() if reader is not None else None
+    if lag is not None:
+        lags[(broadcast_topic.get_topic_name(), 0)] = lag
+    metrics.set_consumer_lag(lags)
     routes_by_event, drivers = runtime.affected()
     metrics.set_affected(routes_by_event, drivers)
 

@@ -1,21 +1,20 @@
 """The Faust application, its topics, and the per-worker runtime (the index, Redis).
 
 Scale-out: ``corridor.routes`` is keyed by route id, so each route (and every alert of it) belongs
-to exactly one partition; each event is copied by ``fan_out_events`` to every partition of
-``corridor.events.fanout``, which is co-partitioned with the routes topic (same partition count:
-Faust assigns the same partition numbers of both to the same worker). A worker therefore holds only
-its share of the routes, matches each event against them once (the first copy it receives), and
-no pair is ever decided in two places.
+to exactly one partition, and each partition to one worker of the group. Events are not
+partitioned among the workers: ``fan_out_events`` sends each batch once to
+``corridor.events.broadcast``, which every worker reads in full (``stream.runtime.broadcast``). A
+worker therefore holds only its share of the routes, matches every event against them, and no
+(route, event) pair is ever decided in two places.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,10 +24,11 @@ import faust
 from schemas import RejectedRecord, RouteMessage
 from schemas.codec import dumps
 from stream.core.engine import Engine, EngineConfig
-from stream.core.partition import PartitionIndex
+from stream.core.partition import PartitionIndex, StampedEvent
 from stream.core.wire import WireAlerts
 from stream.runtime import envelopes, metrics
 from stream.runtime.affected import affected
+from stream.runtime.broadcast import BroadcastReader
 from stream.runtime.faust_tuning import set_fetch_wait
 from stream.runtime.health import WorkerHealth
 from stream.runtime.redis_outbox import RedisOutbox
@@ -38,8 +38,6 @@ from stream.runtime.settings import Settings
 
 log = logging.getLogger("corridor.worker")
 
-# Event envelopes recognised as copies; a batch's copies arrive within seconds of each other.
-ENVELOPES_REMEMBERED = 4096
 MAX_RAW_BYTES = 4096
 PRODUCER_LINGER_S = 0.002  # of a refused record, on the dead-letter topic
 
@@ -75,8 +73,8 @@ app = _App(
     topic_partitions=settings.partitions,
     processing_guarantee="at_least_once",
     consumer_auto_offset_reset="earliest",
-    # The fan-out's copies (one per partition) and a batch's alert envelopes leave in one produce
-    # request instead of one each: a request costs the broker as much as its messages.
+    # A batch's envelopes (events broadcast, alerts) leave in one produce request instead of one
+    # each: a request costs the broker as much as its messages.
     producer_linger=PRODUCER_LINGER_S,
     web_enabled=False,
     store="memory://",
@@ -85,14 +83,14 @@ app = _App(
 )
 
 
-def _topic(name: str, retention: timedelta | None = None) -> faust.TopicT:
+def _topic(name: str, retention: timedelta | None = None, partitions: int | None = None) -> faust.TopicT:
     # internal=True: the worker creates the topic with this partition count when it is missing
-    # (a broker's auto-creation would use its own default, breaking the co-partitioning).
+    # (a broker's auto-creation would use its own default).
     return app.topic(
         settings.topic(name),
         key_type=bytes,
         value_type=bytes,
-        partitions=settings.partitions,
+        partitions=partitions or settings.partitions,
         internal=True,
         retention=retention,
     )
@@ -105,26 +103,26 @@ def partition_count(topic: faust.TopicT) -> int:
 
 routes_topic = _topic("routes")
 events_topic = _topic("events")
-# Copies of every event, one per partition: consumed within seconds, so kept one day only.
-fanout_topic = _topic("events.fanout", retention=timedelta(days=1))
+# Every stamped event once, read by every worker (stream.runtime.broadcast): one partition, and
+# read within seconds, so kept one day only.
+broadcast_topic = _topic("events.broadcast", retention=timedelta(days=1), partitions=1)
 alerts_topic = _topic("alerts")
 rejected_topic = _topic("events.rejected")
 
 
 class Runtime:
-    """What the agents of one worker share: one index over its partitions' routes, and Redis.
-
-    Every partition carries a copy of every event; the worker applies the first copy and skips the
-    others (identical envelopes are recognised before they are decoded), so the event side of the
-    join is done once per worker, not once per partition.
-    """
+    """What the agents of one worker share: one index over its partitions' routes and every event,
+    and Redis."""
 
     def __init__(self, config: Settings) -> None:
         self.settings = config
         self.index = PartitionIndex(Engine(EngineConfig(corridor_m=config.corridor_m, crs=config.metric_crs)))
         self.owned: set[int] = set()
         self.route_partition: dict[str, int] = {}
-        self._envelopes: OrderedDict[bytes, None] = OrderedDict()
+        # Where this worker reads the event broadcast from, once the stored events are loaded.
+        self.broadcast_from: int | None = None
+        self.events_loaded = asyncio.Event()
+        self.broadcast: BroadcastReader | None = None  # while the broadcast is read
         self.redis = redis_client(config.resolved_redis_url())
         self.state = RedisState(self.redis, config.redis_prefix)
         self.outbox = RedisOutbox(
@@ -139,16 +137,6 @@ class Runtime:
             else:
                 self.route_partition[msg.route_id] = partition
 
-    def first_copy(self, envelope: bytes) -> bool:
-        """True the first time an event envelope is seen (the other partitions carry copies)."""
-        digest = hashlib.blake2b(envelope, digest_size=16).digest()
-        if digest in self._envelopes:
-            return False
-        self._envelopes[digest] = None
-        if len(self._envelopes) > ENVELOPES_REMEMBERED:
-            self._envelopes.popitem(last=False)
-        return True
-
     def refresh_gauges(self) -> None:
         """Publish the index sizes."""
         metrics.active_routes.set(self.index.engine.route_count)
@@ -159,7 +147,8 @@ class Runtime:
         return affected(self.index.engine, top)
 
     async def rebuild(self, partitions: Iterable[int]) -> None:
-        """Forget the routes of revoked partitions; load those of new ones (and the events) from Redis.
+        """Forget the routes of revoked partitions; load those of new ones from Redis, and the
+        events once (then the event broadcast keeps them current).
 
         A stored record that cannot be read, or that the engine refuses, is quarantined and
         dead-lettered instead of stopping the rebuild: a rebuild never replays a crash.
@@ -172,15 +161,19 @@ class Runtime:
             del self.route_partition[route_id]
         new = sorted(wanted - self.owned)
         alerts = WireAlerts()
-        if new:
+        events: list[StampedEvent] = []
+        first = self.broadcast_from is None
+        if first:  # the position first: every event sent before it is stored (see broadcast)
+            position = await until_done("reading the broadcast position", self.state.broadcast_position)
             events, bad = await until_done("loading events", self.state.load_events)
             await self.quarantine(bad)
-            for partition in new:
-                snapshot = await until_done("loading routes", self.state.load_partition, partition)
-                await self.quarantine(snapshot.bad)
-                self.track(partition, snapshot.routes)
-                alerts.extend(self.index.apply_routes([*snapshot.routes, *snapshot.positions], now))
-                await self.refuse_failed_routes(partition)
+        for partition in new:
+            snapshot = await until_done("loading routes", self.state.load_partition, partition)
+            await self.quarantine(snapshot.bad)
+            self.track(partition, snapshot.routes)
+            alerts.extend(self.index.apply_routes([*snapshot.routes, *snapshot.positions], now))
+            await self.refuse_failed_routes(partition)
+        if events:
             alerts.extend(self.index.apply_events(events, now, receipts=False))
             await self.refuse_failed_events()
         self.owned = wanted
@@ -192,11 +185,14 @@ class Runtime:
             len(alerts),
         )
         self.refresh_gauges()
-        if new:
+        if new or first:
             self.index.engine.compact()
         settle_heap()
         await publish_alerts(alerts)
         health.ready = True
+        if first:
+            self.broadcast_from = position
+            self.events_loaded.set()
 
     async def quarantine(self, entries: list[Quarantined]) -> None:
         """Move unusable stored records out of the state, and dead-letter each with its reason."""
@@ -225,9 +221,14 @@ class Runtime:
 runtime = Runtime(settings)
 
 
+# The worker's tasks that are not Faust agents (the event broadcast's reader), by name.
+tasks: dict[str, asyncio.Task[None]] = {}
+
+
 def _agent_states() -> list[tuple[str, bool]]:
-    """(name, running) of every agent: running while one of its actors' tasks is alive."""
-    states = []
+    """(name, running) of every agent: running while one of its actors' tasks is alive (and of
+    the worker's own tasks, while theirs is)."""
+    states = [(name, not task.done()) for name, task in tasks.items()]
     for agent in list(app.agents.values()):
         actors = list(agent._actors)  # noqa: SLF001 - Faust keeps no public accessor
         running = any(a.actor_task is not None and not a.actor_task.done() and not a.crashed for a in actors)
@@ -360,17 +361,6 @@ def consumer_lags() -> dict[tuple[str, int], int]:
     return lags
 
 
-class TopologyError(RuntimeError):
-    """The topics do not have the shape the join needs; the message says how to fix it."""
-
-
 @app.on_partitions_assigned.connect
 async def _rebuild_indexes(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    routes, fanout = partition_count(routes_topic), partition_count(fanout_topic)
-    if routes != fanout:
-        raise TopologyError(
-            f"{routes_topic.get_topic_name()} has {routes} partitions but {fanout_topic.get_topic_name()} "
-            f"has {fanout}: they must be equal (add partitions to the smaller one, or recreate both "
-            f"with CORRIDOR_PARTITIONS={max(routes, fanout)})"
-        )
     await runtime.rebuild(tp.partition for tp in assigned if tp.topic == routes_topic.get_topic_name())

@@ -8,6 +8,7 @@ replayed older message cannot bring them back; expired entries are pruned by ``p
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from schemas.event import known_timezone
 from schemas.geometry import DEFAULT_LIMITS, GeometryLimits
 from stream.core.partition import StampedEvent
 from stream.runtime import envelopes
+
+log = logging.getLogger("corridor.worker")
 
 TOMBSTONE_RETENTION_S = 24 * 3600
 
@@ -112,6 +115,12 @@ class Quarantined:
     raw: bytes | None = None
 
 
+_KEEP_HIGHER = """
+local held = tonumber(redis.call('GET', KEYS[1]) or '-1') or -1
+if tonumber(ARGV[1]) > held then redis.call('SET', KEYS[1], ARGV[1]) end
+"""
+
+
 class RedisState:
     """Routes by partition, their last positions, and events with their receipt sequence."""
 
@@ -121,6 +130,7 @@ class RedisState:
         self._events = f"{prefix}:state:events"
         self._expiry = f"{prefix}:state:expiry"
         self._quarantine = f"{prefix}:state:quarantine"
+        self._broadcast = f"{prefix}:state:broadcast"
 
     def _routes(self, partition: int) -> str:
         return f"{self._prefix}:state:routes:{partition}"
@@ -238,6 +248,20 @@ class RedisState:
                 pipe.hset(self._quarantine, entry.key, orjson.dumps(record))
                 pipe.zadd(self._expiry, {f"q:{entry.key}": removable_at})
             await pipe.execute()
+
+    async def broadcast_position(self) -> int:
+        """Where a starting worker reads the event broadcast from (``stream.runtime.broadcast``):
+        every message before it was stored here first (0 when no worker has read any)."""
+        raw = await self._client.get(self._broadcast)
+        try:
+            return max(0, int(raw)) if raw is not None else 0
+        except ValueError:
+            log.warning("stored broadcast position %.40r is not a number: reading from the start", raw)
+            return 0
+
+    async def note_broadcast(self, position: int) -> None:
+        """Record that a worker applied the broadcast up to ``position`` (kept if higher)."""
+        await self._client.eval(_KEEP_HIGHER, 1, self._broadcast, position)
 
     async def prune(self, now: float | None = None) -> int:
         """Forget tombstones and expired events past their retention; returns how many."""

@@ -255,7 +255,7 @@ async def test_every_dashboard_panel_shows_data(
         assert {
             f"{prefix}.routes",
             f"{prefix}.events",
-            f"{prefix}.events.fanout",
+            f"{prefix}.events.broadcast",
             f"{prefix}.alerts",
         } <= topics
         wait_until(lambda: sum(lag().values()) == 0, 20, "the consumer lag to drain to 0 once idle")
