@@ -105,6 +105,14 @@ class Splitter:
             raise self.error(f"expected {char.decode()!r}")
         self.pos += 1
 
+    def more(self, closing: bytes, what: str) -> bool:
+        """After an item of a container: True past a ',', False past its ``closing`` bracket."""
+        char = self.peek()
+        if char is not None and char in b"," + closing:
+            self.pos += 1
+            return char == ord(",")
+        raise self.error(f"expected ',' or {closing.decode()!r} after {what}")
+
     def end_of(self, start_char: int) -> int:
         """Where the value starting at ``pos`` ends (exclusive), by counting brackets: to be
         confirmed by decoding it (see ``take``); -1 when the document ends first."""
@@ -227,14 +235,8 @@ def _members(split: Splitter, fmt: str, member: str) -> Iterator[tuple[str, Any,
                 yield item
         else:
             yield "member", key, _member(split.take()[0], split)
-        char = split.peek()
-        if char == ord(","):
-            split.pos += 1
-            continue
-        if char == ord("}"):
-            split.pos += 1
+        if not split.more(b"}", "a member"):
             return
-        raise split.error("expected ',' or '}' after a member")
 
 
 def _key(split: Splitter) -> str:
@@ -278,14 +280,8 @@ def _records(split: Splitter, fmt: str, index: int) -> Iterator[tuple[str, Any, 
         raw, value = split.take()
         yield "record", index, _decode(raw, value, start, fmt)
         index += 1
-        char = split.peek()
-        if char == ord(","):
-            split.pos += 1
-            continue
-        if char == ord("]"):
-            split.pos += 1
+        if not split.more(b"]", "a record"):
             return
-        raise split.error("expected ',' or ']' after a record")
 
 
 def _decode(raw: bytes, value: Any, start: int, fmt: str) -> Any:

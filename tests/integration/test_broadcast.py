@@ -32,42 +32,44 @@ async def _topic_with(bootstrap: str, count: int) -> str:
     return name
 
 
-async def _read(reader: BroadcastReader, count: int) -> list[bytes]:
-    """The next ``count`` messages (waits on the reader, bounded by the test's timeout)."""
+async def _read_from(
+    bootstrap: str, topic: str, position: int, count: int
+) -> tuple[list[bytes], BroadcastReader]:
+    """The first ``count`` messages a reader started at ``position`` gives (within 30 s), and the
+    reader (stopped)."""
+    reader = BroadcastReader(bootstrap, topic, 10, "test")
+    await reader.start(position)
     got: list[bytes] = []
-    async for batch in reader.batches():
-        got += [m.value for m in batch]
-        if len(got) >= count:
-            return got
-    return got
+
+    async def read() -> None:
+        async for batch in reader.batches():
+            got.extend(m.value for m in batch)
+            if len(got) >= count:
+                return
+
+    try:
+        await asyncio.wait_for(read(), 30)
+    finally:
+        await reader.stop()
+    return got, reader
 
 
 async def test_reader_starts_at_its_position_and_moves_on(services: dict[str, str]) -> None:
     """A reader gives the messages from its position on, and its position and lag follow."""
     bootstrap = services["kafka_url"].split("://", 1)[-1]
     topic = await _topic_with(bootstrap, 10)
-    reader = BroadcastReader(bootstrap, topic, 10, "test")
-    await reader.start(4)
-    try:
-        got = await asyncio.wait_for(_read(reader, 6), 30)
-        assert got == [str(n).encode() for n in range(4, 10)]
-        assert reader.position == 10
-        assert reader.lag() == 0
-    finally:
-        await reader.stop()
+    got, reader = await _read_from(bootstrap, topic, 4, 6)
+    assert got == [str(n).encode() for n in range(4, 10)]
+    assert reader.position == 10
+    assert reader.lag() == 0
 
 
 async def test_a_position_past_the_end_reads_the_partition_from_its_start(services: dict[str, str]) -> None:
     """A broker that lost its log holds fewer messages than the stored position: read them all."""
     bootstrap = services["kafka_url"].split("://", 1)[-1]
     topic = await _topic_with(bootstrap, 5)
-    reader = BroadcastReader(bootstrap, topic, 10, "test")
-    await reader.start(1000)
-    try:
-        got = await asyncio.wait_for(_read(reader, 5), 30)
-        assert got == [str(n).encode() for n in range(5)]
-    finally:
-        await reader.stop()
+    got, _ = await _read_from(bootstrap, topic, 1000, 5)
+    assert got == [str(n).encode() for n in range(5)]
 
 
 async def test_the_stored_position_only_moves_forward(redis_client: aioredis.Redis, prefix: str) -> None:
