@@ -178,13 +178,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         from stream.bench.gateway import TARGETS as GT  # noqa: PLC0415 - the gateway's own targets
 
         label = f"gateway fan-out ({g[0]['drivers']:,} sockets, {g[0]['alerts_per_s']:,} alerts/s)"
-        rows = (
-            ("p50 Redis→socket", "p50_ms", "ms", 1),
-            ("p99 Redis→socket", "p99_ms", "ms", 1),
-            ("gateway RSS", "rss_mb", "MB", 0),
-            ("gateway CPU per delivered alert", "gateway_cpu_us_per_alert", "µs", 1),
-        )
-        for what, key, unit, digits in rows:
+        for what, key, unit, digits in GATEWAY_ROWS:
             out.append(
                 _row(f"{label}: {what}", bm.summary([r[key] for r in g], digits), GT[key], unit, False)
             )
@@ -233,25 +227,26 @@ def markdown(table_rows: list[dict[str, Any]], machine_line: str) -> str:
     return "\n".join(lines) + f"\n\nMachine: {machine_line}\n"
 
 
+GATEWAY_ROWS = (
+    ("p50 Redis→socket", "p50_ms", "ms", 1),
+    ("p99 Redis→socket", "p99_ms", "ms", 1),
+    ("gateway RSS", "rss_mb", "MB", 0),
+    ("gateway CPU per delivered alert", "gateway_cpu_us_per_alert", "µs", 1),
+)
+"""The gateway's figures in the table: (what, key of a run's result, unit, digits)."""
+GATEWAY_KEPT = ("drivers", "alerts_per_s", "max_ms", "lost", "duplicates", "idle_rss_mb", "cpu_pct")
+"""What else of a gateway run goes to the results."""
+
+
 def _gateway(runs: int, drivers: int, rate: int, seconds: float) -> list[dict[str, Any]]:
     from stream.bench import gateway as bg
 
-    keep = (
-        "drivers",
-        "alerts_per_s",
-        "p50_ms",
-        "p99_ms",
-        "max_ms",
-        "lost",
-        "duplicates",
-        "rss_mb",
-        "cpu_pct",
-    )
-    out = []
-    for _ in range(runs):
-        res = bg.measure(drivers, rate, seconds)
-        out.append({k: res[k] for k in keep})
-    return out
+    return [gateway_result(bg.measure(drivers, rate, seconds)) for _ in range(runs)]
+
+
+def gateway_result(measured: dict[str, Any]) -> dict[str, Any]:
+    """What the results keep of one gateway run: every figure of the table, and the others."""
+    return {k: measured[k] for k in (*GATEWAY_KEPT, *(key for _, key, _, _ in GATEWAY_ROWS))}
 
 
 @click.command("all")

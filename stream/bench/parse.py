@@ -19,7 +19,14 @@ from schemas.event import Event
 from stream.feeds.registry import parser_for
 
 RUNS = 5
-TARGETS = {"ais": 50_000, "cifs": 20_000}
+TARGETS = {
+    "ais": 50_000,
+    "cifs": 20_000,
+    "datex2": 20_000,
+    "perimeters": 20_000,
+    "portcall": 20_000,
+    "native": 50_000,
+}
 
 
 def _sample(name: str) -> bytes:
