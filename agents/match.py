@@ -139,12 +139,17 @@ async def _match(batch: list[Any]) -> None:
     metrics.messages_processed.labels(topic).inc(len(batch))
     stamped: list[StampedEvent] = []
     for message in batch:
-        with metrics.stage("decode_copies"):
-            items, refused = unpack_stamped(message.value)
+        where, raw = f"{topic}/0@{message.offset}", message.value
+        try:
+            with metrics.stage("decode_copies"):
+                items, refused = unpack_stamped(raw)
+        except Exception as exc:  # noqa: BLE001 - a message of another producer costs only itself
+            log.exception("reading the event broadcast failed at %s", where)
+            await dead_letter("stream", "event", where, repr(exc)[:500], raw, "unreadable")
+            continue
         stamped += items
-        for exc in refused:
-            where = f"{topic}/0@{message.offset}"
-            await dead_letter("stream", "event", where, exc.error, message.value, exc.reason)
+        for invalid in refused:
+            await dead_letter("stream", "event", where, invalid.error, raw, invalid.reason)
     if not stamped:
         return
     started = time.perf_counter()

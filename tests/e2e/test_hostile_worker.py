@@ -232,3 +232,25 @@ async def test_poisoned_state_is_quarantined_and_never_replayed(
         assert "quarantined stored" not in again.output()  # nothing bad was left to replay
     finally:
         await client.aclose()
+
+
+async def test_foreign_messages_on_the_broadcast_cost_only_themselves(stack: Stack) -> None:
+    """Messages another producer writes on the event broadcast (not JSON, empty, a tombstone) are
+    dead-lettered; the worker goes on reading it, and the next event reaches the driver."""
+    settings = stack.deployment.settings
+    tag = uuid.uuid4().hex[:8]
+    after = f"hostile:after-broadcast-{tag}"
+    token = token_for(stack.deployment.env, DRIVER)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    await producer.start()
+    try:
+        for value in (f"not json {tag}".encode(), b"", None):
+            await producer.send_and_wait(settings.topic("events.broadcast"), value, key=b"x", partition=0)
+    finally:
+        await producer.stop()
+    async with DriverClient(stack.gateway_port, DRIVER, token) as driver:
+        await _send_events(settings, [(after.encode(), orjson.dumps(_event(after, geometry=point(3500, 5))))])
+        await driver.wait_for(lambda a: a["event_id"] == after, timeout=30)
+    letter = await _dead_letter(settings, lambda r: r["raw"] == f"not json {tag}")
+    assert letter["reason"] == "undecodable" and "events.broadcast" in letter["where"]
+    _assert_same_healthy_worker(stack)
