@@ -56,7 +56,7 @@ async def fan_out_events(stream: Any) -> None:
         for message in batch:
             try:
                 with metrics.stage("decode_events"):
-                    decoded = envelopes.read_events(message.value, limits, max_bytes)
+                    decoded = envelopes.read_events(message.value or b"", limits, max_bytes)
             except Exception as exc:  # noqa: BLE001 - a reader fault costs one message, not the batch
                 log.exception("reading events failed at %s", _where(message))
                 await dead_letter(
@@ -139,7 +139,7 @@ async def _match(batch: list[Any]) -> None:
     metrics.messages_processed.labels(topic).inc(len(batch))
     stamped: list[StampedEvent] = []
     for message in batch:
-        where, raw = f"{topic}/0@{message.offset}", message.value
+        where, raw = f"{topic}/0@{message.offset}", message.value or b""  # or a tombstone
         try:
             with metrics.stage("decode_copies"):
                 items, refused = unpack_stamped(raw)

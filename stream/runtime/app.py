@@ -278,10 +278,11 @@ gc.callbacks.append(_measure_gc)
 
 
 async def dead_letter(
-    source: str, fmt: str, where: str, error: str, raw: bytes, reason: str | None = None
+    source: str, fmt: str, where: str, error: str, raw: bytes | None, reason: str | None = None
 ) -> None:
     """Send a refused message to the dead-letter topic with its reason (counted by its agent);
-    only the start of a large record travels with it."""
+    only the start of a large record travels with it (nothing of a tombstone, which has none)."""
+    raw = raw or b""
     reason = reason or f"invalid_{fmt}"
     log.warning("refused %s message at %s: %s (%s)", fmt, where, error, reason)
     record = RejectedRecord(

@@ -235,8 +235,9 @@ async def test_poisoned_state_is_quarantined_and_never_replayed(
 
 
 async def test_foreign_messages_on_the_broadcast_cost_only_themselves(stack: Stack) -> None:
-    """Messages another producer writes on the event broadcast (not JSON, empty, a tombstone) are
-    dead-lettered; the worker goes on reading it, and the next event reaches the driver."""
+    """Messages another producer writes on the event broadcast (not JSON, empty, a tombstone), and
+    a tombstone on the events topic, are dead-lettered; the worker goes on reading both topics, and
+    the next event reaches the driver."""
     settings = stack.deployment.settings
     tag = uuid.uuid4().hex[:8]
     after = f"hostile:after-broadcast-{tag}"
@@ -249,8 +250,11 @@ async def test_foreign_messages_on_the_broadcast_cost_only_themselves(stack: Sta
     finally:
         await producer.stop()
     async with DriverClient(stack.gateway_port, DRIVER, token) as driver:
+        await _send_events(settings, [(tag.encode(), None)])  # type: ignore[list-item]
         await _send_events(settings, [(after.encode(), orjson.dumps(_event(after, geometry=point(3500, 5))))])
         await driver.wait_for(lambda a: a["event_id"] == after, timeout=30)
     letter = await _dead_letter(settings, lambda r: r["raw"] == f"not json {tag}")
     assert letter["reason"] == "undecodable" and "events.broadcast" in letter["where"]
+    tombstones = await dead_letters(settings, lambda r: r["raw"] == "" and r["reason"] == "undecodable", 3)
+    assert {r["where"].split("/")[0].rsplit(".", 1)[-1] for r in tombstones} == {"broadcast", "events"}
     _assert_same_healthy_worker(stack)

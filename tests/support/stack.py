@@ -110,6 +110,9 @@ async def topic_records(
         settings.topic(topic),
         bootstrap_servers=settings.bootstrap_servers(),
         auto_offset_reset="earliest",
+        # A topic's partitions missing from the first metadata answer are found within a second,
+        # not after aiokafka's default five minutes.
+        metadata_max_age_ms=1000,
     )
     await consumer.start()
     found: list[tuple[bytes | None, dict[str, Any]]] = []
