@@ -49,7 +49,6 @@ _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 _LONG_RUN = b"0" * 19
 _CLOSE = {ord("{"): b"}", ord("["): b"]"}
-_OPEN = {ord("{"): b"{", ord("["): b"["}
 
 
 class Splitter:
@@ -116,9 +115,10 @@ class Splitter:
     def end_of(self, start_char: int) -> int:
         """Where the value starting at ``pos`` ends (exclusive), by counting brackets: to be
         confirmed by decoding it (see ``take``); -1 when the document ends first."""
-        opening, closing = _OPEN.get(start_char), _CLOSE.get(start_char)
-        if opening is None or closing is None:
+        closing = _CLOSE.get(start_char)
+        if closing is None:
             return self._scalar_end()
+        opening = bytes([start_char])
         depth, scanned, search = 0, self.pos, self.pos
         while True:
             close = self.buf.find(closing, search)
@@ -191,8 +191,8 @@ UNREAD = object()
 
 def walk(stream: BinaryIO, fmt: str, path: tuple[str, ...]) -> Iterator[tuple[str, Any, Any]]:
     """``jsonstream.walk`` for an array of records at the root (path ``("item",)``) or as a
-    member of the root object (``(key, "item")``); any other document goes to ``fallback``, which
-    is given the bytes read so far and the rest of the stream."""
+    member of the root object (``(key, "item")``); for any other document it raises
+    ``Unsupported`` with the bytes read so far, before yielding anything."""
     member = path[0] if len(path) == 2 and path[1] == "item" else None  # noqa: PLR2004
     split = Splitter(stream, fmt)
     first = split.peek()

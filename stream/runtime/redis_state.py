@@ -131,6 +131,7 @@ class RedisState:
         self._expiry = f"{prefix}:state:expiry"
         self._quarantine = f"{prefix}:state:quarantine"
         self._broadcast = f"{prefix}:state:broadcast"
+        self._keep_higher = client.register_script(_KEEP_HIGHER)  # EVALSHA, loaded when missing
 
     def _routes(self, partition: int) -> str:
         return f"{self._prefix}:state:routes:{partition}"
@@ -261,7 +262,7 @@ class RedisState:
 
     async def note_broadcast(self, position: int) -> None:
         """Record that a worker applied the broadcast up to ``position`` (kept if higher)."""
-        await self._client.eval(_KEEP_HIGHER, 1, self._broadcast, position)
+        await self._keep_higher(keys=[self._broadcast], args=[position])
 
     async def prune(self, now: float | None = None) -> int:
         """Forget tombstones and expired events past their retention; returns how many."""
