@@ -364,4 +364,8 @@ def consumer_lags() -> dict[tuple[str, int], int]:
 
 @app.on_partitions_assigned.connect
 async def _rebuild_indexes(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    # The broadcast is only sent to, never consumed by an agent, so Faust does not create it at
+    # start; created here, before any agent runs, a first send does not wait on missing metadata
+    # (it held the fan-out ~30 s, and the dead letters produced meanwhile, on a busy broker).
+    await broadcast_topic.maybe_declare()
     await runtime.rebuild(tp.partition for tp in assigned if tp.topic == routes_topic.get_topic_name())
