@@ -1,11 +1,20 @@
 """The drivers connected to one gateway, and the pump from their Redis streams to their sockets.
 
-Wake-ups (pub/sub messages naming the drivers a write appended to) only mark drivers dirty. A single
-reader task takes every driver marked since its last round trip and reads all their streams at once
-(``XREAD`` over many keys, pipelined in chunks): at 5,000 alerts/s that is a few hundred reads per
-second instead of one per alert. Entries go into each connection's bounded queue; the connection's
-own handler task writes them to its socket. A connection whose queue would overflow is cut off with
-4408 and the last id written in the reason, so that memory stays bounded whatever the clients do.
+Each append call announces on the wake-up channel the entries it appended, as stored (driver, stream
+id, payload). A driver whose connections are in step with its stream (nothing being read, nothing
+left to read) gets them written straight from that message: one hop from the append to the socket.
+Pub/sub delivers a connection's messages in the order Redis ran the appends, so an entry that comes
+after a driver's cursor while the driver is in step is the next one of its stream. Any other driver
+(just connected, resuming, being read, with a page left, or named without its entry) is only marked
+dirty: a single reader task takes every driver marked since its last round trip and reads all their
+streams at once (``XREAD`` over many keys, pipelined in chunks). Entries a read brings that the
+channel also brings are recognised by their stream id and written once. When the channel is
+(re)subscribed, every driver is read again, which recovers whatever was published meanwhile.
+
+Entries go to an idle socket in one write, or into the connection's bounded queue, which the
+connection's own handler task writes as the socket drains. A connection whose queue would overflow
+is cut off with 4408 and the last id written in the reason, so that memory stays bounded whatever
+the clients do.
 
 One driver never stops the others: cursors are checked as Redis reads them before they are used
 (``is_stream_id``); if Redis still refuses a read of many streams, the streams are read one by one
@@ -32,7 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from stream.runtime import metrics
-from stream.runtime.redis_outbox import driver_stream_key, wake_channel
+from stream.runtime.redis_outbox import driver_stream_key, wake_channel, wake_lines
 
 log = logging.getLogger("corridor.gateway")
 
@@ -108,6 +117,7 @@ class Hub:
         self._low_water = PAGE // 2
         self._drivers: dict[str, list[DriverConnection]] = {}
         self._dirty: set[str] = set()
+        self._reading: set[str] = set()  # drivers whose streams the reader is reading now
         self._dirty_waiter: asyncio.Future[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
         self._stop_listening = False
@@ -175,7 +185,6 @@ class Hub:
     async def _listen(self) -> None:
         channel = wake_channel(self._prefix)
         backoff = 0.1
-        drivers = self._drivers
         while not self._stop_listening:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
@@ -189,15 +198,42 @@ class Hub:
                             continue
                         metrics.gateway_wakeups.inc()
                         data = message["data"]
-                        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
-                        for driver_id in text.split(" "):
-                            if driver_id in drivers:
-                                self.mark(driver_id)
+                        self.take_wakeup(data if isinstance(data, bytes) else str(data).encode())
             except REDIS_ERRORS as exc:
                 self._down["wakeups"] = f"wake-up channel lost ({exc}); reconnecting"
                 log.warning("redis wake-up channel lost (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def take_wakeup(self, message: bytes) -> None:
+        """Write a wake-up message's entries to the drivers in step with their streams; mark the
+        other drivers it names for the reader."""
+        drivers = self._drivers
+        live: dict[str, list[Entry]] = {}
+        for driver_id, raw_id, body in wake_lines(message):
+            if driver_id not in drivers:
+                continue
+            if raw_id is None or body is None:
+                self.mark(driver_id)
+                continue
+            entry = _live_entry(raw_id, body)
+            if entry is None:
+                metrics.gateway_bad_records.labels("wakeup").inc()
+                self.mark(driver_id)
+            else:
+                live.setdefault(driver_id, []).append(entry)
+        dirty, reading = self._dirty, self._reading
+        for driver_id, entries in live.items():
+            conns = drivers[driver_id]
+            if driver_id in dirty or driver_id in reading or any(c.more for c in conns):
+                self.mark(driver_id)  # not in step: the reader reads these entries in order
+                continue
+            metrics.gateway_live_alerts.inc(len(entries))
+            try:
+                self._deliver(driver_id, conns, entries, full=False, fresh=True)
+            except Exception:  # noqa: BLE001 - one driver's data must not stop everyone's delivery
+                log.exception("cannot queue the alerts of driver=%s; closing its connections", driver_id)
+                self._close_all(driver_id)
 
     def stop_listening(self) -> None:
         """Let the wake-up listener leave its loop (and close its connection) by itself."""
@@ -249,16 +285,27 @@ class Hub:
             if wait > 0:  # busy: let more wake-ups join this read (idle: read at once)
                 await asyncio.sleep(wait)
             last_read = loop.time()
-            batch, self._dirty = self._dirty, set()
             try:
-                await self._read(batch)
+                await self.read_dirty()
                 self._up("reader")
                 backoff = 0.1
             except REDIS_ERRORS as exc:
                 log.warning("redis read failed (%s); retrying in %.1fs", exc, backoff)
-                self._dirty |= batch
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def read_dirty(self) -> None:
+        """Read the streams of every driver marked so far (one round trip); on a Redis error they
+        stay marked."""
+        batch, self._dirty = self._dirty, set()
+        self._reading = batch  # a wake-up for these drivers meanwhile marks them again
+        try:
+            await self._read(batch)
+        except REDIS_ERRORS:
+            self._dirty |= batch
+            raise
+        finally:
+            self._reading = set()
 
     async def _read(self, batch: set[str]) -> None:
         reads: list[tuple[str, str, str]] = []  # (driver id, stream key, cursor)
@@ -332,9 +379,12 @@ class Hub:
             self._dispatch(driver_id, entries)
         except Exception:  # noqa: BLE001 - one driver's data must not stop everyone's delivery
             log.exception("cannot queue the alerts of driver=%s; closing its connections", driver_id)
-            for conn in self._drivers.get(driver_id, ()):
-                if not conn.done:
-                    self._close(conn, 1011, "internal error: reconnect with your last_id", "error")
+            self._close_all(driver_id)
+
+    def _close_all(self, driver_id: str) -> None:
+        for conn in self._drivers.get(driver_id, ()):
+            if not conn.done:
+                self._close(conn, 1011, "internal error: reconnect with your last_id", "error")
 
     def _dispatch(self, driver_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         conns = self._drivers.get(driver_id)
@@ -348,14 +398,29 @@ class Hub:
                 log.warning("skipped a malformed entry id=%.64r of driver=%s", raw_id, driver_id)
                 continue
             batch.append(entry)
-        last_id = entries[-1][0].decode()
+        self._deliver(driver_id, conns, batch, full=len(entries) >= PAGE, last_id=entries[-1][0].decode())
+
+    def _deliver(
+        self,
+        driver_id: str,
+        conns: list[DriverConnection],
+        batch: list[Entry],
+        *,
+        full: bool,
+        fresh: bool = False,
+        last_id: str | None = None,
+    ) -> None:
+        """Queue or write a driver's entries (in stream order) to each of its connections, past
+        each one's cursor. ``fresh``: entries from a wake-up, which a read may already have brought;
+        ``last_id``: the last entry read, skipped ones included (the cursor moves past it)."""
+        if last_id is None:
+            last_id = batch[-1][0]
         last = id_key(last_id)
-        full = len(entries) >= PAGE
         for conn in conns:
             if conn.done:
                 continue
             mine = batch
-            if len(conns) > 1:
+            if fresh or len(conns) > 1:
                 floor = id_key(conn.cursor)
                 mine = [e for e in batch if id_key(e[0]) > floor]
             if len(conn.backlog) + len(mine) > self.queue_max:
@@ -470,6 +535,20 @@ def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry | None:
     appended = raw_id.partition(b"-")[0]  # a stream id's first part: when Redis appended it (ms)
     at = int(appended) / 1000 if appended.isdigit() and len(appended) < 16 else 0.0
     return raw_id.decode(), frame, at, _created_at(body)
+
+
+def _live_entry(raw_id: bytes, body: bytes) -> Entry | None:
+    """An entry of a wake-up message as a frame ready to send, or None when its id is not one."""
+    try:
+        stream_id = raw_id.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not is_stream_id(stream_id) or stream_id == "0":
+        return None
+    frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
+    appended = raw_id.partition(b"-")[0]
+    at = int(appended) / 1000 if len(appended) < 16 else 0.0
+    return stream_id, frame, at, _created_at(body)
 
 
 def _close_reason(text: str) -> str:

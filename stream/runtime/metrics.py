@@ -261,7 +261,11 @@ gateway_disconnects = Counter(
 )
 gateway_wakeups = Counter(
     "corridor_gateway_wakeups_total",
-    "Wake-up messages received from Redis (one per driver with alerts appended, per outbox call).",
+    "Wake-up messages received from Redis (one per outbox call, carrying what it appended).",
+)
+gateway_live_alerts = Counter(
+    "corridor_gateway_live_alerts_total",
+    "Alerts written to drivers straight from wake-up messages (the rest are read from their streams).",
 )
 gateway_stream_reads = Counter(
     "corridor_gateway_stream_reads_total",
@@ -291,8 +295,8 @@ gateway_task_restarts = Counter(
 )
 gateway_bad_records = Counter(
     "corridor_gateway_bad_records_total",
-    "Records the gateway skipped because they cannot be read (stream_entry, route, event, position, "
-    "scene): the others are still served.",
+    "Records the gateway skipped because they cannot be read (stream_entry, wakeup, route, event, "
+    "position, scene): the others are still served.",
     ["kind"],
 )
 for _task in ("reader", "wakeups"):  # both series exist from the start, so their rates do too

@@ -3,8 +3,9 @@
 The alerts of a batch are appended by Lua script calls, each driver's in order, unless the driver
 already has them: the same content for an alert id is never appended twice, a ``raised`` for an
 alert the driver already holds becomes ``updated``, and a ``cleared`` for an alert the driver never
-saw is dropped. The drivers a call appends to are announced in one message on the wake-up channel
-(driver ids, space-separated), which gateways listen to. One call serves many drivers (up to
+saw is dropped. What a call appends is announced in one message on the wake-up channel, entries
+and all (``wake_channel``): a gateway writes them to its drivers' sockets straight from the message
+and reads a stream only to resume or catch up. One call serves many drivers (up to
 ``ALERTS_PER_CALL`` alerts): on a single Redis all of a batch's drivers share calls; on a Redis
 Cluster only drivers whose keys (hash-tagged by driver) fall in the same slot do, as a script's keys
 must. The alerts of a call travel as one argument (length-prefixed fields), which keeps the client's
@@ -54,6 +55,7 @@ ALERTS_PER_CALL = 500  # bounds the time one script call holds Redis
 _OPTIONS = orjson.OPT_NAIVE_UTC
 STATES = frozenset({"raised", "updated", "cleared"})
 MAX_ALERT_BYTES = 64 * 1024
+LIVE_MAX_BYTES = 8 * 1024  # an alert up to this size travels in the wake-up message itself
 
 # Records travel as one argument of length-prefixed fields (``<bytes>:<value>``, as ``_fields``
 # writes them): one argument per call rather than several per alert keeps the client's packing cheap.
@@ -77,9 +79,10 @@ end
 # spares the client packing and Redis reading two arguments per driver; on a Redis Cluster it passes
 # them all (one slot), as a cluster routes by them. Returns per alert its stream id (with the
 # payload as stored, {id, payload}, when the caller writes the dispatch stream), or false (nil) when
-# the driver already has it. The drivers appended to are announced in one message, space-separated.
+# the driver already has it. What was appended is announced in one message (see ``wake_channel``).
 _APPEND = (
     _READ_FIELDS
+    + f"local LIVE_MAX = {LIVE_MAX_BYTES}\n"
     + """
 local out = {}
 local field = reader(ARGV[7])
@@ -92,14 +95,14 @@ if ARGV[5] ~= '0' then
   local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   oldest = string.format('%d', ms - tonumber(ARGV[5]))
 end
-local woken = {}
+local woken = {}  -- the wake-up message's lines
 while true do
   local driver = field()
   if not driver then break end
   local count = tonumber(field())
   local base = prefix .. ':drv:{' .. driver .. '}:'
   local seen, stream = base .. 'seen', base .. 'alerts'
-  local appended = false
+  local appended, bare = false, false
   for _ = 1, count do
     local alert_id, mark, payload = field(), field(), field()
     local prev = nil
@@ -132,6 +135,11 @@ while true do
       else
         out[#out + 1] = {id, payload}
       end
+      if #payload <= LIVE_MAX and not string.find(payload, '\\n', 1, true) then
+        woken[#woken + 1] = driver .. ' ' .. id .. ' ' .. payload
+      else
+        bare = true
+      end
       appended = true
     else
       out[#out + 1] = false
@@ -141,10 +149,10 @@ while true do
     redis.call('EXPIRE', seen, ARGV[4])
     if oldest then redis.call('XTRIM', stream, 'MINID', oldest) end
     redis.call('EXPIRE', stream, ARGV[6])
-    woken[#woken + 1] = driver
+    if bare then woken[#woken + 1] = driver end
   end
 end
-if #woken > 0 then redis.call('PUBLISH', ARGV[3], table.concat(woken, ' ')) end
+if #woken > 0 then redis.call('PUBLISH', ARGV[3], table.concat(woken, '\\n')) end
 return out
 """
 )
@@ -189,9 +197,26 @@ def dispatch_stream_key(prefix: str) -> str:
 
 
 def wake_channel(prefix: str) -> str:
-    """The pub/sub channel on which driver ids are announced when their stream grows: a message is
-    one or more driver ids separated by single spaces (a driver id holds no space)."""
+    """The pub/sub channel on which an append call announces what it appended, in one message of
+    lines separated by ``\n``: ``<driver id> <stream id> <payload>`` for each entry as stored, in
+    stream order, or a bare ``<driver id>`` for a driver with an entry too large to travel here
+    (over ``LIVE_MAX_BYTES``), whose stream must be read. A line of several space-separated driver
+    ids (the format of earlier versions) names drivers to read too. Driver ids hold no space and
+    payloads (JSON as orjson writes it) no line break."""
     return f"{prefix}:wake"
+
+
+def wake_lines(message: bytes) -> list[tuple[str, bytes | None, bytes | None]]:
+    """A wake-up message as (driver id, stream id, payload) per line; ids and payload None for a
+    driver whose stream must be read."""
+    out: list[tuple[str, bytes | None, bytes | None]] = []
+    for line in message.split(b"\n"):
+        parts = line.split(b" ", 2)
+        if len(parts) == 3 and parts[2][:1] == b"{":
+            out.append((parts[0].decode(errors="replace"), parts[1], parts[2]))
+        else:
+            out.extend((part.decode(errors="replace"), None, None) for part in parts if part)
+    return out
 
 
 class InvalidAlert(ValueError):

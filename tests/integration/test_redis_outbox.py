@@ -20,6 +20,7 @@ from stream.runtime.redis_outbox import (
     dispatch_stream_key,
     driver_seen_key,
     driver_stream_key,
+    wake_lines,
 )
 
 
@@ -75,14 +76,24 @@ async def test_clear_of_unseen_alert_is_dropped(redis_client: aioredis.Redis, pr
     assert await _states(redis_client, prefix, "d1") == []
 
 
-async def _wakeups(pubsub: aioredis.client.PubSub, count: int) -> list[str]:
-    woken: list[str] = []
+Line = tuple[str, bytes | None, bytes | None]
+
+
+async def _wakeups(pubsub: aioredis.client.PubSub, count: int) -> tuple[int, list[Line]]:
+    """The wake-up messages received until ``count`` lines came: how many, and their lines."""
+    lines: list[Line] = []
+    messages = 0
     deadline = asyncio.get_running_loop().time() + 5.0
-    while len(woken) < count and asyncio.get_running_loop().time() < deadline:
+    while len(lines) < count and asyncio.get_running_loop().time() < deadline:
         message = await pubsub.get_message(timeout=0.2)
         if message is not None:
-            woken += message["data"].decode().split(" ")
-    return woken
+            messages += 1
+            lines += wake_lines(message["data"])
+    return messages, lines
+
+
+async def _stored(client: aioredis.Redis, prefix: str, driver: str) -> list[tuple[bytes, bytes]]:
+    return [(sid, fields[b"a"]) for sid, fields in await client.xrange(driver_stream_key(prefix, driver))]
 
 
 async def test_drivers_are_kept_apart(redis_client: aioredis.Redis, prefix: str) -> None:
@@ -91,10 +102,44 @@ async def test_drivers_are_kept_apart(redis_client: aioredis.Redis, prefix: str)
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe(f"{prefix}:wake")
         await outbox.append([_alert("d1"), _alert("d2", "e2"), replace(_alert("d1"), title="y")])
-        woken = await _wakeups(pubsub, 3)
+        messages, lines = await _wakeups(pubsub, 3)
     assert await _states(redis_client, prefix, "d1") == [("e1", "raised"), ("e1", "updated")]
     assert await _states(redis_client, prefix, "d2") == [("e2", "raised")]
-    assert sorted(woken) == ["d1", "d2"]
+    assert messages == 1  # the wake-up carries each entry as stored, in each driver's order
+    for driver in ("d1", "d2"):
+        assert [(sid, body) for d, sid, body in lines if d == driver] == await _stored(
+            redis_client, prefix, driver
+        )
+
+
+async def test_an_alert_too_large_to_travel_in_the_wakeup_names_its_driver(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """An entry over LIVE_MAX_BYTES is announced by its driver alone (its stream must be read),
+    the entries beside it travel whole."""
+    outbox = RedisOutbox(redis_client, prefix)
+    big = replace(_alert("d1", "e1"), title="x" * (redis_outbox.LIVE_MAX_BYTES + 1))
+    async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(f"{prefix}:wake")
+        await outbox.append([big, _alert("d2", "e2")])
+        messages, lines = await _wakeups(pubsub, 2)
+    assert messages == 1
+    assert ("d1", None, None) in lines
+    assert [(sid, body) for d, sid, body in lines if d == "d2"] == await _stored(redis_client, prefix, "d2")
+    assert len(lines) == 2
+
+
+def test_wake_lines_read_entries_bare_drivers_and_the_earlier_format() -> None:
+    """Entries, a bare driver, and a line of space-separated driver ids (earlier versions)."""
+    message = b'd1 1-0 {"a":1}\nd2\nd3 d4 d5\nd6 2-0 {"b":"x y"}'
+    assert wake_lines(message) == [
+        ("d1", b"1-0", b'{"a":1}'),
+        ("d2", None, None),
+        ("d3", None, None),
+        ("d4", None, None),
+        ("d5", None, None),
+        ("d6", b"2-0", b'{"b":"x y"}'),
+    ]
 
 
 async def test_streams_are_bounded_by_age(redis_client: aioredis.Redis, prefix: str) -> None:
@@ -140,7 +185,7 @@ async def test_one_call_stores_a_drivers_alerts_in_order_with_mixed_dedupe(
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe(f"{prefix}:wake")
         results = await outbox.append(batch)
-        woken = await _wakeups(pubsub, 2)
+        messages, lines = await _wakeups(pubsub, 4)
     assert [alert for alert, _ in results] == batch
     assert [sid is not None for _, sid in results] == [True, False, False, True, False, True, True, False]
     entries = await redis_client.xrange(driver_stream_key(prefix, "d1"))
@@ -152,7 +197,8 @@ async def test_one_call_stores_a_drivers_alerts_in_order_with_mixed_dedupe(
         ("e3", "raised"),
         ("e1", "cleared"),
     ]
-    assert woken == ["d1"]  # one wake-up for the whole batch
+    assert messages == 1  # one wake-up for the whole batch, with the entries as stored
+    assert [(sid, body) for _, sid, body in lines] == (await _stored(redis_client, prefix, "d1"))[1:]
 
 
 async def test_a_replayed_batch_stores_nothing_and_adds_no_dispatch_entry(
@@ -275,10 +321,11 @@ async def test_drivers_of_a_batch_share_script_calls(
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe(f"{prefix}:wake")
         results = await outbox.append(batch)
-        woken = await _wakeups(pubsub, len(drivers))
+        messages, lines = await _wakeups(pubsub, 30)
     assert sizes[0] == 5  # 31 alerts in calls of at most 7 (a driver's three stay together)
     assert [sid is not None for _, sid in results] == [True] * 30 + [False]
-    assert sorted(woken) == sorted(drivers)
+    assert messages == 5  # one wake-up per call
+    assert sorted({d for d, _, _ in lines}) == sorted(drivers)
     for d in drivers:
         assert await _states(redis_client, prefix, d) == [
             ("e0", "raised"),
