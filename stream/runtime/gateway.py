@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 import time
 import weakref
@@ -107,13 +108,23 @@ class Gateway:
         return self.hub.connection_count
 
     def connection_class(self) -> type[ServerConnection]:
-        """A ServerConnection that registers itself, so that shutdown can abort stragglers."""
+        """A ServerConnection that registers itself, so that shutdown can abort stragglers, and
+        spreads its heartbeats."""
         sockets = self.sockets
 
         class TrackedConnection(ServerConnection):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 sockets.add(self)
                 super().connection_made(transport)
+
+            async def keepalive(self) -> None:
+                # Connections that open together (a reconnect wave, a gateway restart) would ping
+                # together for ever, and each wave holds the loop: with 10,000 drivers a p99 of
+                # 28-42 ms against 6-9 ms without pings (corridor bench gateway). A random first
+                # wait spreads their heartbeats over the interval.
+                if self.ping_interval:
+                    await asyncio.sleep(random.uniform(0.0, self.ping_interval))  # noqa: S311
+                await super().keepalive()
 
         return TrackedConnection
 

@@ -183,3 +183,43 @@ async def test_shutdown_is_not_held_by_lingering_http_clients(
         writer.close()
     assert elapsed < 3.0, f"shutdown took {elapsed:.1f} s"
     assert driver.close_code == 1012 and "last_id=0" in driver.close_reason
+
+
+async def test_heartbeats_of_connections_opened_together_are_spread(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """Drivers that connect at the same moment are not pinged at the same moment: their first pings
+    are spread over the interval (a wave of pings holds the gateway's loop)."""
+    from websockets.asyncio.client import ClientConnection  # noqa: PLC0415
+    from websockets.frames import Opcode  # noqa: PLC0415
+
+    first_ping: dict[int, float] = {}
+
+    class Recording(ClientConnection):
+        def process_event(self, event: object) -> None:
+            if getattr(event, "opcode", None) is Opcode.PING:
+                first_ping.setdefault(id(self), time.monotonic())
+            super().process_event(event)  # type: ignore[arg-type]
+
+    interval = 2.0
+    options = GatewayOptions(ping_interval_s=interval, ping_timeout_s=interval)
+    async with _serving(redis_client, prefix, options) as (port, _, _):
+        sockets = await asyncio.gather(
+            *(
+                websockets.connect(
+                    f"ws://127.0.0.1:{port}/drivers/d{n}/alerts",
+                    additional_headers={"Authorization": f"Bearer {_token(f'd{n}')}"},
+                    create_connection=Recording,
+                    ping_interval=None,
+                )
+                for n in range(24)
+            )
+        )
+        opened = time.monotonic()
+        try:
+            await until(lambda: len(first_ping) == len(sockets), 3 * interval, "every first ping")
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+    times = sorted(first_ping.values())
+    # Without the spread all 24 come within a few ms of one interval after opening.
+    assert times[-1] - times[0] > interval / 3, [round(t - opened, 3) for t in times]
