@@ -32,7 +32,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -424,20 +423,23 @@ class Hub:
         """Queue or write a driver's entries (in stream order) to each of its connections, past
         each one's cursor. ``fresh``: entries from a wake-up, which a read may already have brought;
         ``last_id``: the last entry read, skipped ones included (the cursor moves past it)."""
+        filter_each = fresh or len(conns) > 1
+        keys = [id_key(e[0]) for e in batch] if filter_each else []
         if last_id is None:
-            last_id = batch[-1][0]
-        last = id_key(last_id)
+            last_id, last = batch[-1][0], keys[-1] if keys else id_key(batch[-1][0])
+        else:
+            last = id_key(last_id)
         for conn in conns:
             if conn.done:
                 continue
+            floor = id_key(conn.cursor)
             mine = batch
-            if fresh or len(conns) > 1:
-                floor = id_key(conn.cursor)
-                mine = [e for e in batch if id_key(e[0]) > floor]
+            if keys and keys[0] <= floor:
+                mine = [e for e, key in zip(batch, keys, strict=True) if key > floor]
             if len(conn.backlog) + len(mine) > self.queue_max:
                 self.cut_off(conn)
                 continue
-            if last > id_key(conn.cursor):
+            if last > floor:
                 conn.cursor = last_id  # past skipped entries too, so that they are not read again
             if not mine:
                 if full:  # a page of nothing to send: read the next page now
@@ -578,8 +580,4 @@ def _created_at(body: bytes) -> float:
     if start < 0:
         return 0.0
     start += len(_CREATED)
-    end = body.find(b'"', start)
-    try:
-        return datetime.fromisoformat(body[start:end].decode()).timestamp()
-    except ValueError:
-        return 0.0
+    return metrics.epoch_of(body[start : body.find(b'"', start)])

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -160,11 +161,20 @@ def observe_end_to_end(alert_json: str | bytes, now: float | None = None) -> Non
     found = _RECEIVED.search(alert_json.encode() if isinstance(alert_json, str) else alert_json)
     if found is None:
         return
+    received = epoch_of(found[1])
+    if received:
+        end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
+
+
+@lru_cache(maxsize=4096)
+def epoch_of(text: bytes) -> float:
+    """An ISO 8601 time with its offset as epoch seconds (0.0 when it is not one). Cached: an event's
+    alerts share its times, and so do the alerts of one batch."""
     try:
-        received = datetime.fromisoformat(found[1].decode().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return
-    end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
+        parsed = datetime.fromisoformat(text.decode().replace("Z", "+00:00"))
+    except (ValueError, UnicodeDecodeError):
+        return 0.0
+    return parsed.timestamp() if parsed.tzinfo is not None else 0.0
 
 
 def count_matches(side: str, alerts: WireAlerts) -> None:
