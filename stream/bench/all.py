@@ -177,7 +177,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     if g:
         from stream.bench.gateway import TARGETS as GT  # noqa: PLC0415 - the gateway's own targets
 
-        label = f"gateway fan-out ({g[0]['drivers']:,} sockets, {g[0]['alerts_per_s']:,} alerts/s)"
+        rate = g[0].get("rate", g[0]["alerts_per_s"])
+        label = f"gateway fan-out ({g[0]['drivers']:,} sockets, {rate:,} alerts/s)"
         for what, key, unit, digits in GATEWAY_ROWS:
             out.append(
                 _row(f"{label}: {what}", bm.summary([r[key] for r in g], digits), GT[key], unit, False)
@@ -234,14 +235,23 @@ GATEWAY_ROWS = (
     ("gateway CPU per delivered alert", "gateway_cpu_us_per_alert", "µs", 1),
 )
 """The gateway's figures in the table: (what, key of a run's result, unit, digits)."""
-GATEWAY_KEPT = ("drivers", "alerts_per_s", "max_ms", "lost", "duplicates", "idle_rss_mb", "cpu_pct")
+GATEWAY_KEPT = (
+    "drivers",
+    "alerts_per_s",
+    "max_ms",
+    "lost",
+    "duplicates",
+    "idle_rss_mb",
+    "cpu_pct",
+    "alerts_per_wakeup",
+)
 """What else of a gateway run goes to the results."""
 
 
 def _gateway(runs: int, drivers: int, rate: int, seconds: float) -> list[dict[str, Any]]:
     from stream.bench import gateway as bg
 
-    return [gateway_result(bg.measure(drivers, rate, seconds)) for _ in range(runs)]
+    return [{**gateway_result(bg.measure(drivers, rate, seconds)), "rate": rate} for _ in range(runs)]
 
 
 def gateway_result(measured: dict[str, Any]) -> dict[str, Any]:
