@@ -48,9 +48,10 @@ TARGETS = {
 }
 CONNECT_CONCURRENCY = 200
 # The producer makes one append call per millisecond, as a worker makes one per batch of events (all
-# of a batch's alerts in one call): ~12 alerts a call at 5,000 alerts/s. With a call as soon as each
-# alert is due (--call-every-ms 0, ~2 alerts a call) a wake-up message per alert or two dominates the
-# gateway's CPU per alert (~100 µs against ~60).
+# of a batch's alerts in one call): ~12 alerts a call at 5,000 alerts/s, fewer than a worker's (~20
+# alerts a wake-up message in bench pipeline's latency windows, 1,000 events/s). With a call as soon
+# as each alert is due (--call-every-ms 0, ~2 alerts a call) a wake-up message per alert or two
+# dominates the gateway's CPU per alert (~100 µs against ~60).
 CALL_EVERY_MS = 1.0
 _ID_AT = len(b'{"type":"alert","id":"')
 
