@@ -544,10 +544,7 @@ def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry | None:
     body = fields.get(b"a") if isinstance(fields, dict) else None
     if not isinstance(body, bytes) or not body.startswith(b"{"):
         return None
-    frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
-    appended = raw_id.partition(b"-")[0]  # a stream id's first part: when Redis appended it (ms)
-    at = int(appended) / 1000 if appended.isdigit() and len(appended) < 16 else 0.0
-    return raw_id.decode(), frame, at, _created_at(body)
+    return _framed(raw_id, raw_id.decode(), body)
 
 
 def _is_message(response: Any) -> bool:
@@ -563,9 +560,14 @@ def _live_entry(raw_id: bytes, body: bytes) -> Entry | None:
         return None
     if not is_stream_id(stream_id) or stream_id == "0":
         return None
+    return _framed(raw_id, stream_id, body)
+
+
+def _framed(raw_id: bytes, stream_id: str, body: bytes) -> Entry:
+    """An alert as the frame a driver gets, with its append and creation times for the metrics."""
     frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
-    appended = raw_id.partition(b"-")[0]
-    at = int(appended) / 1000 if len(appended) < 16 else 0.0
+    appended = raw_id.partition(b"-")[0]  # a stream id's first part: when Redis appended it (ms)
+    at = int(appended) / 1000 if appended.isdigit() and len(appended) < 16 else 0.0
     return stream_id, frame, at, _created_at(body)
 
 
