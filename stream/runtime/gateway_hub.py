@@ -9,7 +9,9 @@ after a driver's cursor while the driver is in step is the next one of its strea
 dirty: a single reader task takes every driver marked since its last round trip and reads all their
 streams at once (``XREAD`` over many keys, pipelined in chunks). Entries a read brings that the
 channel also brings are recognised by their stream id and written once. When the channel is
-(re)subscribed, every driver is read again, which recovers whatever was published meanwhile.
+(re)subscribed, every driver is read again, which recovers whatever was published meanwhile. Who can
+publish on the channel can write to drivers, as who can append to their streams: access to Redis is
+full trust (its credentials belong to Corridor's processes only).
 
 Entries go to an idle socket in one write, or into the connection's bounded queue, which the
 connection's own handler task writes as the socket drains. A connection whose queue would overflow
