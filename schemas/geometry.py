@@ -187,9 +187,36 @@ def _gather(value: Any, depth: int, fewest: int, lon: list[float], lat: list[flo
     return True
 
 
+class CheckedGeometry(dict[str, Any]):
+    """A GeoJSON geometry whose every position a reader has already checked (finite WGS84 numbers,
+    as many as each part needs), carrying what admission needs of them: its vertex count and
+    bounding box, or no box when a position is ``[0, 0]``. ``check_geometry`` then applies the
+    limits without walking the positions again; the box must be the positions' own (only the
+    reader that checked them builds one)."""
+
+    __slots__ = ("bounds", "vertices")
+
+    def __init__(
+        self, kind: str, coordinates: Any, vertices: int, bounds: tuple[float, float, float, float] | None
+    ) -> None:
+        super().__init__(type=kind, coordinates=coordinates)
+        self.vertices = vertices
+        self.bounds = bounds  # west, south, east, north
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CheckedGeometry, (self["type"], self["coordinates"], self.vertices, self.bounds))
+
+
 def _quick(geometry: Any, limits: GeometryLimits) -> int | None:
     """The vertex count of a geometry that passes every check, found on the fast path (no paths
     built, no messages); None when the full walk must run, to accept it or to say what is wrong."""
+    if type(geometry) is CheckedGeometry:
+        bounds, count = geometry.bounds, geometry.vertices
+        if bounds is None or count > limits.max_vertices:
+            return None
+        if count > 1 and _km(*bounds) > limits.max_extent_km:
+            return None
+        return count
     if type(geometry) is not dict:
         return None
     kind = geometry.get("type")

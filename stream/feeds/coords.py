@@ -6,7 +6,7 @@ import math
 from statistics import median
 from typing import Any
 
-from schemas.geometry import check_lonlat
+from schemas.geometry import CheckedGeometry, check_lonlat
 from stream.feeds.base import RecordError
 
 MAX_POSITIONS = 100_000
@@ -38,19 +38,47 @@ def _position(value: Any) -> list[float]:
     return lonlat(_number(value[0]), _number(value[1]))
 
 
-def _line(value: Any, minimum: int, what: str) -> list[list[float]]:
+class _Box:
+    """The vertex count and bounding box of the lines of one geometry, as they are checked."""
+
+    __slots__ = ("count", "east", "north", "null", "south", "west")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.west = self.south = math.inf
+        self.east = self.north = -math.inf
+        self.null = False
+
+    def add(self, lons: list[float], lats: list[float]) -> None:
+        self.count += len(lons)
+        self.west, self.east = min(self.west, *lons), max(self.east, *lons)
+        self.south, self.north = min(self.south, *lats), max(self.north, *lats)
+        if 0.0 in lons and not self.null:
+            self.null = any(lon == 0.0 and lat == 0.0 for lon, lat in zip(lons, lats, strict=True))
+
+    def geometry(self, kind: str, coordinates: Any) -> CheckedGeometry:
+        bounds = None if self.null else (self.west, self.south, self.east, self.north)
+        return CheckedGeometry(kind, coordinates, self.count, bounds)
+
+
+def _line(value: Any, minimum: int, what: str, box: _Box) -> list[list[float]]:
     if not isinstance(value, list) or len(value) < minimum:
         raise RecordError(f"a {what} needs at least {minimum} positions", "invalid_geometry")
     if len(value) > MAX_POSITIONS:
         raise RecordError(f"a {what} has over {MAX_POSITIONS} positions", "invalid_geometry")
-    return _plain_line(value) or [_position(p) for p in value]
+    line = _plain_line(value, box)
+    if line is None:
+        line = [_position(p) for p in value]
+        box.add([p[0] for p in line], [p[1] for p in line])
+    return line
 
 
-def _plain_line(value: list[Any]) -> list[list[float]] | None:
+def _plain_line(value: list[Any], box: _Box) -> list[list[float]] | None:
     """The positions as [lon, lat] floats when every one is [lon, lat] or [lon, lat, z] with
-    finite numbers inside WGS84 (about four times faster than checking them one by one); None
-    sends the line to ``_position``, whose refusal names the position and the reason."""
+    finite numbers inside WGS84, added to ``box`` (about four times faster than checking them one
+    by one); None sends the line to ``_position``, whose refusal names the position and the reason."""
     floats = flat = True
+    west, south, east, north = box.west, box.south, box.east, box.north
     for position in value:
         if type(position) is not list:
             return None
@@ -68,6 +96,18 @@ def _plain_line(value: list[Any]) -> list[list[float]] | None:
             floats = False
         if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):  # also false for NaN
             return None
+        if lon < west:
+            west = lon
+        if lon > east:
+            east = lon
+        if lat < south:
+            south = lat
+        if lat > north:
+            north = lat
+        if lon == 0 and lat == 0:
+            box.null = True
+    box.west, box.south, box.east, box.north = west, south, east, north
+    box.count += len(value)
     if floats:
         return list(value) if flat else [p[:2] for p in value]
     return [[float(p[0]), float(p[1])] for p in value]
@@ -82,24 +122,26 @@ def _many(value: Any, what: str) -> list[Any]:
     return value
 
 
-def _coordinates(kind: str, coords: Any) -> Any:
+def _coordinates(kind: str, coords: Any, box: _Box) -> Any:
     if kind == "Point":
-        return _position(coords)
+        position = _position(coords)
+        box.add([position[0]], [position[1]])
+        return position
     if kind == "LineString":
-        return _line(coords, 2, "LineString")
+        return _line(coords, 2, "LineString", box)
     if kind == "MultiLineString":
-        return [_line(c, 2, "LineString") for c in _many(coords, kind)]
+        return [_line(c, 2, "LineString", box) for c in _many(coords, kind)]
     if kind == "Polygon":
-        return [_line(r, 4, "polygon ring") for r in _many(coords, kind)]
+        return [_line(r, 4, "polygon ring", box) for r in _many(coords, kind)]
     if kind == "MultiPolygon":
-        return [[_line(r, 4, "polygon ring") for r in _many(p, kind)] for p in _many(coords, kind)]
+        return [[_line(r, 4, "polygon ring", box) for r in _many(p, kind)] for p in _many(coords, kind)]
     raise RecordError(f"geometry type {kind!r} is not supported", "unsupported_geometry")
 
 
 _MULTI = {"LineString": "MultiLineString", "Polygon": "MultiPolygon"}
 
 
-def _collection(parts: Any) -> dict[str, Any]:
+def _collection(parts: Any) -> CheckedGeometry:
     """A GeometryCollection of lines (or of polygons) as one Multi* geometry."""
     if not isinstance(parts, list) or not parts:
         raise RecordError("GeometryCollection has no geometries", "missing_geometry")
@@ -111,13 +153,24 @@ def _collection(parts: Any) -> dict[str, Any]:
             "unsupported_geometry",
         )
     coords: list[Any] = []
+    box = _Box()
     for m in members:
         coords.extend(m["coordinates"] if m["type"].startswith("Multi") else [m["coordinates"]])
-    return {"type": _MULTI[kind], "coordinates": coords}
+        box.count += m.vertices
+        if m.bounds is None:
+            box.null = True
+        else:
+            west, south, east, north = m.bounds
+            box.add([west, east], [south, north])
+            box.count -= 2
+    return box.geometry(_MULTI[kind], coords)
 
 
-def geometry(value: Any) -> dict[str, Any]:
-    """A GeoJSON geometry validated and flattened to 2D lon/lat (RecordError when unusable)."""
+def geometry(value: Any) -> CheckedGeometry:
+    """A GeoJSON geometry validated and flattened to 2D lon/lat (RecordError when unusable).
+
+    It comes back as a ``CheckedGeometry``: its vertex count and bounding box, taken here from the
+    positions just checked, spare admission a second walk over them."""
     if value is None:
         raise RecordError("record has no geometry", "missing_geometry")
     if not isinstance(value, dict):
@@ -127,7 +180,8 @@ def geometry(value: Any) -> dict[str, Any]:
         return _collection(value.get("geometries"))
     if not isinstance(kind, str):
         raise RecordError("geometry has no type", "invalid_geometry")
-    return {"type": kind, "coordinates": _coordinates(kind, value.get("coordinates"))}
+    box = _Box()
+    return box.geometry(kind, _coordinates(kind, value.get("coordinates"), box))
 
 
 def first_position(geom: dict[str, Any]) -> tuple[float, float]:

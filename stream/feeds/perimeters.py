@@ -59,7 +59,7 @@ def _local_time(raw: str, field: str) -> datetime | None:
 
 def stable_key(props: dict[str, Any]) -> str:
     """A short hash of a feature's properties: the same perimeter keeps the same id."""
-    canon = repr(sorted((str(k), str(v)) for k, v in props.items()))
+    canon = repr(sorted(zip(map(str, props), map(str, props.values()), strict=True)))
     return hashlib.sha1(canon.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 

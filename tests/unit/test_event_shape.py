@@ -357,3 +357,66 @@ def test_quick_geometry_check_is_used() -> None:
         geometry_module._quick({**line, "coordinates": [[2.35, math.nan], [2.36, 48.86]]}, GeometryLimits())
         is None
     )
+
+
+# Geometries read by the feeds' coordinate reader carry their count and box: admission uses them
+# instead of walking the positions, and must answer exactly as the walk does on the same content.
+wide_positions = st.one_of(
+    st.tuples(st.floats(-180, 180), st.floats(-90, 90)).map(list),
+    st.tuples(st.integers(-180, 180), st.integers(-90, 90)).map(list),
+    st.tuples(st.floats(-180, 180), st.floats(-90, 90), st.floats(-1e3, 1e3)).map(list),
+    st.just([0, 0]),
+    st.just([0.0, 0.0, 12.0]),
+    st.tuples(st.floats(2.2, 2.21), st.floats(48.8, 48.81)).map(list),
+)
+lines = st.lists(wide_positions, min_size=4, max_size=7)
+readable = st.one_of(
+    wide_positions.map(lambda p: {"type": "Point", "coordinates": p}),
+    lines.map(lambda c: {"type": "LineString", "coordinates": c}),
+    st.lists(lines, min_size=1, max_size=3).map(lambda c: {"type": "MultiLineString", "coordinates": c}),
+    st.lists(lines, min_size=1, max_size=3).map(lambda c: {"type": "Polygon", "coordinates": c}),
+    st.lists(st.lists(lines, min_size=1, max_size=2), min_size=1, max_size=2).map(
+        lambda c: {"type": "MultiPolygon", "coordinates": c}
+    ),
+    st.lists(lines.map(lambda c: {"type": "LineString", "coordinates": c}), min_size=1, max_size=3).map(
+        lambda g: {"type": "GeometryCollection", "geometries": g}
+    ),
+)
+
+
+@PROPERTY
+@given(readable, st.sampled_from([GeometryLimits(), GeometryLimits(max_vertices=6, max_extent_km=5)]))
+def test_read_geometry_is_admitted_as_the_walk_admits_its_content(
+    raw: dict[str, Any], limits: GeometryLimits
+) -> None:
+    """check_geometry on what ``coords.geometry`` read gives the walk's count or error for a plain
+    copy of it: the box and count it carries are its positions' own."""
+    from stream.feeds import coords  # noqa: PLC0415 - the reader side of the contract
+    from stream.feeds.base import RecordError  # noqa: PLC0415
+
+    try:
+        read = coords.geometry(raw)
+    except RecordError:
+        return  # refused by the reader: admission never sees it
+    assert type(read) is geometry_module.CheckedGeometry
+    plain = {"type": read["type"], "coordinates": read["coordinates"]}
+    try:
+        answer: int | tuple[str, str] = check_geometry(read, limits)
+    except InvalidRecord as exc:
+        answer = exc.error, exc.reason
+    with pytest.MonkeyPatch.context() as patch:
+        assert answer == walked(plain, limits, patch)
+
+
+def test_read_geometry_is_admitted_without_a_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A geometry the reader checked is admitted from its box: no position is looked at again."""
+    from stream.feeds import coords  # noqa: PLC0415
+
+    read = coords.geometry({"type": "LineString", "coordinates": [[2.35, 48.85], [2.36, 48.86, 4.0]]})
+    assert (read.vertices, read.bounds) == (2, (2.35, 48.85, 2.36, 48.86))
+    monkeypatch.setattr(geometry_module, "_gather", lambda *args: pytest.fail("positions walked again"))
+    assert check_geometry(read) == 2
+    null = coords.geometry({"type": "LineString", "coordinates": [[0, 0], [2.36, 48.86]]})
+    assert null.bounds is None  # admission walks it and names the placeholder
+    with pytest.raises(InvalidRecord, match="position 0 is \\[0, 0\\]"):
+        check_geometry(null)
