@@ -1,6 +1,6 @@
-"""notify_drivers: alerts other producers send to ``corridor.alerts``, into each driver's Redis
-stream (deduplicated). A worker stores its own alerts itself (``publish_alerts``): their envelopes,
-keyed ``stored``, are passed over undecoded."""
+"""notify_drivers: alerts other producers send to ``corridor.alerts.in``, into each driver's Redis
+stream (deduplicated). A worker stores its own alerts itself (``publish_alerts``) and publishes them
+on ``corridor.alerts``, which no worker reads back."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import orjson
 from redis.exceptions import ResponseError
 
 from stream.runtime import envelopes, metrics
-from stream.runtime.app import STORED_KEY, alerts_topic, app, dead_letter, health, runtime
+from stream.runtime.app import alerts_in_topic, app, dead_letter, health, runtime
 from stream.runtime.redis_outbox import InvalidAlert, storable_alert
 from stream.runtime.retry import until_done
 
 log = logging.getLogger("corridor.agents.notify")
 
 
-@app.agent(alerts_topic)
+@app.agent(alerts_in_topic)
 async def notify_drivers(stream: Any) -> None:
     """Append alerts to driver streams in batches; replays are absorbed by the outbox.
 
@@ -27,11 +27,9 @@ async def notify_drivers(stream: Any) -> None:
     envelope that is not a JSON array of objects) is dead-lettered, and the rest of the batch goes on.
     """
     async for batch in stream.take_events(64, within=0.02):  # envelopes of up to ~1,000 alerts
-        metrics.messages_processed.labels(alerts_topic.get_topic_name()).inc(len(batch))
+        metrics.messages_processed.labels(alerts_in_topic.get_topic_name()).inc(len(batch))
         alerts: list[tuple[dict[str, Any], str]] = []
         for message in batch:
-            if message.key == STORED_KEY:
-                continue
             where = f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
             try:
                 records = envelopes.unpack(message.value)

@@ -98,7 +98,24 @@ def _topic(name: str, retention: timedelta | None = None, partitions: int | None
 
 def partition_count(topic: faust.TopicT) -> int:
     """How many partitions the broker reports for a topic (the setting until it is known)."""
-    return app.consumer.topic_partitions(topic.get_topic_name()) or settings.partitions
+    name = topic.get_topic_name()
+    return app.consumer.topic_partitions(name) or _sent_to.get(name) or settings.partitions
+
+
+_sent_to: dict[str, int] = {}
+"""Partition counts of the topics this worker only sends to, as the broker reported them."""
+
+
+async def _declare_outputs() -> None:
+    """Create the topics no agent consumes (Faust creates only those its agents read) and learn
+    their partition counts: a send to a partition the producer does not know fails."""
+    for topic in (broadcast_topic, alerts_topic):
+        await topic.maybe_declare()
+        name = topic.get_topic_name()
+        producer = app.producer._ensure_producer()  # noqa: SLF001 - Faust keeps the client private
+        partitions = await producer.partitions_for(name)
+        if partitions:
+            _sent_to[name] = len(partitions)
 
 
 routes_topic = _topic("routes")
@@ -106,7 +123,10 @@ events_topic = _topic("events")
 # Every stamped event once, read by every worker (stream.runtime.broadcast): one partition, and
 # read within seconds, so kept one day only.
 broadcast_topic = _topic("events.broadcast", retention=timedelta(days=1), partitions=1)
+# Alerts out: every transition a worker made, for other readers (no worker reads it back).
 alerts_topic = _topic("alerts")
+# Alerts in: what other producers send to drivers (notify_drivers stores them).
+alerts_in_topic = _topic("alerts.in")
 rejected_topic = _topic("events.rejected")
 
 
@@ -297,8 +317,8 @@ async def dead_letter(
     await rejected_topic.send(key=source.encode(), value=dumps(record))
 
 
-# The key of the alert envelopes a worker has already stored in the drivers' streams: readers of
-# ``corridor.alerts`` (``notify_drivers`` among them) know them without decoding them.
+# The key of the alert envelopes a worker publishes on ``corridor.alerts``: already in the drivers'
+# streams (a reader that mirrors them into ``corridor.alerts.in`` would only be deduplicated).
 STORED_KEY = b"stored"
 _storing = asyncio.Lock()
 
@@ -364,8 +384,9 @@ def consumer_lags() -> dict[tuple[str, int], int]:
 
 @app.on_partitions_assigned.connect
 async def _rebuild_indexes(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    # The broadcast is only sent to, never consumed by an agent, so Faust does not create it at
-    # start; created here, before any agent runs, a first send does not wait on missing metadata
-    # (it held the fan-out ~30 s, and the dead letters produced meanwhile, on a busy broker).
-    await broadcast_topic.maybe_declare()
+    # The broadcast and the alerts are only sent to, never consumed by an agent, so Faust does not
+    # create them at start; created here, before any agent runs, a first send does not wait on
+    # missing metadata (it held the fan-out ~30 s, and the dead letters produced meanwhile, on a
+    # busy broker), nor fail on a partition the producer does not know.
+    await _declare_outputs()
     await runtime.rebuild(tp.partition for tp in assigned if tp.topic == routes_topic.get_topic_name())

@@ -167,8 +167,8 @@ async def test_malformed_alerts_are_dead_lettered_and_the_rest_stored(
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic("alerts"), b"[{not json", key=b"alerts")
-        await producer.send_and_wait(settings.topic("alerts"), envelope, key=b"alerts")
+        await producer.send_and_wait(settings.topic("alerts.in"), b"[{not json", key=b"alerts")
+        await producer.send_and_wait(settings.topic("alerts.in"), envelope, key=b"alerts")
     finally:
         await producer.stop()
     await _wait_stream(redis_client, settings.topic_prefix, "dz", [("it:z", "raised")])
@@ -176,7 +176,45 @@ async def test_malformed_alerts_are_dead_lettered_and_the_rest_stored(
     assert sorted(r["reason"] for r in records) == ["invalid_alert"] * 3
     errors = " ".join(r["error"] for r in records)
     assert "not an alert envelope" in errors and "driver_id" in errors and "exploded" in errors
-    assert all(r["where"].startswith(settings.topic("alerts")) for r in records)
+    assert all(r["where"].startswith(settings.topic("alerts.in")) for r in records)
+
+
+async def test_a_worker_reads_alerts_in_and_never_its_own_alerts(
+    deployment: Deployment, redis_client: aioredis.Redis
+) -> None:
+    """A worker's own alerts reach their driver and ``corridor.alerts`` (an output); another
+    producer's alert on ``corridor.alerts.in`` reaches its driver; the worker took messages from
+    the input only, never fetching its own output back."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import Alert, alert_id_for
+    from schemas.codec import to_plain
+    from stream.bench.pipeline import scrape
+    from stream.runtime.services import free_port
+
+    metrics_port = free_port()
+    deployment.start_worker(metrics_port=metrics_port)
+    settings, prefix = deployment.settings, deployment.settings.topic_prefix
+    async with Publisher(settings) as pub:
+        await pub.register_routes([_route("ro", "do", 0)])
+        await pub.events([_closure("it:own", 500, 0)])
+    await _wait_stream(redis_client, prefix, "do", [("it:own", "raised")])
+    published = await read_topic(settings, "alerts", 1)
+    assert published[0]["event_id"] == "it:own"  # the output topic has the worker's alert
+    foreign = to_plain(
+        Alert(alert_id_for("rf", "it:f"), "rf", "df", "it:f", "closure", "raised", 10.0, None, None, "f")
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic("alerts.in"), orjson.dumps(foreign), key=b"df")
+    finally:
+        await producer.stop()
+    await _wait_stream(redis_client, prefix, "df", [("it:f", "raised")])
+    samples = scrape(metrics_port).items()
+    taken = {key: value for key, value in samples if key.startswith("corridor_messages_processed")}
+    assert taken.get(f'corridor_messages_processed_total{{topic="{settings.topic("alerts.in")}"}}', 0) >= 1
+    assert f'corridor_messages_processed_total{{topic="{settings.topic("alerts")}"}}' not in taken, taken
 
 
 async def test_redis_restart_loses_nothing(
