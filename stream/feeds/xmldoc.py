@@ -31,8 +31,9 @@ PARSER_OPTIONS: dict[str, Any] = {
 
 
 def local(tag: object) -> str:
-    """An element's tag without its namespace ('' for comments and entities)."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    """An element's tag without its namespace ('' for comments and entities), and without its
+    prefix when the prefix was never declared (lxml then keeps ``sit:situation`` as the tag)."""
+    return tag.rpartition("}")[2].rpartition(":")[2] if isinstance(tag, str) else ""
 
 
 def records(

@@ -149,3 +149,11 @@ def test_mutated_documents_never_crash(case: tuple[bytes, list[tuple[int, int, b
     for at, cut, insert in edits:
         data = data[:at] + insert + data[at + cut :]
     check_or_refused(parse_datex2, data)
+
+
+def test_an_undeclared_prefix_costs_no_crash() -> None:
+    """A situation whose ``sit:`` prefix is not declared (lxml keeps ``sit:situation`` as its tag,
+    and refuses the document only at its end) is read by its local name like any other: items or
+    the document's refusal, never a KeyError."""
+    data = SITUATION.replace(b'xmlns:sit="http://datex2.eu/schema/3/situation"', b"")
+    check_or_refused(parse_datex2, data)
