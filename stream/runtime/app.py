@@ -125,9 +125,11 @@ events_topic = _topic("events")
 broadcast_topic = _topic("events.broadcast", retention=timedelta(days=1), partitions=1)
 # Alerts out: every transition a worker made, for other readers (no worker reads it back).
 alerts_topic = _topic("alerts")
-# Alerts in: what other producers send to drivers (notify_drivers stores them).
-alerts_in_topic = _topic("alerts.in")
-rejected_topic = _topic("events.rejected")
+# Alerts in (what other producers send to drivers, for notify_drivers) and dead letters: a trickle
+# each, so one partition. Every partition a worker's consumer reads is named in each of its fetches,
+# and the embedded broker spends about 20 us on each even when it holds nothing (14 fewer here).
+alerts_in_topic = _topic("alerts.in", partitions=1)
+rejected_topic = _topic("events.rejected", partitions=1)
 
 
 class Runtime:
