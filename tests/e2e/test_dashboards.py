@@ -256,8 +256,9 @@ async def test_every_dashboard_panel_shows_data(
             f"{prefix}.routes",
             f"{prefix}.events",
             f"{prefix}.events.broadcast",
-            f"{prefix}.alerts",
+            f"{prefix}.alerts.in",
         } <= topics
+        assert f"{prefix}.alerts" not in topics  # an output: no worker reads it back
         wait_until(lambda: sum(lag().values()) == 0, 20, "the consumer lag to drain to 0 once idle")
         affected = prometheus.query(f'corridor_event_routes_affected{{env="{ENV}"}}')
         assert {s["metric"]["event_id"]: float(s["value"][1]) for s in affected} == {"dash:closure": 2.0}
