@@ -341,12 +341,16 @@ def walked(geometry: Any, limits: GeometryLimits, monkeypatch: pytest.MonkeyPatc
 @given(raw_geometries, st.sampled_from([GeometryLimits(), GeometryLimits(max_vertices=4, max_extent_km=5)]))
 def test_quick_geometry_check_answers_as_the_walk(geometry: dict[str, Any], limits: GeometryLimits) -> None:
     """For any geometry, check_geometry (quick check first) gives the full walk's count or error."""
-    try:
-        answer: int | tuple[str, str] = check_geometry(geometry, limits)
-    except InvalidRecord as exc:
-        answer = exc.error, exc.reason
     with pytest.MonkeyPatch.context() as patch:
-        assert answer == walked(geometry, limits, patch)
+        assert answered(geometry, limits) == walked(geometry, limits, patch)
+
+
+def answered(geometry: Any, limits: GeometryLimits) -> int | tuple[str, str]:
+    """check_geometry's answer as it runs: the count, or the error and reason."""
+    try:
+        return check_geometry(geometry, limits)
+    except InvalidRecord as exc:
+        return exc.error, exc.reason
 
 
 def test_quick_geometry_check_is_used() -> None:
@@ -400,12 +404,8 @@ def test_read_geometry_is_admitted_as_the_walk_admits_its_content(
         return  # refused by the reader: admission never sees it
     assert type(read) is geometry_module.CheckedGeometry
     plain = {"type": read["type"], "coordinates": read["coordinates"]}
-    try:
-        answer: int | tuple[str, str] = check_geometry(read, limits)
-    except InvalidRecord as exc:
-        answer = exc.error, exc.reason
     with pytest.MonkeyPatch.context() as patch:
-        assert answer == walked(plain, limits, patch)
+        assert answered(read, limits) == walked(plain, limits, patch)
 
 
 def test_read_geometry_is_admitted_without_a_walk(monkeypatch: pytest.MonkeyPatch) -> None:
