@@ -56,6 +56,16 @@ class _Box:
         if 0.0 in lons and not self.null:
             self.null = any(lon == 0.0 and lat == 0.0 for lon, lat in zip(lons, lats, strict=True))
 
+    def include(self, geometry: CheckedGeometry) -> None:
+        """Add a geometry read before (a member of a collection): its count and box."""
+        self.count += geometry.vertices
+        if geometry.bounds is None:
+            self.null = True
+            return
+        west, south, east, north = geometry.bounds
+        self.west, self.south = min(self.west, west), min(self.south, south)
+        self.east, self.north = max(self.east, east), max(self.north, north)
+
     def geometry(self, kind: str, coordinates: Any) -> CheckedGeometry:
         bounds = None if self.null else (self.west, self.south, self.east, self.north)
         return CheckedGeometry(kind, coordinates, self.count, bounds)
@@ -156,13 +166,7 @@ def _collection(parts: Any) -> CheckedGeometry:
     box = _Box()
     for m in members:
         coords.extend(m["coordinates"] if m["type"].startswith("Multi") else [m["coordinates"]])
-        box.count += m.vertices
-        if m.bounds is None:
-            box.null = True
-        else:
-            west, south, east, north = m.bounds
-            box.add([west, east], [south, north])
-            box.count -= 2
+        box.include(m)
     return box.geometry(_MULTI[kind], coords)
 
 
