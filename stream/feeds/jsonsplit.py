@@ -49,6 +49,8 @@ _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 _LONG_RUN = b"0" * 19
 _CLOSE = {ord("{"): b"}", ord("["): b"]"}
+_SHORT = 2048
+"""Records up to this size are first checked by counting their brackets (``shallow``)."""
 
 
 class Splitter:
@@ -295,7 +297,8 @@ def _decode(raw: bytes, value: Any, start: int, fmt: str) -> Any:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return _by_ijson(raw, start, fmt)
-    if shallow(raw) or depth_bound(raw) is not None or depth_ok(value):
+    # (a long record is rarely shallow: counting its brackets first would be a wasted pass)
+    if (len(raw) <= _SHORT and shallow(raw)) or depth_bound(raw) is not None or depth_ok(value):
         return value
     return too_deep("record")
 

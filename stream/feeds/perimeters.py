@@ -30,6 +30,8 @@ _PARIS = ZoneInfo(LOCAL_ZONE)
 _LOCAL = re.compile(r"^(\d{4})/(\d{2})/(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$")
 SEVERITY = {"rouge": "high", "bleu": "medium"}
 POLYGONAL = frozenset({"Polygon", "MultiPolygon"})
+_TEXT = frozenset({str})
+_SCALARS = frozenset({str, int, float, bool})
 
 
 def local_time(value: Any, field: str) -> datetime | None:
@@ -59,7 +61,10 @@ def _local_time(raw: str, field: str) -> datetime | None:
 
 def stable_key(props: dict[str, Any]) -> str:
     """A short hash of a feature's properties: the same perimeter keeps the same id."""
-    canon = repr(sorted(zip(map(str, props), map(str, props.values()), strict=True)))
+    if set(map(type, props.values())) <= _TEXT:  # (member names are strings, and distinct)
+        canon = repr(sorted(props.items()))
+    else:
+        canon = repr(sorted(zip(map(str, props), map(str, props.values()), strict=True)))
     return hashlib.sha1(canon.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 
@@ -79,7 +84,10 @@ def feature_event(feature: Any, ident: str) -> Event:
     zone = text(props.get("TYPE_PERI"), "TYPE_PERI", 64)
     name = text(props.get("EVENEMENT"), "EVENEMENT", 400)
     title = " — ".join(p for p in (name, f"périmètre {zone}" if zone else None) if p)
-    details = {str(k): v for k, v in props.items() if isinstance(v, str | int | float | bool)}
+    if set(map(type, props.values())) <= _SCALARS:
+        details = dict(props)
+    else:
+        details = {str(k): v for k, v in props.items() if isinstance(v, str | int | float | bool)}
     return Event(
         id=f"{SOURCE}:{ident}",
         source=SOURCE,

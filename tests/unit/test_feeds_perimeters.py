@@ -18,7 +18,7 @@ from schemas.codec import to_plain
 from schemas.event import Event
 from schemas.rejected import Rejection
 from stream.feeds.base import FeedFormatError, Item
-from stream.feeds.perimeters import parse_perimeters
+from stream.feeds.perimeters import parse_perimeters, stable_key
 from tests.support.feeds import PROPERTY, check, check_or_refused
 
 ZONES_BYTES = (Path(__file__).parents[2] / "stream" / "data" / "zones.geojson").read_bytes()
@@ -133,6 +133,28 @@ def test_ids_are_stable_and_unique() -> None:
     assert len(again) == len(ids)
     plain = {i for i in ids if not re.search(r"-\d+$", i)}
     assert plain <= again
+
+
+@pytest.mark.parametrize(
+    ("props", "key"),
+    [
+        (
+            {
+                "TYPE_PERI": "Rouge",
+                "EVENEMENT": "PARA_Marathon",
+                "DATE_DEBUT": "2024/09/08 05:30:00.000",
+                "DATE_FIN": "2024/09/08 14:00:00.000",
+            },
+            "e770f0a3af327b78",
+        ),
+        ({"EVENEMENT": "Marathon", "ZONE": 3, "ROUGE": True, "NOTE": None, "Z": 1.5}, "07b55af266379c39"),
+    ],
+)
+def test_ids_do_not_change_between_releases(props: dict[str, Any], key: str) -> None:
+    """A feature without an id keeps the id it was given before: a new release that named it
+    otherwise would end every perimeter in force and raise it again for every driver."""
+    assert stable_key(props) == key
+    assert stable_key(dict(reversed(props.items()))) == key
 
 
 @pytest.mark.parametrize(
