@@ -74,64 +74,83 @@ class _Box:
 
 
 def _line(value: Any, minimum: int, what: str, box: _Box) -> list[list[float]]:
+    """A line checked position by position: the path of lines ``_plain_lines`` refused, whose
+    refusal names the position and the reason."""
     if not isinstance(value, list) or len(value) < minimum:
         raise RecordError(f"a {what} needs at least {minimum} positions", "invalid_geometry")
     if len(value) > MAX_POSITIONS:
         raise RecordError(f"a {what} has over {MAX_POSITIONS} positions", "invalid_geometry")
-    line = _plain_line(value, box)
-    if line is None:
-        line = [_position(p) for p in value]
-        box.add([p[0] for p in line], [p[1] for p in line])
+    line = [_position(p) for p in value]
+    box.add([p[0] for p in line], [p[1] for p in line])
     return line
 
 
-def _plain_line(value: list[Any], box: _Box) -> list[list[float]] | None:
-    """The positions as [lon, lat] floats when every one is [lon, lat] or [lon, lat, z] with
-    finite numbers inside WGS84, added to ``box`` (about four times faster than checking them one
-    by one); None sends the line to ``_position``, whose refusal names the position and the reason.
+def _plain_lines(lines: list[Any], minimum: int, box: _Box) -> list[list[list[float]]] | None:
+    """The lines with their positions as [lon, lat] floats, when each line holds ``minimum`` to
+    MAX_POSITIONS positions and every one is [lon, lat] or [lon, lat, z] with finite numbers
+    inside WGS84, added to ``box`` (about four times faster than checking them one by one);
+    None, the box untouched, sends the lines to ``_line`` one by one.
 
-    One Python loop does the least per position: C-level passes over the positions (a set of
-    their types, ``zip(*value)`` into columns, ``min``/``max``) cost 20 to 35 ns a position each,
-    as much as a step of this loop, so several of them cost more than the loop they replace."""
-    floats = flat = True
-    thin = False
+    The lines of a geometry go through one call, their box kept in local variables (a DATEX II
+    location or a MultiPolygon has many short lines), and one Python loop does the least per
+    position: C-level passes over the positions (a set of their types, ``zip(*value)`` into
+    columns, ``min``/``max``) cost 20 to 35 ns a position each, as much as a step of this loop,
+    so several of them cost more than the loop they replace."""
     west, south, east, north = box.west, box.south, box.east, box.north
-    for position in value:
-        if type(position) is not list:
+    count = 0
+    checked: list[list[list[float]]] = []
+    for value in lines:
+        if type(value) is not list or not minimum <= len(value) <= MAX_POSITIONS:
             return None
-        size = len(position)
-        if size == 2:  # noqa: PLR2004 - [lon, lat]
-            lon, lat = position
-            thin = True
-        elif size == 3:  # noqa: PLR2004 - [lon, lat, z]
-            lon, lat, _ = position
-            flat = False
-        else:
-            return None
-        if type(lon) is not float or type(lat) is not float:
-            if type(lon) not in _NUMBERS or type(lat) not in _NUMBERS:
+        floats = flat = True
+        thin = False
+        for position in value:
+            if type(position) is not list:
                 return None
-            floats = False
-        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):  # also false for NaN
-            return None
-        if lon < west:
-            west = lon
-        if lon > east:
-            east = lon
-        if lat < south:
-            south = lat
-        if lat > north:
-            north = lat
+            size = len(position)
+            if size == 2:  # noqa: PLR2004 - [lon, lat]
+                lon, lat = position
+                thin = True
+            elif size == 3:  # noqa: PLR2004 - [lon, lat, z]
+                lon, lat, _ = position
+                flat = False
+            else:
+                return None
+            if type(lon) is not float or type(lat) is not float:
+                if type(lon) not in _NUMBERS or type(lat) not in _NUMBERS:
+                    return None
+                floats = False
+            if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):  # also false for NaN
+                return None
+            if lon < west:
+                west = lon
+            if lon > east:
+                east = lon
+            if lat < south:
+                south = lat
+            if lat > north:
+                north = lat
+        count += len(value)
+        if not floats:
+            checked.append([[float(p[0]), float(p[1])] for p in value])
+        elif flat:
+            checked.append(list(value))
+        elif thin:
+            checked.append(list(map(_XY, value)))
+        else:  # every position is [lon, lat, z]: each loses its z in place
+            deque(map(list.pop, value), maxlen=0)
+            checked.append(list(value))
     # (0, 0) is looked for only when the box holds it (a vertex there widens the box to it)
     if west <= 0.0 <= east and south <= 0.0 <= north and not box.null:
-        box.null = any(p[0] == 0 and p[1] == 0 for p in value)
+        box.null = any(p[0] == 0 and p[1] == 0 for line in checked for p in line)
     box.west, box.south, box.east, box.north = west, south, east, north
-    box.count += len(value)
-    if not floats:
-        return [[float(p[0]), float(p[1])] for p in value]
-    if not flat and not thin:  # every position is [lon, lat, z]: each loses its z in place
-        deque(map(list.pop, value), maxlen=0)
-    return list(value) if flat or not thin else list(map(_XY, value))
+    box.count += count
+    return checked
+
+
+def _lines(value: list[Any], minimum: int, what: str, box: _Box) -> list[list[list[float]]]:
+    """Lines (of a MultiLineString, or rings of a polygon), on the fast path when it takes them."""
+    return _plain_lines(value, minimum, box) or [_line(c, minimum, what, box) for c in value]
 
 
 _NUMBERS = frozenset({int, float})
@@ -150,13 +169,13 @@ def _coordinates(kind: str, coords: Any, box: _Box) -> Any:
         box.add([position[0]], [position[1]])
         return position
     if kind == "LineString":
-        return _line(coords, 2, "LineString", box)
+        return _lines([coords], 2, "LineString", box)[0]
     if kind == "MultiLineString":
-        return [_line(c, 2, "LineString", box) for c in _many(coords, kind)]
+        return _lines(_many(coords, kind), 2, "LineString", box)
     if kind == "Polygon":
-        return [_line(r, 4, "polygon ring", box) for r in _many(coords, kind)]
+        return _lines(_many(coords, kind), 4, "polygon ring", box)
     if kind == "MultiPolygon":
-        return [[_line(r, 4, "polygon ring", box) for r in _many(p, kind)] for p in _many(coords, kind)]
+        return [_lines(_many(p, kind), 4, "polygon ring", box) for p in _many(coords, kind)]
     raise RecordError(f"geometry type {kind!r} is not supported", "unsupported_geometry")
 
 

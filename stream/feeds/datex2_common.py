@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import orjson
@@ -71,12 +72,19 @@ class Validity:
 
 
 def _time_of_day(raw: str | None, offsets: set[Any]) -> int:
+    minutes, offset = _clock(raw or "")
+    offsets.add(offset)
+    return minutes
+
+
+@functools.lru_cache(maxsize=1024)
+def _clock(raw: str) -> tuple[int, timedelta | None]:
+    """Minutes past midnight and UTC offset of 'HH:MM:SS[offset]' (a feed uses a handful)."""
     try:
-        parsed = time.fromisoformat((raw or "").replace("Z", "+00:00"))
+        parsed = time.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise RecordError(f"time of day {str(raw)[:32]!r} is not HH:MM:SS", "bad_schedule") from None
-    offsets.add(parsed.utcoffset())
-    return parsed.hour * 60 + parsed.minute
+        raise RecordError(f"time of day {raw[:32]!r} is not HH:MM:SS", "bad_schedule") from None
+    return parsed.hour * 60 + parsed.minute, parsed.utcoffset()
 
 
 def _zone(offsets: set[Any]) -> str:
@@ -96,9 +104,10 @@ def _days(period: etree._Element) -> list[str]:
 
 
 def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, str, list[str]]:
+    periods, exceptions = children(spec, "validPeriod"), children(spec, "exceptionPeriod")
     offsets: set[Any] = set()
     table: list[tuple[str, list[tuple[int, int]]]] = []
-    for period in children(spec, "validPeriod"):
+    for period in periods:
         slots = [
             (
                 _time_of_day(value(p, "startTimeOfPeriod"), offsets),
@@ -110,7 +119,7 @@ def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, st
         table.extend((day, [(s, e if e else 24 * 60) for s, e in slots] or FULL_DAY) for day in days)
     excluded: set[str] = set()
     notes: list[str] = []
-    for period in children(spec, "exceptionPeriod"):
+    for period in exceptions:
         excluded.update(_days(period))
         notes.extend(f"except {t.text.strip()}" for t in period.iter("{*}specialDayType") if t.text)
     if excluded:
@@ -129,15 +138,29 @@ def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, st
 
 def validity(element: etree._Element) -> Validity:
     """A DATEX II validity (validityByOrder / validity) as window, schedule and timezone."""
-    status = value(element, "validityStatus")
-    spec = first(element, "validityTimeSpecification")
+    named = firsts(element)  # one walk instead of one lookup per name
+    status = value_of(named, "validityStatus")
+    spec = named.get("validityTimeSpecification")
     if spec is None:
         return Validity(None, None, None, "Europe/Paris", (), status == "suspended")
-    start = timing.instant(value(spec, "overallStartTime"), "overallStartTime")
-    end = timing.instant(value(spec, "overallEndTime"), "overallEndTime")
+    start = timing.instant(_within(spec, named, "overallStartTime"), "overallStartTime")
+    end = timing.instant(_within(spec, named, "overallEndTime"), "overallEndTime")
     timing.window(start, end)
-    schedule, zone, notes = _weekly(spec)
+    if "validPeriod" in named or "exceptionPeriod" in named:
+        schedule, zone, notes = _weekly(spec)
+    else:  # most validities: a window and no weekly schedule
+        schedule, zone, notes = None, "Europe/Paris", []
     return Validity(start, end, schedule, zone, tuple(notes), status == "suspended")
+
+
+def _within(spec: etree._Element, named: dict[str, etree._Element], name: str) -> str | None:
+    """``value(spec, name)``, from what ``firsts`` found when that is a child of ``spec``."""
+    found = named.get(name)
+    if found is None:
+        return None
+    if found.getparent() is spec:
+        return text(found.text, name, 512) if found.text else None
+    return value(spec, name)
 
 
 def _pos_list(raw: str) -> dict[str, Any]:
