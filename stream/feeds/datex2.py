@@ -40,8 +40,8 @@ def _conditions(element: etree._Element, found: dict[str, list[etree._Element]])
 def _regulation_types(regulation: etree._Element) -> list[str]:
     names = []
     for element in children(regulation, "typeOfRegulation"):
-        words = [t.strip() for t in element.itertext() if t.strip()]
-        names.append(":".join([xsi_type(element), " ".join(words)[:80]]).rstrip(":"))
+        words = " ".join(" ".join(element.itertext()).split())  # its texts, blanks collapsed
+        names.append(":".join([xsi_type(element), words[:80]]).rstrip(":"))
     return names
 
 

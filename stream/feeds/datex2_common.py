@@ -103,18 +103,19 @@ def _days(period: etree._Element) -> list[str]:
     return [d.text.strip() for d in period.iter("{*}applicableDay") if d.text and d.text.strip()]
 
 
+def _slot(period: etree._Element, offsets: set[Any]) -> tuple[int, int]:
+    """(start, end) minutes of a recurringTimePeriodOfDay, its two times found in one walk."""
+    named = firsts(period)
+    start = _time_of_day(value_of(named, "startTimeOfPeriod"), offsets)
+    return start, _time_of_day(value_of(named, "endTimeOfPeriod"), offsets)
+
+
 def _weekly(spec: etree._Element) -> tuple[dict[str, tuple[str, ...]] | None, str, list[str]]:
     periods, exceptions = children(spec, "validPeriod"), children(spec, "exceptionPeriod")
     offsets: set[Any] = set()
     table: list[tuple[str, list[tuple[int, int]]]] = []
     for period in periods:
-        slots = [
-            (
-                _time_of_day(value(p, "startTimeOfPeriod"), offsets),
-                _time_of_day(value(p, "endTimeOfPeriod"), offsets),
-            )
-            for p in period.iter("{*}recurringTimePeriodOfDay")
-        ]
+        slots = [_slot(p, offsets) for p in period.iter("{*}recurringTimePeriodOfDay")]
         days = _days(period) or ["everyday"]
         table.extend((day, [(s, e if e else 24 * 60) for s, e in slots] or FULL_DAY) for day in days)
     excluded: set[str] = set()

@@ -44,6 +44,8 @@ def vehicle_conditions(
     A limit is read as the maximum permitted (the regulation applies to vehicles exceeding
     it), as DiaLog writes it; the literal comparison operators are kept in the notes.
     """
+    if not conditions:
+        return None, {}, False
     limits: dict[str, Any] = {}
     critair: list[str] = []
     hazmat: bool | None = None
@@ -87,4 +89,5 @@ def vehicle_conditions(
         critair=tuple(critair) or None,
         hazmat=hazmat,
     )
-    return (None if vehicles.is_empty() else vehicles), notes, restricts or not vehicles.is_empty()
+    empty = vehicles.is_empty()
+    return (None if empty else vehicles), notes, restricts or not empty

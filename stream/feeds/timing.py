@@ -69,26 +69,31 @@ Schedule = dict[str, tuple[str, ...]]
 
 
 def schedule(days: Iterable[tuple[str, list[tuple[int, int]]]]) -> Schedule | None:
-    """Day -> slots as the event's schedule; overnight slots continue on the next day."""
+    """Day -> slots (minutes of the day, 0 to 1440) as the event's schedule; overnight slots
+    continue on the next day."""
     table: dict[str, list[str]] = {}
-
-    def add(day: str, start: int, end: int) -> None:
-        entry = table.setdefault(day, [])
-        slot = f"{_fmt(start)}-{_fmt(end)}"
-        if slot not in entry and len(entry) < MAX_SLOTS:
-            entry.append(slot)
-
     for day, pairs in days:
         if day not in DAYS:
             raise RecordError(f"schedule day {day[:32]!r} is not a weekday or everyday", "bad_schedule")
+        entry = table.setdefault(day, [])
         for start, end in pairs:
-            if start == end or start >= 24 * 60:
-                raise RecordError(f"time slot {_fmt(start)}-{_fmt(end)} is empty", "bad_schedule")
+            if start == end or not (0 <= start < 24 * 60 and 0 <= end <= 24 * 60):
+                slot = f"{_fmt(start)}-{_fmt(end)}"
+                raise RecordError(f"time slot {slot} is empty or not within a day", "bad_schedule")
             if start < end:
-                add(day, start, end)
+                _add(entry, f"{_CLOCK[start]}-{_CLOCK[end]}")
                 continue
-            add(day, start, 24 * 60)
+            _add(entry, f"{_CLOCK[start]}-24:00")
             if end:
                 nxt = day if day == "everyday" else WEEKDAYS[(WEEKDAYS.index(day) + 1) % 7]
-                add(nxt, 0, end)
-    return {day: tuple(sorted(v)) for day, v in table.items()} or None
+                _add(table.setdefault(nxt, []), f"00:00-{_CLOCK[end]}")
+    return {day: tuple(sorted(v)) for day, v in table.items() if v} or None
+
+
+def _add(entry: list[str], slot: str) -> None:
+    if slot not in entry and len(entry) < MAX_SLOTS:
+        entry.append(slot)
+
+
+_CLOCK = [_fmt(minutes) for minutes in range(24 * 60 + 1)]
+"""'HH:MM' of each minute of the day, and '24:00' (read, not formatted, per slot)."""
