@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from stream.core.partition import StampedEvent
 from stream.runtime import envelopes, metrics
 from stream.runtime.app import (
     app,
-    broadcast_topic,
     consumer_lags,
     dead_letter,
     events_topic,
@@ -24,7 +26,7 @@ from stream.runtime.app import (
     settle_heap,
     tasks,
 )
-from stream.runtime.broadcast import BroadcastReader
+from stream.runtime.broadcast import BroadcastGap, BroadcastReader
 from stream.runtime.redis_state import encode_stamped, unpack_stamped
 from stream.runtime.retry import until_done
 
@@ -79,17 +81,15 @@ async def fan_out_events(stream: Any) -> None:
 
 
 async def _fan_out(stamped: list[StampedEvent], encoded: list[bytes]) -> None:
-    """Store stamped events in Redis, then send them in envelopes on the broadcast topic (stored
-    first: a worker that starts loads what was sent before the position it reads from)."""
+    """Store stamped events in Redis and append them in envelopes to the event broadcast, in one
+    round trip (stored first: a worker that starts loads what was appended before it reads)."""
     if not stamped:
         return
     for (source, kind), count in Counter((s.event.source, s.event.kind) for s in stamped).items():
         metrics.events_in.labels(source, kind).inc(count)
-    await until_done("saving events", runtime.state.save_events, stamped, encoded)
     with metrics.stage("stamp_events"):
         packed = envelopes.pack(encoded)
-    for envelope in packed:
-        await broadcast_topic.send(key=b"events", value=envelope, partition=0)
+    await until_done("saving events", runtime.state.save_events, stamped, encoded, packed)
 
 
 def _where(message: Any) -> str:
@@ -104,22 +104,20 @@ async def match_events() -> None:
     await runtime.events_loaded.wait()
     position = runtime.broadcast_from or 0
     while True:
-        reader = BroadcastReader(
-            settings.bootstrap_servers(),
-            broadcast_topic.get_topic_name(),
-            settings.fetch_wait,
-            f"{settings.app_id}-broadcast",
-        )
+        state = runtime.state
+        reader = BroadcastReader(runtime.redis, state.broadcast_stream, state.broadcast_counter)
         try:
             await reader.start(position)
             runtime.broadcast = reader
             async for batch in reader.batches():
                 await _match(batch)
                 position = reader.position
-                await until_done("noting the broadcast position", runtime.state.note_broadcast, position)
                 health.beat("match_events")
         except asyncio.CancelledError:
             raise
+        except BroadcastGap as gap:
+            log.warning("%s: loading the stored events again", gap)
+            position = await runtime.reload_events()
         except Exception as exc:  # noqa: BLE001 - reported, then read again from the last batch applied
             health.crashed("match_events", exc)
             metrics.agent_crashes.labels("match_events").inc()
@@ -131,15 +129,15 @@ async def match_events() -> None:
 
 
 RESTART_AFTER_S = 1.0
+BROADCAST = "broadcast"  # how the event broadcast is named in metrics and dead letters
 
 
 async def _match(batch: list[Any]) -> None:
     """Match one batch of broadcast envelopes (each read alone: a bad one costs only itself)."""
-    topic = broadcast_topic.get_topic_name()
-    metrics.messages_processed.labels(topic).inc(len(batch))
+    metrics.messages_processed.labels(BROADCAST).inc(len(batch))
     stamped: list[StampedEvent] = []
-    for message in batch:
-        where, raw = f"{topic}/0@{message.offset}", message.value or b""  # or a tombstone
+    for entry in batch:
+        where, raw = f"{BROADCAST}#{entry.number}", entry.value
         try:
             with metrics.stage("decode_copies"):
                 items, refused = unpack_stamped(raw)
@@ -175,9 +173,9 @@ async def observe_worker() -> None:
     """Publish consumer lag per partition, drivers affected and the events concerning most routes."""
     lags = consumer_lags()
     reader = runtime.broadcast
-    lag = reader.lag() if reader is not None else None
-    if lag is not None:
-        lags[(broadcast_topic.get_topic_name(), 0)] = lag
+    if reader is not None:
+        with contextlib.suppress(RedisError):  # reported at the next tick
+            lags[(BROADCAST, 0)] = await reader.lag()
     metrics.set_consumer_lag(lags)
     routes_by_event, drivers = runtime.affected()
     metrics.set_affected(routes_by_event, drivers)

@@ -2,8 +2,8 @@
 
 Scale-out: ``corridor.routes`` is keyed by route id, so each route (and every alert of it) belongs
 to exactly one partition, and each partition to one worker of the group. Events are not
-partitioned among the workers: ``fan_out_events`` sends each batch once to
-``corridor.events.broadcast``, which every worker reads in full (``stream.runtime.broadcast``). A
+partitioned among the workers: ``fan_out_events`` stores each batch and appends it once to the
+event broadcast, a Redis stream every worker reads in full (``stream.runtime.broadcast``). A
 worker therefore holds only its share of the routes, matches every event against them, and no
 (route, event) pair is ever decided in two places.
 """
@@ -109,7 +109,7 @@ _sent_to: dict[str, int] = {}
 async def _declare_outputs() -> None:
     """Create the topics no agent consumes (Faust creates only those its agents read) and learn
     their partition counts: a send to a partition the producer does not know fails."""
-    for topic in (broadcast_topic, alerts_topic):
+    for topic in (alerts_topic,):
         await topic.maybe_declare()
         name = topic.get_topic_name()
         producer = app.producer._ensure_producer()  # noqa: SLF001 - Faust keeps the client private
@@ -120,9 +120,6 @@ async def _declare_outputs() -> None:
 
 routes_topic = _topic("routes")
 events_topic = _topic("events")
-# Every stamped event once, read by every worker (stream.runtime.broadcast): one partition, and
-# read within seconds, so kept one day only.
-broadcast_topic = _topic("events.broadcast", retention=timedelta(days=1), partitions=1)
 # Alerts out: every transition a worker made, for other readers (no worker reads it back).
 alerts_topic = _topic("alerts")
 # Alerts in (what other producers send to drivers, for notify_drivers) and dead letters: a trickle
@@ -146,7 +143,7 @@ class Runtime:
         self.events_loaded = asyncio.Event()
         self.broadcast: BroadcastReader | None = None  # while the broadcast is read
         self.redis = redis_client(config.resolved_redis_url())
-        self.state = RedisState(self.redis, config.redis_prefix)
+        self.state = RedisState(self.redis, config.redis_prefix, config.broadcast_maxlen)
         self.outbox = RedisOutbox(
             self.redis, config.redis_prefix, config.stream_maxlen, retention_s=config.stream_retention_s
         )
@@ -186,7 +183,7 @@ class Runtime:
         events: list[StampedEvent] = []
         first = self.broadcast_from is None
         if first:  # the position first: every event sent before it is stored (see broadcast)
-            position = await until_done("reading the broadcast position", self.state.broadcast_position)
+            position = await until_done("reading the broadcast's last entry", self.state.broadcast_last)
             events, bad = await until_done("loading events", self.state.load_events)
             await self.quarantine(bad)
         for partition in new:
@@ -215,6 +212,20 @@ class Runtime:
         if first:
             self.broadcast_from = position
             self.events_loaded.set()
+
+    async def reload_events(self) -> int:
+        """Load every stored event again (after broadcast entries were trimmed before this worker
+        read them, see ``BroadcastGap``); returns the broadcast position to read on from."""
+        position = await until_done("reading the broadcast's last entry", self.state.broadcast_last)
+        events, bad = await until_done("loading events", self.state.load_events)
+        await self.quarantine(bad)
+        now = datetime.now(UTC)
+        alerts = self.index.apply_events(events, now, receipts=False)
+        await self.refuse_failed_events()
+        log.warning("events reloaded from redis: events=%d alerts=%d", len(events), len(alerts))
+        await publish_alerts(alerts)
+        self.refresh_gauges()
+        return position
 
     async def quarantine(self, entries: list[Quarantined]) -> None:
         """Move unusable stored records out of the state, and dead-letter each with its reason."""
@@ -386,7 +397,7 @@ def consumer_lags() -> dict[tuple[str, int], int]:
 
 @app.on_partitions_assigned.connect
 async def _rebuild_indexes(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    # The broadcast and the alerts are only sent to, never consumed by an agent, so Faust does not
+    # The alerts are only sent to, never consumed by an agent, so Faust does not
     # create them at start; created here, before any agent runs, a first send does not wait on
     # missing metadata (it held the fan-out ~30 s, and the dead letters produced meanwhile, on a
     # busy broker), nor fail on a partition the producer does not know.

@@ -1,89 +1,135 @@
-"""Every stamped event to every worker, once: a one-partition topic each worker reads in full.
+"""Every stamped event to every worker, once: a Redis stream each worker reads in full.
 
 Routes are partitioned across the workers (the consumer group of ``corridor.routes``); events are
 not: each worker matches every event against its own routes. ``fan_out_events`` stores each batch
-of events in Redis, then sends it once to ``corridor.events.broadcast``, which every worker reads
-from its own position, outside the group, with no offset committed to the broker.
+of events in Redis and, in the same round trip, appends it in envelopes to the broadcast stream
+(``<prefix>:state:broadcast:stream``, ``RedisState.save_events``), which every worker reads from its
+own position.
 
-Where a worker starts reading is kept in Redis, not by the broker. After applying a batch, a
-worker records the position after it (``RedisState.note_broadcast``: the highest one any worker
-reached). Every message before that position was stored in Redis before it was sent, so a worker
-that starts reads the position first, then loads the stored events, then reads the topic from the
-position: nothing falls between the two, and what it reads twice is skipped by the events'
-receipt sequence. The broker is never asked for offsets (the embedded one answers ListOffsets
-wrongly); a position past the end of the partition (a broker that lost its log) is read as the
-start of a new one.
+Entries are numbered 1, 2, 3… (entry ``n`` has the id ``n-0``; a reader's position is the number of
+the last entry it applied, 0 before any), so a reader knows when entries it did not read were
+trimmed: the stream keeps the last ``CORRIDOR_BROADCAST_MAXLEN`` entries (about that many), and a
+worker that falls further behind loads the stored events again instead (``BroadcastGap``). An
+entry another client added is read like any other (its caller dead-letters what is not an
+envelope), and numbering goes on after it.
 
-This replaced one copy of every event per partition of a co-partitioned topic (8 by default): on
-the same host, one `corridor bench pipeline --runs 1 --events 30000 --drivers 10000 --rate 1000`
-each, the broker's CPU per event went from 49 to 31 µs, two workers from 5,117 to 8,067 events/s,
-and publish→driver p50 / p99 from 266 / 788 to 188 / 389 ms.
+A worker that starts reads the number of the last entry appended (``RedisState.broadcast_last``),
+then loads the stored events, then reads the entries after that number. Every entry was stored
+before it was appended, so nothing falls between the two, and what it reads twice is skipped by
+the events' receipt sequence. A position past the last entry (a Redis that lost its data) is read
+as the start of a new stream.
+
+A read answers as soon as an entry is appended (``XREAD BLOCK``). Through the embedded broker the
+same hop, a one-partition topic, waited 1.5 fetch waits on average (the broker answers a fetch with
+what it found when the fetch began, after its whole wait) and cost the broker more as its log grew.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import redis.asyncio as aioredis
 
 log = logging.getLogger("corridor.worker")
 
-FETCH_MAX_BYTES = 16 * 1024 * 1024
-MAX_RECORDS = 64  # envelopes per batch (each up to about a thousand events)
+MAX_RECORDS = 64  # entries per batch (each an envelope of up to a thousand events)
+BLOCK_MS = 1000  # how long one read waits for an entry (the client's socket timeout is longer)
+FIELD = b"e"  # the field of an entry that holds its envelope
+
+
+class BroadcastGap(Exception):  # noqa: N818 - a signal to reload, not a failure
+    """Entries after the reader's position were trimmed before it read them."""
+
+    def __init__(self, position: int, first: int) -> None:
+        super().__init__(
+            f"broadcast entries {position + 1}..{first - 1} were trimmed before this worker read them"
+        )
+        self.position, self.first = position, first
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the broadcast: its number and its value (an envelope of stamped events)."""
+
+    number: int
+    value: bytes
 
 
 class BroadcastReader:
-    """One worker's reader of the broadcast partition, from a position it is given."""
+    """One worker's reader of the broadcast stream, from a position it is given."""
 
-    def __init__(self, bootstrap: str, topic: str, fetch_wait_ms: int, client_id: str) -> None:
-        self._partition = TopicPartition(topic, 0)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=max(1, fetch_wait_ms),
-            fetch_max_bytes=FETCH_MAX_BYTES,
-            max_partition_fetch_bytes=FETCH_MAX_BYTES,
-        )
+    def __init__(self, client: aioredis.Redis, stream: str, counter: str, block_ms: int = BLOCK_MS) -> None:
+        self._client = client
+        self._stream = stream
+        self._counter = counter
+        self._block_ms = block_ms
         self.position = 0
+        self._cursor = "0-0"  # the id of the last entry read (read after it)
 
     async def start(self, position: int) -> None:
-        """Connect and read from ``position`` on."""
-        await self._consumer.start()
-        self._consumer.assign([self._partition])
-        self.position = position
-        self._consumer.seek(self._partition, position)
+        """Read the entries after ``position`` on."""
+        self.position = max(0, position)
+        self._cursor = f"{self.position}-0"
 
     async def stop(self) -> None:
-        """Disconnect."""
-        await self._consumer.stop()
+        """Nothing to release: the reader borrows the worker's Redis client."""
 
-    def lag(self) -> int | None:
-        """Messages on the partition not read yet (None before the first fetch answered)."""
-        highwater = self._consumer.highwater(self._partition)
-        return None if highwater is None else max(0, highwater - self.position)
+    async def last(self) -> int:
+        """The number of the last entry appended (0 when none was)."""
+        raw = await self._client.get(self._counter)
+        try:
+            return max(0, int(raw)) if raw is not None else 0
+        except ValueError:
+            return 0
 
-    async def batches(self) -> AsyncIterator[list[Any]]:
-        """Batches of messages as they come; ``position`` is after the last one yielded."""
+    async def lag(self) -> int:
+        """Entries appended that this reader has not read yet."""
+        return max(0, await self.last() - self.position)
+
+    async def _trimmed(self) -> bool:
+        """Whether entries after this reader's cursor were trimmed: the oldest entry the stream
+        keeps is past it. (Numbers that jump without a trim are entries another client added.)"""
+        oldest: Any = await self._client.xrange(self._stream, count=1)
+        return bool(oldest) and _id(oldest[0][0]) > _id(self._cursor)
+
+    async def batches(self) -> AsyncIterator[list[Entry]]:
+        """Batches of entries as they come; ``position`` is the last one yielded. Raises
+        ``BroadcastGap`` when entries after the position were trimmed unread."""
         while True:
-            fetched = await self._consumer.getmany(self._partition, timeout_ms=1000, max_records=MAX_RECORDS)
-            messages = fetched.get(self._partition, [])
-            if messages:
-                self.position = messages[-1].offset + 1
-                yield messages
+            reply: Any = await self._client.xread(
+                {self._stream: self._cursor}, count=MAX_RECORDS, block=self._block_ms
+            )
+            items = [item for _, found in reply or () for item in found]
+            entries = [_entry(ident, fields) for ident, fields in items]
+            if entries:
+                if entries[0].number > self.position + 1 and self.position and await self._trimmed():
+                    raise BroadcastGap(self.position, entries[0].number)
+                self.position = entries[-1].number
+                last = items[-1][0]
+                self._cursor = last.decode() if isinstance(last, bytes) else last
+                yield entries
                 continue
-            highwater = self._consumer.highwater(self._partition)
-            if highwater is not None and self.position > highwater:
+            last = await self.last()
+            if self.position > last:
                 log.warning(
-                    "broadcast position %d is past the end of %s (%d): the broker lost its log; "
-                    "reading the partition from its start",
+                    "broadcast position %d is past the last entry (%d): Redis lost its data; "
+                    "reading the stream from its start",
                     self.position,
-                    self._partition.topic,
-                    highwater,
+                    last,
                 )
-                self.position = 0
-                self._consumer.seek(self._partition, 0)
+                self.position, self._cursor = 0, "0-0"
+
+
+def _id(ident: bytes | str) -> tuple[int, int]:
+    text = ident.decode() if isinstance(ident, bytes) else ident
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _entry(ident: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    """An entry as read; an id that is not ``<n>-0`` (not written by Corridor) reads as its
+    first number, and a missing field as an empty value (dead-lettered by the reader's caller)."""
+    return Entry(_id(ident)[0], fields.get(FIELD, b""))

@@ -115,23 +115,42 @@ class Quarantined:
     raw: bytes | None = None
 
 
-_KEEP_HIGHER = """
-local held = tonumber(redis.call('GET', KEYS[1]) or '-1') or -1
-if tonumber(ARGV[1]) > held then redis.call('SET', KEYS[1], ARGV[1]) end
+# Append envelopes to the event broadcast (stream.runtime.broadcast) as entries n-0, n+1-0, …
+# numbered on from its counter. When the stream's last id is already past the counter (the
+# counter lost, or an entry another client added), numbering goes on after that id.
+_APPEND = """
+local n = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+for i = 2, #ARGV do
+  n = n + 1
+  local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', n), 'e', ARGV[i])
+  if type(added) == 'table' and added.err then
+    local info = redis.call('XINFO', 'STREAM', KEYS[1])
+    for j = 1, #info, 2 do
+      if info[j] == 'last-generated-id' then n = tonumber(string.match(info[j + 1], '^(%d+)')) + 1 end
+    end
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', n), 'e', ARGV[i])
+  end
+end
+redis.call('SET', KEYS[2], n)
+return n
 """
+BROADCAST_MAXLEN = 2000
+"""Entries the broadcast keeps, about (each an envelope of up to ``envelopes.MAX_BYTES``)."""
 
 
 class RedisState:
     """Routes by partition, their last positions, and events with their receipt sequence."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, broadcast_maxlen: int = BROADCAST_MAXLEN) -> None:
         self._client = client
         self._prefix = prefix
         self._events = f"{prefix}:state:events"
         self._expiry = f"{prefix}:state:expiry"
         self._quarantine = f"{prefix}:state:quarantine"
-        self._broadcast = f"{prefix}:state:broadcast"
-        self._keep_higher = client.register_script(_KEEP_HIGHER)  # EVALSHA, loaded when missing
+        self.broadcast_stream = f"{prefix}:state:broadcast:stream"
+        self.broadcast_counter = f"{prefix}:state:broadcast:last"
+        self._broadcast_maxlen = max(1, broadcast_maxlen)
+        self._append = client.register_script(_APPEND)  # EVALSHA, loaded when missing
 
     def _routes(self, partition: int) -> str:
         return f"{self._prefix}:state:routes:{partition}"
@@ -160,11 +179,16 @@ class RedisState:
             await pipe.execute()
 
     async def save_events(
-        self, stamped: Sequence[StampedEvent], encoded: Sequence[bytes] | None = None
+        self,
+        stamped: Sequence[StampedEvent],
+        encoded: Sequence[bytes] | None = None,
+        broadcast: Sequence[bytes] = (),
     ) -> None:
-        """Keep each event's latest version; schedule cancelled and bounded ones for pruning.
+        """Keep each event's latest version; schedule cancelled and bounded ones for pruning; then
+        append ``broadcast`` (the envelopes of the same events) to the event broadcast.
 
-        Three commands per batch whatever its size (the last version of an id in the batch wins).
+        One round trip and four commands per batch whatever its size (the last version of an id
+        in the batch wins); the events are stored before they are broadcast (see broadcast).
         ``encoded``: the items' ``encode_stamped`` forms, when the caller has them already.
         """
         if not stamped:
@@ -189,6 +213,12 @@ class RedisState:
                 pipe.zadd(self._expiry, scheduled)  # type: ignore[arg-type]
             if open_ended:
                 pipe.zrem(self._expiry, *open_ended)
+            if broadcast:
+                await self._append(
+                    keys=[self.broadcast_stream, self.broadcast_counter],
+                    args=[self._broadcast_maxlen, *broadcast],
+                    client=pipe,
+                )
             await pipe.execute()
 
     async def load_events(self) -> tuple[list[StampedEvent], list[Quarantined]]:
@@ -250,19 +280,14 @@ class RedisState:
                 pipe.zadd(self._expiry, {f"q:{entry.key}": removable_at})
             await pipe.execute()
 
-    async def broadcast_position(self) -> int:
-        """Where a starting worker reads the event broadcast from (``stream.runtime.broadcast``):
-        every message before it was stored here first (0 when no worker has read any)."""
-        raw = await self._client.get(self._broadcast)
+    async def broadcast_last(self) -> int:
+        """The number of the last entry appended to the event broadcast (0 when none was)."""
+        raw = await self._client.get(self.broadcast_counter)
         try:
             return max(0, int(raw)) if raw is not None else 0
         except ValueError:
-            log.warning("stored broadcast position %.40r is not a number: reading from the start", raw)
+            log.warning("the broadcast's counter %.40r is not a number: reading from the start", raw)
             return 0
-
-    async def note_broadcast(self, position: int) -> None:
-        """Record that a worker applied the broadcast up to ``position`` (kept if higher)."""
-        await self._keep_higher(keys=[self._broadcast], args=[position])
 
     async def prune(self, now: float | None = None) -> int:
         """Forget tombstones and expired events past their retention; returns how many."""

@@ -56,6 +56,7 @@ class Settings:
     metrics_port: int = 0
     signing_key: str | None = None
     stream_maxlen: int = 1000
+    broadcast_maxlen: int = 2000
     port_infrastructure: Path | None = None  # None: the bundled stream/data/port-infrastructure.geojson
     stream_retention_s: int = 86400
     fetch_wait_ms: int | None = None  # None: see ``fetch_wait``
@@ -89,6 +90,7 @@ class Settings:
             metrics_port=_env_int(env, "CORRIDOR_METRICS_PORT", 0),
             signing_key=env.get("CORRIDOR_SIGNING_KEY") or None,
             stream_maxlen=_env_int(env, "CORRIDOR_STREAM_MAXLEN", 1000),
+            broadcast_maxlen=_env_int(env, "CORRIDOR_BROADCAST_MAXLEN", 2000),
             port_infrastructure=Path(env["CORRIDOR_PORT_INFRASTRUCTURE"])
             if env.get("CORRIDOR_PORT_INFRASTRUCTURE")
             else None,

@@ -255,7 +255,7 @@ async def test_every_dashboard_panel_shows_data(
         assert {
             f"{prefix}.routes",
             f"{prefix}.events",
-            f"{prefix}.events.broadcast",
+            "broadcast",
             f"{prefix}.alerts.in",
         } <= topics
         assert f"{prefix}.alerts" not in topics  # an output: no worker reads it back

@@ -234,27 +234,30 @@ async def test_poisoned_state_is_quarantined_and_never_replayed(
         await client.aclose()
 
 
-async def test_foreign_messages_on_the_broadcast_cost_only_themselves(stack: Stack) -> None:
-    """Messages another producer writes on the event broadcast (not JSON, empty, a tombstone), and
-    a tombstone on the events topic, are dead-lettered; the worker goes on reading both topics, and
-    the next event reaches the driver."""
+async def test_foreign_entries_on_the_broadcast_cost_only_themselves(stack: Stack) -> None:
+    """Entries another client adds to the event broadcast (not JSON, empty, without the envelope
+    field), and a tombstone on the events topic, are dead-lettered; the worker goes on reading
+    both, numbering goes on after them, and the next event reaches the driver."""
     settings = stack.deployment.settings
     tag = uuid.uuid4().hex[:8]
     after = f"hostile:after-broadcast-{tag}"
     token = token_for(stack.deployment.env, DRIVER)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
-    await producer.start()
+    client = aioredis.Redis.from_url(settings.resolved_redis_url())
+    stream = f"{settings.redis_prefix}:state:broadcast:stream"
     try:
-        for value in (f"not json {tag}".encode(), b"", None):
-            await producer.send_and_wait(settings.topic("events.broadcast"), value, key=b"x", partition=0)
+        for fields in ({"e": f"not json {tag}"}, {"e": ""}, {"other": tag}):
+            await client.xadd(stream, fields)  # type: ignore[arg-type]
     finally:
-        await producer.stop()
+        await client.aclose()
     async with DriverClient(stack.gateway_port, DRIVER, token) as driver:
         await _send_events(settings, [(tag.encode(), None)])  # type: ignore[list-item]
         await _send_events(settings, [(after.encode(), orjson.dumps(_event(after, geometry=point(3500, 5))))])
         await driver.wait_for(lambda a: a["event_id"] == after, timeout=30)
     letter = await _dead_letter(settings, lambda r: r["raw"] == f"not json {tag}")
-    assert letter["reason"] == "undecodable" and "events.broadcast" in letter["where"]
-    tombstones = await dead_letters(settings, lambda r: r["raw"] == "" and r["reason"] == "undecodable", 3)
-    assert {r["where"].split("/")[0].rsplit(".", 1)[-1] for r in tombstones} == {"broadcast", "events"}
+    assert letter["reason"] == "undecodable" and letter["where"].startswith("broadcast#")
+    empty = await dead_letters(settings, lambda r: r["raw"] == "" and r["reason"] == "undecodable", 3)
+    assert {r["where"].split("#")[0].split("/")[0].rsplit(".", 1)[-1] for r in empty} == {
+        "broadcast",
+        "events",
+    }
     _assert_same_healthy_worker(stack)
