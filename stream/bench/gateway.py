@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from schemas import Alert
+from stream.commands.output import console
 from stream.runtime.redis_outbox import RedisOutbox
 from stream.runtime.services import EmbeddedServices, free_port
 from stream.runtime.supervisor import Supervisor
@@ -464,4 +464,4 @@ def gateway(drivers: int, rate: int, seconds: float, call_every_ms: float, as_js
     ]
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)

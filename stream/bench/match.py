@@ -194,8 +194,9 @@ def measure(routes: int, n_events: int, batch: int, sample: int, seed: int, upda
 
 
 def _table(results: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from stream.commands.output import console
 
     table = Table(title="corridor bench match (reference city, corridor 30 m, one core)")
     cols = [
@@ -217,7 +218,7 @@ def _table(results: list[dict[str, Any]]) -> None:
         table.add_column(title, justify="right")
     for res in results:
         table.add_row(*(str(res[key]) for _, key in cols))
-    Console().print(table)
+    console().print(table)
 
 
 @click.command("match")

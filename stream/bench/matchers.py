@@ -257,8 +257,9 @@ def matchers(
     sizes: tuple[int, ...], n_events: int | None, batches: int | None, seed: int, as_json: bool
 ) -> None:
     """Engine vs shapely STRtrees vs PostGIS on the reference city: same pairs, events/s, ratios."""
-    from rich.console import Console
     from rich.table import Table
+
+    from stream.commands.output import console
 
     table = Table(title="corridor bench matchers (reference city, corridor 30 m, events/s median [min–max])")
     for column in (
@@ -293,4 +294,4 @@ def matchers(
             fmt(res["ratio_vs_best_shapely"]),
         )
     if not as_json:
-        Console().print(table)
+        console().print(table)

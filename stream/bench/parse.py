@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
 from schemas.codec import to_plain
 from schemas.event import Event
+from stream.commands.output import console
 from stream.feeds.registry import iter_parse, parser_for
 
 RUNS = 5
@@ -151,4 +151,4 @@ def parse(as_json: bool, scale: float, runs: int, formats: tuple[str, ...]) -> N
             f"{target:,}" if target else "",
             verdict,
         )
-    Console().print(table)
+    console().print(table)

@@ -804,8 +804,9 @@ def pipeline(
     if as_json:
         click.echo(json.dumps({"bench": "pipeline", "targets": TARGETS, **result}))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from stream.commands.output import console
 
     table = Table(
         title=f"corridor bench pipeline ({n_events:,} events, {n_routes:,} routes, median of {runs})"
@@ -834,4 +835,4 @@ def pipeline(
     ]
     for name, s in rows:
         table.add_row(name, str(s["median"]), f"{s['min']}–{s['max']}")
-    Console().print(table)
+    console().print(table)

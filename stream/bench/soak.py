@@ -29,10 +29,10 @@ from pathlib import Path
 import click
 import orjson
 from aiokafka import AIOKafkaProducer
-from rich.console import Console
 from rich.table import Table
 
 from schemas import Event, Route
+from stream.commands import output
 from stream.core import city as reference
 from stream.core.engine import Engine
 from stream.runtime.producer import Publisher
@@ -318,7 +318,7 @@ def _table(results: Sequence[Result]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def soak(events: int, routes: int, scenarios: tuple[str, ...], as_json: bool) -> None:
     """Faults under load on three workers; exits 1 unless every alert arrived exactly once."""
-    console = Console(stderr=as_json)
+    console = output.console(stderr=as_json)
     results = []
     for name in scenarios or SCENARIOS:
         workdir = Path(tempfile.mkdtemp(prefix=f"corridor-soak-{name}-"))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
+
+from stream.commands import output
 
 
 @click.command()
@@ -19,7 +20,7 @@ def demo(duration: float | None, seed: int | None, trucks: int | None) -> None:
     """
     from stream.demo.runner import run_demo  # noqa: PLC0415 - starts services, keep --help light
 
-    console = Console()
+    console = output.console()
     board = run_demo(duration, console, seed=seed, trucks=trucks)
     console.print(board.summary())
     console.print(
