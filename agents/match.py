@@ -105,7 +105,7 @@ async def match_events() -> None:
     position = runtime.broadcast_from or 0
     while True:
         state = runtime.state
-        reader = BroadcastReader(runtime.redis, state.broadcast_stream, state.broadcast_counter)
+        reader = BroadcastReader(runtime.redis, state.broadcast_stream, state.broadcast_last)
         try:
             await reader.start(position)
             runtime.broadcast = reader

@@ -27,7 +27,7 @@ what it found when the fetch began, after its whole wait) and cost the broker mo
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +61,16 @@ class Entry:
 class BroadcastReader:
     """One worker's reader of the broadcast stream, from a position it is given."""
 
-    def __init__(self, client: aioredis.Redis, stream: str, counter: str, block_ms: int = BLOCK_MS) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        stream: str,
+        last: Callable[[], Awaitable[int]],
+        block_ms: int = BLOCK_MS,
+    ) -> None:
         self._client = client
         self._stream = stream
-        self._counter = counter
+        self.last = last  # the number of the last entry appended (RedisState.broadcast_last)
         self._block_ms = block_ms
         self.position = 0
         self._cursor = "0-0"  # the id of the last entry read (read after it)
@@ -76,14 +82,6 @@ class BroadcastReader:
 
     async def stop(self) -> None:
         """Nothing to release: the reader borrows the worker's Redis client."""
-
-    async def last(self) -> int:
-        """The number of the last entry appended (0 when none was)."""
-        raw = await self._client.get(self._counter)
-        try:
-            return max(0, int(raw)) if raw is not None else 0
-        except ValueError:
-            return 0
 
     async def lag(self) -> int:
         """Entries appended that this reader has not read yet."""

@@ -30,7 +30,7 @@ async def _read(
 ) -> tuple[BroadcastReader, list[Entry]]:
     """A reader started at ``position`` once it has yielded ``count`` entries (within 10 s), and
     the entries."""
-    reader = BroadcastReader(client, state.broadcast_stream, state.broadcast_counter)
+    reader = BroadcastReader(client, state.broadcast_stream, state.broadcast_last)
     await reader.start(position)
     got: list[Entry] = []
 
@@ -67,7 +67,7 @@ async def test_a_read_answers_as_soon_as_an_entry_is_appended(
     when its read's wait (10 s here) runs out."""
     state = RedisState(redis_client, prefix)
     await _append(state, b"1")
-    reader = BroadcastReader(redis_client, state.broadcast_stream, state.broadcast_counter, block_ms=10_000)
+    reader = BroadcastReader(redis_client, state.broadcast_stream, state.broadcast_last, block_ms=10_000)
     await reader.start(1)
     batches = reader.batches()
     waiting = asyncio.create_task(anext(batches))
