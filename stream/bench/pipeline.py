@@ -59,6 +59,7 @@ from stream.runtime.settings import Settings
 from stream.runtime.supervisor import Supervisor, wait_until
 
 PARTITIONS = 8
+EVENT_PARTITIONS = 1  # as a deployment's default (CORRIDOR_EVENT_PARTITIONS)
 KEY_SPEC = "bench:bench-pipeline-signing-key-0123456789"
 TARGETS = {
     "events_per_s_per_worker": 20_000.0,
@@ -88,6 +89,7 @@ class Bench:
             "CORRIDOR_TOPIC_PREFIX": prefix,
             "CORRIDOR_APP_ID": prefix,
             "CORRIDOR_PARTITIONS": str(PARTITIONS),
+            "CORRIDOR_EVENT_PARTITIONS": str(EVENT_PARTITIONS),
             "CORRIDOR_SIGNING_KEY": KEY_SPEC,
             "CORRIDOR_LOG_FORMAT": "text",
             "CORRIDOR_KAFKA_URL": "",
@@ -143,7 +145,7 @@ def expected_alerts(routes: Sequence[Route], evs: Sequence[Event]) -> int:
 # --- broker and Redis helpers ------------------------------------------------------------------
 
 
-async def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
+async def create_topic(bootstrap: str, name: str, partitions: int = EVENT_PARTITIONS) -> None:
     """Create a topic with ``partitions`` partitions."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -701,6 +703,7 @@ def measure(
         "events": n_events,
         "routes": n_routes,
         "partitions": PARTITIONS,
+        "event_partitions": EVENT_PARTITIONS,
         "producer": "single events" if single else "envelopes",
         "alerts_per_run": expected,
         "runs": runs,

@@ -97,9 +97,10 @@ def _topic(name: str, retention: timedelta | None = None, partitions: int | None
 
 
 def partition_count(topic: faust.TopicT) -> int:
-    """How many partitions the broker reports for a topic (the setting until it is known)."""
+    """How many partitions the broker reports for a topic (its declared count until it is known)."""
     name = topic.get_topic_name()
-    return app.consumer.topic_partitions(name) or _sent_to.get(name) or settings.partitions
+    known = app.consumer.topic_partitions(name) or _sent_to.get(name)
+    return known or topic.partitions or settings.partitions
 
 
 _sent_to: dict[str, int] = {}
@@ -119,7 +120,7 @@ async def _declare_outputs() -> None:
 
 
 routes_topic = _topic("routes")
-events_topic = _topic("events")
+events_topic = _topic("events", partitions=settings.event_partitions)
 # Alerts out: every transition a worker made, for other readers (no worker reads it back).
 alerts_topic = _topic("alerts")
 # Alerts in (what other producers send to drivers, for notify_drivers) and dead letters: a trickle

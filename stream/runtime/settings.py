@@ -25,6 +25,13 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
+    count = _env_int(env, name, default)
+    if count < 1:
+        raise ConfigError(f"{name}={count} must be at least 1")
+    return count
+
+
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -49,6 +56,10 @@ class Settings:
     topic_prefix: str = "corridor"
     app_id: str = "corridor"
     partitions: int = 8
+    # Partitions of ``<prefix>.events``: every worker matches every event (the broadcast), so more
+    # only spread the fan-out's reading and stamping (~20 us an event), and each costs one produce
+    # batch per publisher flush (see README, "Topics").
+    event_partitions: int = 1
     corridor_m: float = 30.0
     metric_crs: str = "EPSG:2154"
     gateway_host: str = "127.0.0.1"
@@ -82,7 +93,8 @@ class Settings:
             redis_url=env.get("CORRIDOR_REDIS_URL") or None,
             topic_prefix=env.get("CORRIDOR_TOPIC_PREFIX") or "corridor",
             app_id=env.get("CORRIDOR_APP_ID") or "corridor",
-            partitions=_env_int(env, "CORRIDOR_PARTITIONS", 8),
+            partitions=_env_count(env, "CORRIDOR_PARTITIONS", 8),
+            event_partitions=_env_count(env, "CORRIDOR_EVENT_PARTITIONS", 1),
             corridor_m=_env_float(env, "CORRIDOR_CORRIDOR_M", 30.0),
             metric_crs=env.get("CORRIDOR_METRIC_CRS") or "EPSG:2154",
             gateway_host=env.get("CORRIDOR_GATEWAY_HOST") or "127.0.0.1",
