@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 from operator import itemgetter
 from statistics import median
 from typing import Any
@@ -103,14 +102,12 @@ def _plain_lines(lines: list[Any], minimum: int, box: _Box) -> list[list[list[fl
         if type(value) is not list or not minimum <= len(value) <= MAX_POSITIONS:
             return None
         floats = flat = True
-        thin = False
         for position in value:
             if type(position) is not list:
                 return None
             size = len(position)
             if size == 2:  # noqa: PLR2004 - [lon, lat]
                 lon, lat = position
-                thin = True
             elif size == 3:  # noqa: PLR2004 - [lon, lat, z]
                 lon, lat, _ = position
                 flat = False
@@ -135,11 +132,8 @@ def _plain_lines(lines: list[Any], minimum: int, box: _Box) -> list[list[list[fl
             checked.append([[float(p[0]), float(p[1])] for p in value])
         elif flat:
             checked.append(list(value))
-        elif thin:
+        else:  # [lon, lat] copies: the caller's positions are left as they are
             checked.append(list(map(_XY, value)))
-        else:  # every position is [lon, lat, z]: each loses its z in place
-            deque(map(list.pop, value), maxlen=0)
-            checked.append(list(value))
     # (0, 0) is looked for only when the box holds it (a vertex there widens the box to it)
     if west <= 0.0 <= east and south <= 0.0 <= north and not box.null:
         box.null = any(p[0] == 0 and p[1] == 0 for line in checked for p in line)
@@ -203,10 +197,6 @@ def _collection(parts: Any) -> CheckedGeometry:
 
 def geometry(value: Any) -> CheckedGeometry:
     """A GeoJSON geometry validated and flattened to 2D lon/lat (RecordError when unusable).
-
-    The geometry takes ``value``'s position lists as its own (a [lon, lat, z] position loses its
-    z in place): callers pass a value they have just decoded from JSON or built, kept by nobody
-    else and holding no position list twice.
 
     It comes back as a ``CheckedGeometry``: its vertex count and bounding box, taken here from the
     positions just checked, spare admission a second walk over them."""

@@ -420,3 +420,17 @@ def test_read_geometry_is_admitted_without_a_walk(monkeypatch: pytest.MonkeyPatc
     assert null.bounds is None  # admission walks it and names the placeholder
     with pytest.raises(InvalidRecord, match="position 0 is \\[0, 0\\]"):
         check_geometry(null)
+
+
+def test_reading_a_geometry_leaves_its_positions_as_they_were() -> None:
+    """The reader copies [lon, lat] out of [lon, lat, z] positions: the caller's value is not
+    changed, and a position object used twice (as code may build a ring) reads like two."""
+    from stream.feeds.coords import geometry  # noqa: PLC0415
+
+    corner = [2.2, 48.8, 35.0]
+    ring = [corner, [2.3, 48.8, 35.0], [2.3, 48.9, 35.0], corner]
+    raw = {"type": "Polygon", "coordinates": [ring]}
+    first = geometry(raw)
+    assert corner == [2.2, 48.8, 35.0] and len(ring[1]) == 3
+    assert first["coordinates"] == [[[2.2, 48.8], [2.3, 48.8], [2.3, 48.9], [2.2, 48.8]]]
+    assert geometry(raw) == first
