@@ -73,7 +73,7 @@ app = _App(
     topic_partitions=settings.partitions,
     processing_guarantee="at_least_once",
     consumer_auto_offset_reset="earliest",
-    # A batch's envelopes (events broadcast, alerts) leave in one produce request instead of one
+    # A batch's alert envelopes leave in one produce request instead of one
     # each: a request costs the broker as much as its messages.
     producer_linger=PRODUCER_LINGER_S,
     web_enabled=False,
