@@ -143,19 +143,40 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _row("framework ceiling: Faust agent doing nothing", p["faust_ceiling_msg_per_s"], None, "msg/s")
         )
-    out.append(
-        _row("end to end: 1 worker", p["one_worker_events_per_s"], t["events_per_s_per_worker"], "events/s")
-    )
+    out.append(_row("end to end: 1 worker", p["one_worker_events_per_s"], None, "events/s"))
     out.append(_row("end to end: 2 workers", p["two_workers_events_per_s"], None, "events/s"))
+    out.append(_row("end to end: 2 workers / 1 worker", p["two_worker_scaling"], None, "×"))
     out.append(
-        _row("end to end: 2 workers / 1 worker", p["two_worker_scaling"], t["two_worker_scaling"], "×")
+        _row(
+            "end to end: events per worker CPU-second",
+            p["worker_events_per_cpu_s"],
+            t["worker_events_per_cpu_s"],
+            "events/s",
+        )
     )
-    of_ceiling = [100 * d["one"]["events_per_s"] / d["ceiling"]["msg_per_s"] for d in p["details"]]
-    pct = bm.summary(of_ceiling, 2)
-    out.append(_row("end to end: 1 worker / plain consumer", pct, 100 * t["of_ceiling"], "%"))
+    out.append(_row("end to end: worker CPU per event", p["worker_cpu_us_per_event"], None, "µs"))
+    out.append(
+        _row(
+            "end to end: Redis CPU per stored alert",
+            p["redis_cpu_us_per_alert"],
+            t["redis_cpu_us_per_alert"],
+            "µs",
+            higher=False,
+        )
+    )
+    out.append(_row("end to end: broker CPU per event", p["broker_cpu_us_per_event"], None, "µs"))
+    out.append(
+        _row(
+            "end to end: two_worker_cpu_ratio",
+            p["two_worker_cpu_ratio"],
+            t["two_worker_cpu_ratio"],
+            "×",
+            higher=False,
+        )
+    )
     lat = p["latency"]
     label = f"publish→driver at {lat['rate']:,}/s, {lat['drivers']:,} drivers"
-    out.append(_row(f"{label}: p50", lat["p50_ms"], None, "ms"))
+    out.append(_row(f"{label}: p50", lat["p50_ms"], t["p50_ms"], "ms", higher=False))
     out.append(_row(f"{label}: p99", lat["p99_ms"], t["p99_ms"], "ms", higher=False))
     for fmt, r in results["parse"].items():
         s = {"median": r["median_per_s"], "min": r["min_per_s"], "max": r["max_per_s"], "runs": r["runs"]}

@@ -61,11 +61,14 @@ from stream.runtime.supervisor import Supervisor, wait_until
 PARTITIONS = 8
 EVENT_PARTITIONS = 1  # as a deployment's default (CORRIDOR_EVENT_PARTITIONS)
 KEY_SPEC = "bench:bench-pipeline-signing-key-0123456789"
+# Measured as CPU, not wall clock: the broker, Redis, the producer and the workers share the
+# machine's cores, so events/s says more about the neighbours than about a worker.
 TARGETS = {
-    "events_per_s_per_worker": 20_000.0,
-    "two_worker_scaling": 1.8,
+    "worker_events_per_cpu_s": 20_000.0,  # ≤ 50 µs of worker CPU an event, alerts included
+    "redis_cpu_us_per_alert": 8.0,
+    "two_worker_cpu_ratio": 1.15,  # a second worker adds no duplicated work
+    "p50_ms": 30.0,  # publish → driver at 1,000 events/s with 10,000 drivers connected
     "p99_ms": 100.0,
-    "of_ceiling": 0.10,
 }
 DRAIN_TIMEOUT_S = 600.0
 LATENCY_DRAIN_S = 60.0
@@ -671,7 +674,7 @@ def measure(
     n_events: int = 10_000,
     n_routes: int = 10_000,
     runs: int = 3,
-    drivers: int = 1_000,
+    drivers: int = 10_000,
     rate: int = 1_000,
     seconds: float = 10.0,
     latency: bool = True,
@@ -779,7 +782,7 @@ def as_plain(value: Any) -> Any:
 @click.option("--events", "n_events", default=10_000, show_default=True, help="Events per throughput run.")
 @click.option("--routes", "n_routes", default=10_000, show_default=True, help="Routes registered.")
 @click.option("--runs", default=3, show_default=True, help="Runs of each measurement (median kept).")
-@click.option("--drivers", default=1_000, show_default=True, help="Drivers connected for the latency runs.")
+@click.option("--drivers", default=10_000, show_default=True, help="Drivers connected for the latency runs.")
 @click.option("--rate", default=1_000, show_default=True, help="Events/s published in the latency runs.")
 @click.option("--seconds", default=10.0, show_default=True, help="Length of each latency window.")
 @click.option("--no-latency", is_flag=True, help="Skip the latency runs.")
