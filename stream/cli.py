@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from stream.core.kernel_cache import use_kernel_cache
+
 # name -> "module:attribute" of a click command; each group of commands lives in its own module.
 COMMANDS: dict[str, str] = {
     "services": "stream.commands.services:services",
@@ -53,3 +55,4 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="corridor")
 def main(**_: Any) -> None:
     """Corridor: live traffic events matched against truck routes, alerts pushed to drivers."""
+    use_kernel_cache()  # before a command imports the engine

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from stream.runtime.services import EmbeddedServices
+from stream.core.kernel_cache import use_kernel_cache
+from stream.local.services import EmbeddedServices
 from tests.support.processes import Deployment, deployment_env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The kernels' cache chosen before any test module imports the engine, as ``corridor`` does."""
+    use_kernel_cache()
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
 from stream.bench.pipeline import Bench, _cpu_seconds
-from stream.runtime.services import free_port, port_free
-from stream.runtime.supervisor import Supervisor, corridor_command, wait_until
+from stream.local.services import free_port, port_free
+from stream.local.supervisor import Supervisor, corridor_command, wait_until
 
 TARGETS = {"events_per_s": 20_000.0, "p99_ms": 50.0}
 SOURCE = "benchport"

@@ -17,8 +17,8 @@ from typing import Any
 import faust
 import orjson
 
-from stream.runtime.faust_tuning import set_fetch_wait
 from stream.runtime.settings import Settings
+from stream.worker.faust_tuning import set_fetch_wait
 
 
 def main() -> None:

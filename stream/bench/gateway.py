@@ -32,9 +32,9 @@ from rich.table import Table
 
 from schemas import Alert
 from stream.commands.output import console
-from stream.runtime.redis_outbox import RedisOutbox
-from stream.runtime.services import EmbeddedServices, free_port
-from stream.runtime.supervisor import Supervisor
+from stream.local.services import EmbeddedServices, free_port
+from stream.local.supervisor import Supervisor
+from stream.worker.outbox import RedisOutbox
 
 KEY_SPEC = "bench:bench-signing-key-0123456789"
 PREFIX = "bench"
@@ -98,7 +98,7 @@ async def _clients(pipe: Connection, port: int, drivers: int) -> None:
 
     import websockets
 
-    from stream.core.tokens import Keyring
+    from stream.gateway.tokens import Keyring
 
     keyring = Keyring.parse(KEY_SPEC)
     received: list[list[bytes]] = [[] for _ in range(drivers)]

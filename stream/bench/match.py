@@ -25,8 +25,7 @@ import numpy as np
 import orjson
 import shapely
 
-from stream.core import lifecycle as lc
-from stream.core.city import (
+from stream.bench.city import (
     CHUNK,
     City,
     event_geometries_xy,
@@ -35,7 +34,9 @@ from stream.core.city import (
     route_chunk_xy,
     route_chunks,
 )
-from stream.core.engine import Engine, EngineConfig, warm_up
+from stream.core import lifecycle as lc
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine, warm_up
 
 AT = datetime(2026, 1, 6, 5, 0, tzinfo=UTC)
 DEFAULT_SIZES = ((1_000, 10_000), (10_000, 20_000), (100_000, 50_000))

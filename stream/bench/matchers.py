@@ -27,8 +27,7 @@ import orjson
 import shapely
 
 from stream.bench import postgis as pg
-from stream.core import lifecycle as lc
-from stream.core.city import (
+from stream.bench.city import (
     CHUNK,
     City,
     event_geometries_xy,
@@ -37,7 +36,9 @@ from stream.core.city import (
     route_chunk_xy,
     route_chunks,
 )
-from stream.core.engine import Engine, EngineConfig, warm_up
+from stream.core import lifecycle as lc
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine, warm_up
 
 AT = datetime(2026, 1, 6, 5, 0, tzinfo=UTC)  # before departure: every route entirely ahead
 CORRIDOR_M = 30.0

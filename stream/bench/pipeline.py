@@ -48,15 +48,16 @@ import numpy as np
 
 from schemas import Event, Route, RouteMessage
 from schemas.codec import dumps
+from stream.bench.city import City, events, make_route, route_chunks
 from stream.bench.gateway import open_driver
 from stream.bench.matchers import summary
 from stream.core import lifecycle as lc
-from stream.core.city import City, events, make_route, route_chunks
-from stream.core.engine import Engine, EngineConfig
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine
+from stream.local.services import EmbeddedServices, free_port
+from stream.local.supervisor import Supervisor, wait_until
 from stream.runtime.metrics import STAGES as WORKER_STAGES
-from stream.runtime.services import EmbeddedServices, free_port
 from stream.runtime.settings import Settings
-from stream.runtime.supervisor import Supervisor, wait_until
 
 PARTITIONS = 8
 EVENT_PARTITIONS = 1  # as a deployment's default (CORRIDOR_EVENT_PARTITIONS)
@@ -180,7 +181,7 @@ async def produce_events(settings: Settings, evs: Sequence[Event], single: bool)
     """Send events as fast as the broker acknowledges them, encoded here: in envelopes by
     Corridor's ``Publisher``, or one message per event keyed by its id (``single``, the interop
     format); returns the seconds taken."""
-    from stream.runtime.producer import Publisher
+    from stream.ingest.producer import Publisher
 
     topic = settings.topic("events")
     if single:
@@ -234,8 +235,8 @@ def route_partition(route_id: str, partitions: int = PARTITIONS) -> int:
 
 async def seed_routes(redis_url: str, prefix: str, routes: Sequence[Route]) -> None:
     """Register routes in the Redis state of a deployment, each under its partition."""
-    from stream.runtime.redis_state import RedisState
     from stream.runtime.retry import redis_client
+    from stream.worker.state import RedisState
 
     client = redis_client(redis_url)
     state = RedisState(client, prefix)
@@ -440,7 +441,7 @@ async def _clients(pipe: Connection, port: int, drivers: Sequence[str]) -> None:
     import orjson
     import websockets
 
-    from stream.core.tokens import Keyring
+    from stream.gateway.tokens import Keyring
 
     keyring = Keyring.parse(KEY_SPEC)
     received: list[tuple[str, float, str | None, str | None]] = []
@@ -510,7 +511,7 @@ async def publish_at_rate(
     one message per event with ``single``); returns the publish time of each event id."""
     from aiokafka import AIOKafkaProducer
 
-    from stream.runtime.producer import Publisher
+    from stream.ingest.producer import Publisher
 
     topic = settings.topic("events")
     sent_at: dict[str, float] = {}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from stream.runtime.services import free_port
+from stream.local.services import free_port
 
 SRID = 2154
 APT_PACKAGES = ("postgresql", "postgis", "postgresql-15-postgis-3")

@@ -32,15 +32,15 @@ from aiokafka import AIOKafkaProducer
 from rich.table import Table
 
 from schemas import Event, Route
+from stream.bench import city as reference
 from stream.commands import output
-from stream.core import city as reference
 from stream.core.engine import Engine
-from stream.runtime.producer import Publisher
-from stream.runtime.redis_outbox import driver_stream_key
+from stream.ingest.producer import Publisher
+from stream.local.services import EmbeddedServices, free_port
+from stream.local.supervisor import Proc, Supervisor, wait_until
+from stream.runtime.redis_keys import driver_stream_key
 from stream.runtime.retry import redis_client
-from stream.runtime.services import EmbeddedServices, free_port
 from stream.runtime.settings import Settings
-from stream.runtime.supervisor import Proc, Supervisor, wait_until
 
 SCENARIOS = ("burst", "kill-worker", "restart-redis", "poison-flood")
 PUBLISH_CHUNK = 2_000
@@ -217,7 +217,7 @@ async def _publish_poison(settings: Settings, count: int) -> None:
 
 
 async def _feed(
-    soak: Soak, routes: list[Route], events: list[Event], fault: Callable[[], None] | None
+    soak: Soak, routes: list[Route], events: list[Event], fault: Callable[[], object] | None
 ) -> None:
     settings = soak.settings
     async with Publisher(settings) as publisher:
@@ -241,7 +241,7 @@ def run_scenario(scenario: str, routes: int, events: int, workdir: Path, timeout
     route_list = list(reference.routes(soak.city))
     event_list = reference.events(soak.city)
     expected = expected_alerts(route_list, event_list)
-    faults: dict[str, Callable[[], None]] = {
+    faults: dict[str, Callable[[], object]] = {
         "kill-worker": lambda: soak.workers["worker-2"].stop(signal.SIGKILL),
         "restart-redis": soak.services.restart_redis,
     }

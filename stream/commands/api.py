@@ -6,22 +6,24 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import click
+from click.decorators import FC
 
 from stream.core.port.infrastructure import InfrastructureError, load
+from stream.ingest.api import Limits, PublishApi, run_api
+from stream.ingest.producer import Publisher
 from stream.runtime import metrics
 from stream.runtime.logs import setup_logging
-from stream.runtime.producer import Publisher
-from stream.runtime.publish_api import Limits, PublishApi, run_api
 from stream.runtime.retry import redis_client
 from stream.runtime.settings import ConfigError, Settings
 
 _DEFAULTS = Limits()
 
 
-def _limit(field: str, text: str, minimum: int | None = None, flag: str | None = None) -> Any:
+def _limit(field: str, text: str, minimum: int | None = None, flag: str | None = None) -> Callable[[FC], FC]:
     """An option for one of ``Limits``' fields: its default from there, its ``CORRIDOR_API_*`` variable."""
     default = getattr(_DEFAULTS, field)
     kind: Any = click.IntRange(min=minimum) if minimum is not None else type(default)

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from stream.feeds.registry import FORMATS, FeedFormatError, iter_parse
+from stream.ingest.producer import Publisher
 from stream.runtime import metrics
 from stream.runtime.logs import setup_logging
-from stream.runtime.producer import Publisher
 from stream.runtime.settings import ConfigError, Settings
 
 FILE_BATCH = 1000  # records published per acknowledged batch by ``feed file``
@@ -55,8 +55,8 @@ def feed() -> None:
 @click.argument("url")
 def poll(fmt: str, every: float, source: str | None, url: str) -> None:
     """Poll URL; publish new, updated and cancelled events (gone from the feed)."""
-    from stream.runtime.feed_poll import SnapshotStore, poll_forever  # noqa: PLC0415
-    from stream.runtime.feed_sink import FeedSink  # noqa: PLC0415
+    from stream.ingest.poll import SnapshotStore, poll_forever  # noqa: PLC0415
+    from stream.ingest.sink import FeedSink  # noqa: PLC0415
     from stream.runtime.retry import redis_client  # noqa: PLC0415
 
     name = source or fmt
@@ -81,8 +81,8 @@ def poll(fmt: str, every: float, source: str | None, url: str) -> None:
 def ais(tcp: str | None, udp: int | None, path: Path | None, source: str) -> None:
     """Stream AIS NMEA sentences in (exactly one of --tcp, --udp, --file)."""
     from stream.feeds.ais import AisDecoder  # noqa: PLC0415
-    from stream.runtime import ais_source  # noqa: PLC0415
-    from stream.runtime.feed_sink import FeedSink  # noqa: PLC0415
+    from stream.ingest import ais as ais_source  # noqa: PLC0415
+    from stream.ingest.sink import FeedSink  # noqa: PLC0415
 
     if sum(x is not None for x in (tcp, udp, path)) != 1:
         raise click.UsageError("give exactly one of --tcp HOST:PORT, --udp PORT, --file PATH")
@@ -116,7 +116,7 @@ def ais(tcp: str | None, udp: int | None, path: Path | None, source: str) -> Non
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def file_(fmt: str, source: str | None, path: Path) -> None:
     """Parse a feed file once and publish it (events, and rejections to the dead letters)."""
-    from stream.runtime.feed_sink import FeedSink  # noqa: PLC0415
+    from stream.ingest.sink import FeedSink  # noqa: PLC0415
 
     async def main(settings: Settings, stop: asyncio.Event) -> dict[str, int]:
         async with Publisher(settings) as publisher:

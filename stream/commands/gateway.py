@@ -12,9 +12,9 @@ import click
 import redis.asyncio as aioredis
 import uvloop
 
+from stream.gateway.keyring import load_keyring
+from stream.gateway.server import GatewayOptions, run_gateway
 from stream.runtime import metrics
-from stream.runtime.gateway import GatewayOptions, run_gateway
-from stream.runtime.keys import load_keyring
 from stream.runtime.logs import setup_logging
 from stream.runtime.settings import ConfigError, Settings
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import click
 import websockets
 
-from stream.runtime.keys import load_keyring
+from stream.gateway.keyring import load_keyring
 from stream.runtime.settings import Settings
 
 # Close codes after which reconnecting with the same token cannot help.

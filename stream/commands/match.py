@@ -70,7 +70,8 @@ def match(routes_path: Path, events_path: Path, at_text: str | None, corridor_m:
     Without --at, each event is checked at the time the vehicle is expected there, from the
     route's departure time and a speed model.
     """
-    from stream.core.engine import Engine, EngineConfig
+    from stream.core.config import EngineConfig
+    from stream.core.engine import Engine
 
     try:
         at = opt_datetime(at_text)

@@ -19,7 +19,7 @@ import orjson
 
 from schemas import Event, Route
 from schemas.errors import InvalidRecord
-from stream.runtime.producer import Publisher, RecordRefused
+from stream.ingest.producer import Publisher, RecordRefused
 from stream.runtime.settings import ConfigError, Settings
 
 BATCH = 1000  # records sent per acknowledged batch: memory stays bounded by a batch, not the file

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import click
 
-from stream.runtime.publishers import ROLES, PublisherError, PublisherStore
+from stream.ingest.publishers import ROLES, PublisherError, PublisherStore
 from stream.runtime.retry import redis_client
 from stream.runtime.settings import ConfigError, Settings
 

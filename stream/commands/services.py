@@ -6,7 +6,7 @@ import json
 
 import click
 
-from stream.runtime.services import EmbeddedServices, ServiceError
+from stream.local.services import EmbeddedServices, ServiceError
 from stream.runtime.settings import ConfigError, Settings
 
 

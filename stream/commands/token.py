@@ -7,7 +7,7 @@ import time
 
 import click
 
-from stream.runtime.keys import load_keyring
+from stream.gateway.keyring import load_keyring
 from stream.runtime.settings import Settings
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

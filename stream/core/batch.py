@@ -4,24 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from schemas import Event
 from stream.core import lifecycle as lc
+from stream.core.alertbook import AlertBook
+from stream.core.config import EngineConfig
+from stream.core.eventindex import EventIndex
+from stream.core.grid import SegmentGrid
 from stream.core.lifecycle import Delta
 from stream.core.matching import Concerned, apply_rules, batch_rows, decide
 from stream.core.rules import compile_schedule, epoch, event_conditions, zone
 from stream.core.shapes import ShapeBatch, shapes_for
+from stream.core.tables import RouteTable
 
-if TYPE_CHECKING:
-    from stream.core.engine import Engine
+
+class BatchEngine(Protocol):
+    """What a batch of events needs of the engine (``stream.core.engine.Engine``)."""
+
+    config: EngineConfig
+    margin_m: float
+    index: EventIndex
+    book: AlertBook
+    grid: SegmentGrid
+    table: RouteTable
+    rejected: list[tuple[str, str]]
+
+    def drop_event(self, slot: int, delta: Delta, reason: int) -> None: ...
+
+    def remaining_m(self, slot: int) -> float: ...
+
+    def route_slots(self, destination: str) -> set[int]: ...
+
 
 Array = np.ndarray[Any, Any]
 
 
-def _shapes(engine: Engine, events: list[Event]) -> tuple[list[Event], ShapeBatch]:
+def _shapes(engine: BatchEngine, events: list[Event]) -> tuple[list[Event], ShapeBatch]:
     """Shapes of the batch; events whose geometry cannot be read or is wider than the engine
     files (``EngineConfig.max_event_extent_m``) are set aside as rejected."""
     crs, margin = engine.config.crs, engine.margin_m
@@ -52,7 +73,7 @@ def _shapes(engine: Engine, events: list[Event]) -> tuple[list[Event], ShapeBatc
     return good, shapes_for([e.geometry for e in good], crs, margin)
 
 
-def _with_usable_rules(engine: Engine, events: list[Event]) -> list[Event]:
+def _with_usable_rules(engine: BatchEngine, events: list[Event]) -> list[Event]:
     """The events whose schedule, time zone and vehicle conditions compile; the others are set
     aside as rejected (a stored earlier version of one stays as it was)."""
     good: list[Event] = []
@@ -71,7 +92,7 @@ def _with_usable_rules(engine: Engine, events: list[Event]) -> list[Event]:
     return good
 
 
-def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
+def apply_batch(engine: BatchEngine, events: Sequence[Event], at: datetime) -> Delta:
     """Store, match and reconcile a batch of events; returns the alert transitions."""
     delta = Delta(at)
     now = epoch(at)
@@ -126,7 +147,7 @@ def apply_batch(engine: Engine, events: Sequence[Event], at: datetime) -> Delta:
 
 
 def _reconcile(
-    book: lc.AlertBook,
+    book: AlertBook,
     events: list[Event],
     slots: Array,
     found: Concerned,

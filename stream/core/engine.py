@@ -10,7 +10,7 @@ and emits each transition once. Batches of events are matched with one grid quer
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -19,10 +19,14 @@ import numpy as np
 
 from schemas import Alert, Event, Route, Vehicle
 from stream.core import lifecycle as lc
-from stream.core.eventindex import CellLists, EventIndex
-from stream.core.geo import DEFAULT_CRS, project_xy, unproject_xy
+from stream.core.alertbook import AlertBook
+from stream.core.batch import apply_batch
+from stream.core.celllists import CellLists
+from stream.core.config import EngineConfig
+from stream.core.eventindex import EventIndex
+from stream.core.geo import project_xy, unproject_xy
 from stream.core.grid import SegmentGrid
-from stream.core.lifecycle import AlertBook, Delta
+from stream.core.lifecycle import Delta
 from stream.core.matching import Concerned, apply_rules, behind, decide
 from stream.core.progress import snap, travel_speed
 from stream.core.routescan import routes_rows
@@ -31,22 +35,6 @@ from stream.core.tables import RouteState, RouteTable
 from stream.core.wire import EventPieces, RoutePieces, WireAlerts, encode_delta, event_pieces, route_pieces
 
 Array = np.ndarray[Any, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """Tunables of the matching engine."""
-
-    corridor_m: float = 30.0
-    crs: str = DEFAULT_CRS
-    speed_kmh: float = 50.0  # when a route has no depart_at/arrive_by to derive its own
-    update_threshold_m: float = 200.0  # distance-ahead change that makes an alert "updated"
-    at_only: bool = False  # evaluate validity at ``at`` instead of the expected time (``--at``)
-    cell_m: float = 40.0  # segment grid cell
-    piece_m: float = 52.0  # longest segment piece filed under one midpoint
-    # widest event (bounding box side) filed in the event grid: one per 150 m cell of its box, so
-    # this bounds one event's memory; the entries refuse far less (CORRIDOR_EVENT_MAX_EXTENT_KM)
-    max_event_extent_m: float = 150_000.0
 
 
 class Engine:
@@ -279,8 +267,6 @@ class Engine:
 
     def apply_events_delta(self, events: Sequence[Event], at: datetime) -> Delta:
         """``apply_events``, with the transitions as columns (what throughput is measured on)."""
-        from stream.core.batch import apply_batch
-
         self._bury()
         return apply_batch(self, events, at)
 

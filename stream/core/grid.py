@@ -15,11 +15,11 @@ for the few that come within a centimetre or two of the corridor.
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 import numpy as np
 
+from stream.core.blocks import BLOCK, BlockAllocator, size_class
 from stream.core.kernels import (
     box_slices_kernel,
     cut_pieces,
@@ -33,7 +33,6 @@ Array = np.ndarray[Any, Any]
 _OFF = 1 << 30  # keeps cell indices positive in the packed key
 _SLACK = 0.1  # metres: quantised midpoints are compared with this much margin
 QUANTUM = 0.01  # metres per unit of a piece endpoint in the arena
-BLOCK = 16  # vertex blocks are multiples of this size, the route map has one entry per BLOCK
 _FREE_VERTEX = (np.nan, np.nan, 0.0)  # x, y, distance along of a pool row that holds no vertex
 _TILE_SHIFT = 7
 _TILE = 1 << _TILE_SHIFT  # cells are looked up through dense tiles of _TILE x _TILE cells
@@ -49,10 +48,6 @@ def ragged(starts: Array, counts: Array) -> Array:
     shift = np.repeat(starts - (ends - counts), counts)
     out: Array = np.arange(total, dtype=np.int64) + shift
     return out
-
-
-def _size_class(n: int) -> int:
-    return BLOCK * -(-n // BLOCK) if n <= 1024 else 1 << (n - 1).bit_length()
 
 
 class SegmentGrid:
@@ -76,13 +71,7 @@ class SegmentGrid:
         # none: 4 bytes per 16 vertices, small enough to stay in cache while a scan reads it
         self.block_route = np.full(1024 // BLOCK, -1, dtype=np.int32)
         self._dying = np.zeros(1024 // BLOCK, dtype=np.uint8)  # blocks being removed (1 byte each)
-        self._top = 0
-        # free blocks of the pool: by size, and the size of each by its start and its end, so that
-        # a freed block merges with free neighbours (and a free block at the top gives it back)
-        self._free: dict[int, set[int]] = {}
-        self._sizes: list[int] = []  # the keys of ``_free``, sorted
-        self._free_at: dict[int, int] = {}
-        self._free_end: dict[int, int] = {}
+        self.blocks = BlockAllocator()  # which blocks of the pool are free
         self._tile_of: dict[int, int] = {}  # tile key -> tile index
         self._tiles = np.full((4, _TILE * _TILE), -1, dtype=np.int32)  # cell -> row, per tile
         # per cell: its slice of the arena (start, count) side by side, one cache line for both
@@ -126,8 +115,10 @@ class SegmentGrid:
         vertices each). Returns the pool index of each route's first vertex, and its length."""
         starts = np.empty(len(route_slots), dtype=np.int64)
         for k, (route_slot, n) in enumerate(zip(route_slots, counts.tolist(), strict=True)):
-            cap = _size_class(n)
-            start = self._allocate(cap)
+            cap = size_class(n)
+            top = self.blocks.top
+            start = self.blocks.allocate(cap)
+            self._grow_pool(self.blocks.top, top)
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = route_slot
             self.pool[start + n : start + cap] = _FREE_VERTEX  # the block's rows beyond the route
             starts[k] = start
@@ -150,57 +141,6 @@ class SegmentGrid:
         )
         return out
 
-    def _allocate(self, cap: int) -> int:
-        """A free block of ``cap`` vertices: one of that size, else the front of the smallest larger
-        free block (the rest stays free), else new room at the top of the pool."""
-        at = bisect.bisect_left(self._sizes, cap)
-        if at < len(self._sizes):
-            return self._take(self._sizes[at], cap)
-        start = self._top
-        self._top += cap
-        self._grow_pool(self._top, start)
-        return start
-
-    def _take(self, size: int, cap: int) -> int:
-        """The front ``cap`` vertices of a free block of ``size``; the rest stays free."""
-        start = next(iter(self._free[size]))
-        self._unfile_free(start)
-        if size > cap:
-            self._file_free(start + cap, size - cap)
-        return start
-
-    def _file_free(self, start: int, size: int) -> None:
-        if size not in self._free:
-            self._free[size] = set()
-            bisect.insort(self._sizes, size)
-        self._free[size].add(start)
-        self._free_at[start] = size
-        self._free_end[start + size] = start
-
-    def _unfile_free(self, start: int) -> int:
-        size = self._free_at.pop(start)
-        del self._free_end[start + size]
-        self._free[size].discard(start)
-        if not self._free[size]:
-            del self._free[size]
-            self._sizes.pop(bisect.bisect_left(self._sizes, size))
-        return size
-
-    def _release(self, start: int, cap: int) -> None:
-        """Give a block back: merged with the free blocks just before and after it, and returned
-        to the top of the pool when it ends there (re-plans of other lengths reuse the room
-        instead of taking more)."""
-        if start + cap in self._free_at:
-            cap += self._unfile_free(start + cap)
-        before = self._free_end.get(start)
-        if before is not None:
-            cap += self._unfile_free(before)
-            start = before
-        if start + cap == self._top:
-            self._top = start
-        else:
-            self._file_free(start, cap)
-
     def route_of(self, p: Array) -> Array:
         """Route slot of segments ``p`` (-1 for none)."""
         out: Array = self.block_route[p // BLOCK]
@@ -215,7 +155,7 @@ class SegmentGrid:
         _, _, _, _, _, ix, iy, _ = self._pieces(self.vx, self.vy, first, counts, first)
         dying = self._dying
         for start, n in zip(starts, ns, strict=True):
-            dying[start // BLOCK : (start + _size_class(n)) // BLOCK] = 1
+            dying[start // BLOCK : (start + size_class(n)) // BLOCK] = 1
         rows = self._lookup(ix, iy)
         rows = rows[rows >= 0]
         if len(rows) > self._ncells // 64:  # many: distinct and in order by marking, no sort
@@ -227,11 +167,11 @@ class SegmentGrid:
         # in row order, the cells are swept in about arena order: far fewer cache misses
         drop_entries(rows, self._cslice, self._ap, self._aq, dying)
         for start, n in zip(starts, ns, strict=True):
-            cap = _size_class(n)
+            cap = size_class(n)
             dying[start // BLOCK : (start + cap) // BLOCK] = 0
             self.pool[start : start + cap] = _FREE_VERTEX
             self.block_route[start // BLOCK : (start + cap) // BLOCK] = -1
-            self._release(start, cap)
+            self.blocks.release(start, cap)
 
     def remove(self, start: int, n: int) -> None:
         """Forget the route whose block starts at ``start`` (``n`` vertices)."""

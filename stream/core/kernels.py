@@ -63,7 +63,7 @@ def segment_distance2(
     return dist, t
 
 
-_BLOCK = 16  # grid.BLOCK: vertices per entry of the route map
+_BLOCK = 16  # blocks.BLOCK: vertices per entry of the route map
 _AHEAD = 16  # iterations a loop over cells fetches ahead
 
 

@@ -18,6 +18,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+AHEAD = 16
+"""Iterations ahead a compiled pass asks for the memory of (far enough to hide a cache miss)."""
+
 _cg: Any = cgutils  # numba ships no type hints for its code generation helpers
 _I32 = ir.IntType(32)
 _PTR = ir.PointerType(ir.IntType(8))

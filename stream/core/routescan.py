@@ -17,7 +17,8 @@ import numba
 import numpy as np
 import shapely
 
-from stream.core.eventindex import _OFF, _OVER, EventIndex, cell_bucket, cell_home
+from stream.core.celllists import OVER, cell_bucket, cell_home
+from stream.core.eventindex import OFF, EventIndex
 from stream.core.grid import SegmentGrid
 from stream.core.kernels import _grow, nearest_primitive
 from stream.core.matching import Rows, first_rows, segment_starts
@@ -228,7 +229,7 @@ def _scan_pieces(
         held = cell_table[h, 1]
         for w in range(held):
             here[w] = cell_table[h, 2 + w]
-        sp = cell_table[h, _OVER]
+        sp = cell_table[h, OVER]
         while sp >= 0:  # the cell's events beyond those held inline
             if held == len(here):
                 return c, n, m, _FULL_CELL
@@ -301,8 +302,8 @@ def _piece_cells(
             last = np.int64(-1)
             for piece in range(count):
                 frac = (piece + 0.5) / count
-                ix = np.int64(math.floor((sx + frac * (ex - sx)) / cell_m)) + _OFF
-                iy = np.int64(math.floor((sy + frac * (ey - sy)) / cell_m)) + _OFF
+                ix = np.int64(math.floor((sx + frac * (ex - sx)) / cell_m)) + OFF
+                iy = np.int64(math.floor((sy + frac * (ey - sy)) / cell_m)) + OFF
                 key = (ix << 32) | iy
                 if key == last:
                     continue  # the piece before is in the same cell

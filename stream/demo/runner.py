@@ -26,18 +26,18 @@ from rich.console import Console
 from rich.live import Live
 
 from schemas import Event, RouteMessage
-from stream.core.tokens import Keyring
 from stream.demo.board import Board
 from stream.demo.fleet import Truck
 from stream.demo.scenario import DEFAULT_SEED, DEFAULT_TRUCKS, SPEEDUP, Scenario, build
 from stream.feeds.ais import AisDecoder
 from stream.feeds.portcall import parse_portcall
-from stream.runtime.dispatch import scene_key
-from stream.runtime.producer import Publisher
+from stream.gateway.tokens import Keyring
+from stream.ingest.producer import Publisher
+from stream.local.services import EmbeddedServices
+from stream.local.supervisor import Supervisor
+from stream.runtime.redis_keys import scene_key
 from stream.runtime.retry import redis_client
-from stream.runtime.services import EmbeddedServices
 from stream.runtime.settings import Settings
-from stream.runtime.supervisor import Supervisor
 
 POSITION_EVERY_S = 4.0
 AIS_EVERY_S = 2.0

@@ -225,7 +225,7 @@ def serve(port: int, health: Callable[[], tuple[bool, bytes]] | None = None) -> 
         from prometheus_client import multiprocess  # noqa: PLC0415 - only for pre-fork servers
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

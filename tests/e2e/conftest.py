@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from stream.runtime.redis_outbox import RedisOutbox
+from stream.worker.outbox import RedisOutbox
 from tests.support.processes import Deployment
 
 

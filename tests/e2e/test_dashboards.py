@@ -21,10 +21,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import Event, Route, Vehicle
-from stream.core.tokens import Keyring
-from stream.runtime.producer import Publisher
-from stream.runtime.services import free_port
-from stream.runtime.supervisor import wait_until
+from stream.gateway.tokens import Keyring
+from stream.ingest.producer import Publisher
+from stream.local.services import free_port
+from stream.local.supervisor import wait_until
 from tests.support.drivers import DriverClient
 from tests.support.geometry import line, lonlat
 from tests.support.processes import Deployment

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from stream.commands.listen import follow
-from stream.runtime.redis_outbox import RedisOutbox
-from stream.runtime.services import free_port
+from stream.local.services import free_port
+from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import DriverClient, alert_for, metric, token_for, until
 from tests.support.processes import Deployment
 

@@ -16,7 +16,7 @@ import pytest
 
 from stream.core.engine import Engine
 from stream.demo.scenario import build
-from stream.runtime.supervisor import corridor_command
+from stream.local.supervisor import corridor_command
 
 pytestmark = pytest.mark.e2e
 

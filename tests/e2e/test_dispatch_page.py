@@ -21,12 +21,11 @@ import redis.asyncio as aioredis
 import websockets
 
 from schemas import Event, RouteMessage
-from stream.core.tokens import Keyring
 from stream.demo.scenario import build
 from stream.feeds.ais import AisDecoder
-from stream.runtime.dispatch import scene_key
-from stream.runtime.producer import Publisher
-from stream.runtime.redis_outbox import dispatch_stream_key
+from stream.gateway.tokens import Keyring
+from stream.ingest.producer import Publisher
+from stream.runtime.redis_keys import dispatch_stream_key, scene_key
 from stream.runtime.retry import redis_client
 from tests.support.processes import Deployment
 

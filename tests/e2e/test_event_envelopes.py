@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream.runtime.services import EmbeddedServices
+from stream.local.services import EmbeddedServices
 from tests.support.drivers import DriverClient, token_for
 from tests.support.stack import Stack, dead_letters, east_route, event_record, topic_records, worker_stack
 

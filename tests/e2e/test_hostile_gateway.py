@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from stream.runtime.redis_outbox import RedisOutbox
-from stream.runtime.services import free_port
+from stream.local.services import free_port
+from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import DriverClient, alert_for, metric, token_for, until
 from tests.support.processes import Deployment
 

@@ -21,8 +21,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from schemas import Event, Route, Vehicle
-from stream.runtime.producer import Publisher
-from stream.runtime.services import EmbeddedServices, free_port
+from stream.ingest.producer import Publisher
+from stream.local.services import EmbeddedServices, free_port
 from tests.support.drivers import DriverClient, token_for
 from tests.support.geometry import line, lonlat, point
 from tests.support.processes import Deployment, wait_until

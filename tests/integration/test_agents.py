@@ -11,9 +11,9 @@ import orjson
 import redis.asyncio as aioredis
 
 from schemas import Event, Route, Vehicle
-from stream.runtime.producer import Publisher
-from stream.runtime.redis_outbox import driver_stream_key
-from stream.runtime.services import EmbeddedServices
+from stream.ingest.producer import Publisher
+from stream.local.services import EmbeddedServices
+from stream.runtime.redis_keys import driver_stream_key
 from tests.support.geometry import line, lonlat, point
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
@@ -189,7 +189,7 @@ async def test_a_worker_reads_alerts_in_and_never_its_own_alerts(
 
     from schemas import Alert, alert_id_for
     from schemas.codec import to_plain
-    from stream.runtime.services import free_port
+    from stream.local.services import free_port
     from tests.support.drivers import metric
 
     metrics_port = free_port()

@@ -9,7 +9,7 @@ import shapely
 
 from stream.bench import matchers as bm
 from stream.bench import postgis as pg
-from stream.core.city import CHUNK, City, route_chunk_xy
+from stream.bench.city import CHUNK, City, route_chunk_xy
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from stream.runtime.supervisor import corridor_command
+from stream.local.supervisor import corridor_command
 
 
 def test_pipeline_bench_processes_every_event_and_reports_its_figures() -> None:

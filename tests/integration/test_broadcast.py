@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 
 from schemas import Event
 from stream.core.partition import StampedEvent
-from stream.runtime.broadcast import BroadcastGap, BroadcastReader, Entry
-from stream.runtime.redis_state import RedisState
+from stream.worker.broadcast import BroadcastGap, BroadcastReader, Entry
+from stream.worker.state import RedisState
 
 
 def _stamped(n: int) -> StampedEvent:

@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 
 from schemas import Event
-from stream.runtime.feed_poll import SnapshotStore
-from stream.runtime.feed_sink import FeedSink
-from stream.runtime.producer import Publisher
+from stream.ingest.poll import SnapshotStore
+from stream.ingest.producer import Publisher
+from stream.ingest.sink import FeedSink
+from stream.local.services import free_port
 from stream.runtime.retry import redis_client
-from stream.runtime.services import free_port
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
 

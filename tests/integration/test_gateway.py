@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 import websockets
 
 from schemas import Alert, alert_id_for
-from stream.core.tokens import Keyring
-from stream.runtime.gateway import run_gateway
-from stream.runtime.redis_outbox import RedisOutbox
-from stream.runtime.services import free_port
+from stream.gateway.server import run_gateway
+from stream.gateway.tokens import Keyring
+from stream.local.services import free_port
+from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import DriverClient
 
 KEYS = Keyring.parse("gw:gateway-test-secret-0123456789")

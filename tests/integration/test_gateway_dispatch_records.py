@@ -15,10 +15,10 @@ from prometheus_client import REGISTRY
 
 from schemas import Event
 from stream.core.partition import StampedEvent
-from stream.core.tokens import Keyring
-from stream.runtime.gateway import GatewayOptions, run_gateway
-from stream.runtime.redis_state import encode_stamped
-from stream.runtime.services import free_port
+from stream.gateway.server import GatewayOptions, run_gateway
+from stream.gateway.tokens import Keyring
+from stream.local.services import free_port
+from stream.runtime.stamped import encode_stamped
 
 KEYS = Keyring.parse("gw:gateway-records-secret-0123456789")
 

@@ -18,13 +18,13 @@ from prometheus_client import REGISTRY
 from redis.asyncio.client import PubSub
 from websockets.asyncio.server import ServerConnection
 
-from stream.core.tokens import Keyring
-from stream.runtime import gateway_hub
-from stream.runtime.gateway import GatewayOptions, run_gateway
-from stream.runtime.gateway_hub import DriverConnection, Hub, is_stream_id
-from stream.runtime.redis_outbox import RedisOutbox, driver_stream_key
+from stream.gateway import hub as gateway_hub
+from stream.gateway.hub import DriverConnection, Hub, is_stream_id
+from stream.gateway.server import GatewayOptions, run_gateway
+from stream.gateway.tokens import Keyring
+from stream.local.services import free_port
 from stream.runtime.retry import redis_client as make_redis_client
-from stream.runtime.services import free_port
+from stream.worker.outbox import RedisOutbox, driver_stream_key
 from tests.support.drivers import DriverClient, alert_for, until
 
 KEYS = Keyring.parse("gw:gateway-hostile-secret-0123456789")

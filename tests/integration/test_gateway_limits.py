@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 import websockets
 from prometheus_client import REGISTRY
 
-from stream.core.tokens import Keyring
-from stream.runtime.gateway import GatewayOptions, run_gateway
-from stream.runtime.redis_outbox import RedisOutbox
-from stream.runtime.services import free_port
+from stream.gateway.server import GatewayOptions, run_gateway
+from stream.gateway.tokens import Keyring
+from stream.local.services import free_port
+from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import DriverClient, alert_for, until
 
 KEYS = Keyring.parse("gw:gateway-limits-secret-0123456789")

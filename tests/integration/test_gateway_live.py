@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection
 
+from stream.gateway.hub import DriverConnection, Hub
 from stream.runtime import metrics
-from stream.runtime.gateway_hub import DriverConnection, Hub
-from stream.runtime.redis_outbox import RedisOutbox, driver_stream_key, wake_channel
+from stream.worker.outbox import RedisOutbox, driver_stream_key, wake_channel
 from tests.integration.test_gateway_writes import _Socket
 from tests.support.drivers import alert_for
 

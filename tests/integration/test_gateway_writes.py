@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from stream.runtime.gateway_hub import DriverConnection, Hub
-from stream.runtime.redis_outbox import RedisOutbox
+from stream.gateway.hub import DriverConnection, Hub
+from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import alert_for
 
 

@@ -18,8 +18,8 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 
-from stream.runtime.services import EmbeddedServices, free_port
-from stream.runtime.supervisor import Proc
+from stream.local.services import EmbeddedServices, free_port
+from stream.local.supervisor import Proc
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment, wait_until
 

@@ -16,9 +16,9 @@ from schemas import Event, Route, Vehicle
 from stream.core.geo import project_xy, unproject_xy
 from stream.core.port.infrastructure import Approach, load
 from stream.feeds.ais import parse_ais
+from stream.ingest.producer import Publisher
 from stream.runtime import envelopes
-from stream.runtime.producer import Publisher
-from stream.runtime.redis_outbox import driver_stream_key
+from stream.runtime.redis_keys import driver_stream_key
 from stream.runtime.settings import Settings
 from tests.support.processes import Deployment
 

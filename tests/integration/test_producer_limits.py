@@ -11,7 +11,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from schemas import Event, Rejection
 from schemas.codec import dumps
-from stream.runtime.producer import Publisher, RecordTooLarge, RecordUnencodable
+from stream.ingest.producer import Publisher, RecordTooLarge, RecordUnencodable
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from stream.core.port.infrastructure import load
-from stream.runtime.producer import Publisher
-from stream.runtime.publish_api import Limits, PublishApi
-from stream.runtime.publishers import PublisherStore
+from stream.ingest.api import Limits, PublishApi
+from stream.ingest.producer import Publisher
+from stream.ingest.publishers import PublisherStore
 from stream.runtime.settings import Settings
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
@@ -228,7 +228,7 @@ async def test_corridor_api_process_accepts_into_the_broker(deployment: Deployme
     """`corridor api` started as a user would: healthz answers, an accepted event is on the topic."""
     from aiohttp import ClientSession
 
-    from stream.runtime.services import free_port
+    from stream.local.services import free_port
     from tests.support.processes import wait_until
 
     added = await asyncio.to_thread(deployment.run, "publisher", "add", "havre", "--source", "havre")

@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import orjson
-import pytest
 
 from tests.support.geometry import lonlat, point
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
-
-pytestmark = pytest.mark.integration
 
 
 def _event(event_id: str, **changes: object) -> dict[str, object]:

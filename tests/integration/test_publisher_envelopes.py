@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import Event
+from stream.ingest.producer import Publisher
 from stream.runtime.envelopes import MAX_EVENTS, partition_of
-from stream.runtime.producer import Publisher
 from tests.support.processes import Deployment
 
 PARTITIONS = 4

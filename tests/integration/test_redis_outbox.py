@@ -13,15 +13,9 @@ from redis.crc import key_slot
 
 from schemas import Alert, alert_id_for
 from schemas.codec import to_plain
-from stream.runtime import redis_outbox
-from stream.runtime.redis_outbox import (
-    InvalidAlert,
-    RedisOutbox,
-    dispatch_stream_key,
-    driver_seen_key,
-    driver_stream_key,
-    wake_lines,
-)
+from stream.runtime.redis_keys import dispatch_stream_key, driver_seen_key, driver_stream_key
+from stream.runtime.wake import wake_lines
+from stream.worker.outbox import LIVE_MAX_BYTES, InvalidAlert, RedisOutbox
 
 
 def _alert(driver: str = "d1", event: str = "e1", state: str = "raised", title: str = "x") -> Alert:
@@ -118,7 +112,7 @@ async def test_an_alert_too_large_to_travel_in_the_wakeup_names_its_driver(
     """An entry over LIVE_MAX_BYTES is announced by its driver alone (its stream must be read),
     the entries beside it travel whole."""
     outbox = RedisOutbox(redis_client, prefix)
-    big = replace(_alert("d1", "e1"), title="x" * (redis_outbox.LIVE_MAX_BYTES + 1))
+    big = replace(_alert("d1", "e1"), title="x" * (LIVE_MAX_BYTES + 1))
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe(f"{prefix}:wake")
         await outbox.append([big, _alert("d2", "e2")])
@@ -255,7 +249,7 @@ async def test_large_batches_are_split_into_calls_in_order(
     redis_client: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A driver with more alerts than one script call takes keeps them in order across calls."""
-    monkeypatch.setattr(redis_outbox, "ALERTS_PER_CALL", 3)
+    monkeypatch.setattr("stream.worker.outbox.ALERTS_PER_CALL", 3)
     outbox = RedisOutbox(redis_client, prefix)
     batch = [_alert("d1", f"e{n}") for n in range(8)] + [_alert("d1", "e2", state="cleared")]
     results = await outbox.append(batch)
@@ -306,7 +300,7 @@ async def test_drivers_of_a_batch_share_script_calls(
 ) -> None:
     """On a single Redis, a batch's drivers share calls of up to ALERTS_PER_CALL alerts: each still
     gets its own alerts in order, deduplicated, and one wake-up."""
-    monkeypatch.setattr(redis_outbox, "ALERTS_PER_CALL", 7)
+    monkeypatch.setattr("stream.worker.outbox.ALERTS_PER_CALL", 7)
     outbox = RedisOutbox(redis_client, prefix)
     sizes: list[int] = []
     run = outbox._run

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from schemas import Event
 from stream.core.partition import StampedEvent
-from stream.runtime.redis_state import RedisState
+from stream.worker.state import RedisState
 
 POINT = {"type": "Point", "coordinates": [2.35, 48.85]}
 

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from schemas import Event, Route, Vehicle
 from stream.core.engine import Engine
-from stream.runtime.producer import Publisher
-from stream.runtime.redis_outbox import driver_stream_key
+from stream.ingest.producer import Publisher
+from stream.runtime.redis_keys import driver_stream_key
 from tests.support.geometry import lonlat, point
 from tests.support.processes import Deployment
 

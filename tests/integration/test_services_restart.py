@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from stream.runtime.services import kafka_ready, url_port
-from stream.runtime.supervisor import corridor_command, wait_until
+from stream.local.services import kafka_ready, url_port
+from stream.local.supervisor import corridor_command, wait_until
 
 
 class Services:

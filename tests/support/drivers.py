@@ -13,7 +13,7 @@ from typing import Any
 import websockets
 
 from schemas import Alert, alert_id_for
-from stream.core.tokens import Keyring
+from stream.gateway.tokens import Keyring
 
 
 class DriverClient:

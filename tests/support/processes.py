@@ -8,8 +8,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from stream.local.supervisor import Supervisor, corridor_command, wait_until
 from stream.runtime.settings import Settings
-from stream.runtime.supervisor import Supervisor, corridor_command, wait_until
 
 __all__ = ["Deployment", "deployment_env", "wait_until"]
 

@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from schemas import Route, Vehicle
-from stream.runtime.producer import Publisher
-from stream.runtime.services import free_port
+from stream.ingest.producer import Publisher
+from stream.local.services import free_port
+from stream.local.supervisor import Proc
 from stream.runtime.settings import Settings
-from stream.runtime.supervisor import Proc
 from tests.support.geometry import lonlat, point
 from tests.support.processes import Deployment, deployment_env
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from schemas import Event, Route, Vehicle
 from stream.core.engine import Engine
-from stream.runtime.affected import affected
+from stream.worker.affected import affected
 from tests.support.geometry import lonlat, point
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from stream.core import lifecycle as lc
-from stream.core.lifecycle import AlertBook, Delta
+from stream.core.alertbook import AlertBook
+from stream.core.bookkernels import SWEEP_MIN
+from stream.core.lifecycle import Delta
 from stream.core.matching import Concerned
 
 AT = datetime(2026, 1, 6, 8, 0, tzinfo=UTC)
@@ -250,7 +252,7 @@ def test_random_operations_match_a_dict_model(seed: int) -> None:
     """Random event and route batches give the transitions and final alerts of the dict model
     (half of the runs saying that an event's routes are distinct, as they are here)."""
     rng = random.Random(seed)
-    sweep_min = [0, 4, lc.SWEEP_MIN][seed % 3]  # dead rows swept at once, soon, or left to route walks
+    sweep_min = [0, 4, SWEEP_MIN][seed % 3]  # dead rows swept at once, soon, or left to route walks
     book, model = AlertBook(THRESHOLD, sweep_min=sweep_min), Model()
     events, routes = range(rng.choice([4, 12, 40])), range(rng.choice([4, 12, 40, 200]))
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import Event, Route, Vehicle
-from stream.core.engine import Engine, EngineConfig
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine
 from stream.core.geo import line_metric, to_metric, unproject_xy
 
 X0, Y0 = 652_000.0, 6_862_000.0

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from schemas import Alert, Event, Route, Vehicle, alert_id_for
-from stream.core.engine import Engine, EngineConfig
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine
 from stream.core.geo import unproject_xy
 
 X0, Y0 = 652_000.0, 6_862_000.0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from schemas import Event, Route, Vehicle, VehicleConditions
-from stream.core.engine import Engine, EngineConfig
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine
 from stream.core.geo import unproject_xy
 
 X0, Y0 = 652_000.0, 6_862_000.0  # Lambert-93, central Paris

@@ -11,7 +11,7 @@ from schemas import Alert, Event, VehicleConditions
 from schemas.codec import dumps, to_plain
 from stream.core.partition import StampedEvent
 from stream.runtime.envelopes import encode_alert
-from stream.runtime.redis_state import decode_stamped, encode_stamped, pack_stamped, unpack_stamped
+from stream.runtime.stamped import decode_stamped, encode_stamped, pack_stamped, unpack_stamped
 
 
 def _stamped(n: int) -> StampedEvent:

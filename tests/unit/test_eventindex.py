@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from schemas import Event
-from stream.core.eventindex import _OFF, CellLists, EventIndex
+from stream.core.celllists import CellLists
+from stream.core.eventindex import OFF, EventIndex
 from stream.core.geo import DEFAULT_CRS
 from stream.core.shapes import shapes_for
 
@@ -41,7 +42,7 @@ def model_cells(bbox: Any) -> set[int]:
     cells = set()
     for ix in range(math.floor((x0 - MARGIN) / CELL), math.floor((x1 + MARGIN) / CELL) + 1):
         for iy in range(math.floor((y0 - MARGIN) / CELL), math.floor((y1 + MARGIN) / CELL) + 1):
-            cells.add(((ix + _OFF) << 32) | (iy + _OFF))
+            cells.add(((ix + OFF) << 32) | (iy + OFF))
     return cells
 
 

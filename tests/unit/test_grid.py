@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.core.grid import BLOCK, SegmentGrid
+from stream.core.blocks import BLOCK
+from stream.core.grid import SegmentGrid
 
 
 def _lines(count: int, n: int, y0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,11 +23,11 @@ def test_shorter_routes_reuse_the_blocks_of_longer_ones() -> None:
     grid = SegmentGrid()
     starts, _ = grid.insert_many(list(range(20)), *_lines(20, 300, 0.0))
     grid.insert_many([99], *_lines(1, 300, 5_000.0))  # a route after them: their room is not the top
-    top = grid._top
+    top = grid.blocks.top
     grid.remove_many(starts.tolist(), [300] * 20)
     x, y, counts = _lines(40, 100, 0.0)
     again, lengths = grid.insert_many(list(range(40)), x, y, counts)
-    assert grid._top == top  # 40 blocks of 112 fit in the 20 x 304 vertices freed
+    assert grid.blocks.top == top  # 40 blocks of 112 fit in the 20 x 304 vertices freed
     assert len(set(again.tolist())) == 40 and int(again.max()) < int(starts.max()) + 304
     assert np.allclose(lengths, 990.0)
     box = np.array([[x[0] + 5, y[0] - 1, x[0] + 15, y[0] + 1]])  # around route 0's second segment
@@ -42,13 +43,13 @@ def test_longer_routes_take_merged_free_room_or_new_room() -> None:
     grid = SegmentGrid()
     starts, _ = grid.insert_many([0, 1], *_lines(2, 50, 0.0))  # two blocks of 64
     grid.insert_many([9], *_lines(1, 50, 5_000.0))
-    top = grid._top
+    top = grid.blocks.top
     grid.remove_many(starts.tolist(), [50, 50])
     merged, _ = grid.insert_many([2], *_lines(1, 120, 0.0))  # 128 vertices: the two freed blocks
-    assert int(merged[0]) == int(starts.min()) and grid._top == top
+    assert int(merged[0]) == int(starts.min()) and grid.blocks.top == top
     grid.remove_many(merged.tolist(), [120])
     long_start, _ = grid.insert_many([3], *_lines(1, 500, 0.0))
-    assert int(long_start[0]) == top and grid._top > top
+    assert int(long_start[0]) == top and grid.blocks.top > top
     short, _ = grid.insert_many([4, 5], *_lines(2, 40, 0.0))
     assert sorted(short.tolist()) == [int(starts.min()), int(starts.min()) + 48]
 
@@ -59,9 +60,9 @@ def test_freed_blocks_at_the_top_give_the_room_back() -> None:
     starts, _ = grid.insert_many([0, 1, 2], *_lines(3, 50, 0.0))
     grid.remove_many([int(starts[1])], [50])
     grid.remove_many([int(starts[2])], [50])
-    assert grid._top == int(starts[1])
+    assert grid.blocks.top == int(starts[1])
     grid.remove_many([int(starts[0])], [50])
-    assert grid._top == 0
+    assert grid.blocks.top == 0
 
 
 def test_replanned_routes_of_random_lengths_keep_the_pool_bounded() -> None:
@@ -79,7 +80,7 @@ def test_replanned_routes_of_random_lengths_keep_the_pool_bounded() -> None:
             start, _ = grid.insert_many([k], *_lines(1, n, 100.0 * k))
             held[k] = (int(start[0]), n)
         live = sum(BLOCK * -(-n // BLOCK) for _, n in held.values())
-        assert grid._top <= 1.5 * live + 1024, (rnd, grid._top, live)
+        assert grid.blocks.top <= 1.5 * live + 1024, (rnd, grid.blocks.top, live)
     for k, (start, n) in held.items():
         assert grid.route_of(np.array([start, start + n - 2])).tolist() == [k, k]
         x0, y0 = 700_000.0 + 5.0, 6_600_000.0 + 100.0 * k
@@ -173,7 +174,7 @@ def test_the_pool_grows_and_keeps_every_vertex() -> None:
     view = grid.vx
     x, y, counts = _lines(300, 60, 1_000.0)  # 300 blocks of 64 rows: beyond the first 1,024
     starts, lengths = grid.insert_many(list(range(1, 301)), x, y, counts)
-    assert len(grid.pool) >= grid._top >= 300 * 64 + 64
+    assert len(grid.pool) >= grid.blocks.top >= 300 * 64 + 64
     assert np.allclose(lengths, 590.0)
     rows = np.concatenate([np.arange(s, s + 60) for s in starts.tolist()])
     assert np.array_equal(grid.vx[rows], x) and np.array_equal(grid.vy[rows], y)

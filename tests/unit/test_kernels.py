@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.distance import segment_segment
-from stream.core.eventscan import _one_primitive
 from stream.core.kernels import nearest_primitive, segment_distance2
+from stream.core.measures import one_primitive
 
 coord = st.integers(-50_000, 50_000).map(lambda v: v / 100)  # centimetres, as projected data has
 segment = st.tuples(coord, coord, coord, coord)
@@ -70,7 +70,7 @@ def test_one_primitive_measure_is_nearest_primitive_bit_for_bit(
     cols = np.array(rows, dtype=float).T.copy()
     d = np.full(len(rows) + 2, -1.0)
     t = np.full(len(rows) + 2, -1.0)
-    _one_primitive(cols[0], cols[1], cols[2], cols[3], *cd, limit, 1, len(rows), d, t)
+    one_primitive(cols[0], cols[1], cols[2], cols[3], *cd, limit, 1, len(rows), d, t)
     prims = np.array([cd], dtype=float)
     for i in range(1, len(rows)):
         d2, t_ref, _ = nearest_primitive(*rows[i], prims, 0, 1, limit)

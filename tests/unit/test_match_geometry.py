@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from schemas import Alert, Event, Route, Vehicle
-from stream.core.engine import Engine, EngineConfig
+from stream.core.config import EngineConfig
+from stream.core.engine import Engine
 from stream.core.shapes import RING_EDGES_MAX
 from tests.support.geometry import line, lonlat, point, square
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.runtime.publishers import PublisherError, TokenBucket, check_sources, digest, split_credential
+from stream.ingest.publishers import PublisherError, TokenBucket, check_sources, digest, split_credential
 
 
 @pytest.mark.parametrize(

@@ -334,19 +334,19 @@ def test_engine_refuses_an_unreadable_event_alone_and_matches_the_others() -> No
 
 def test_an_event_that_makes_the_engine_fail_costs_only_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """When the engine raises on a batch, its events are applied one by one; the culprit is refused."""
-    from stream.core import batch
+    from stream.core import engine as engine_module
 
     index = PartitionIndex(Engine())
     index.apply_routes([RouteMessage("registered", "r1", T0, route=_ROUTE)], T0)
     [raised] = index.apply_events([StampedEvent(1, Event("t:poison", "t", "closure", point(600, 0)))], T0)
-    real = batch.apply_batch
+    real = engine_module.apply_batch
 
     def faulty(engine: Engine, events: Any, at: datetime) -> Any:
         if any(e.id == "t:poison" for e in events):
             raise RuntimeError("engine fault")
         return real(engine, events, at)
 
-    monkeypatch.setattr(batch, "apply_batch", faulty)
+    monkeypatch.setattr(engine_module, "apply_batch", faulty)
     stamped = [
         StampedEvent(2, Event("t:a", "t", "closure", point(300, 0))),
         StampedEvent(3, Event("t:poison", "t", "closure", point(600, 0), title="v2")),

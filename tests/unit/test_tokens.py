@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from stream.core.tokens import Keyring, TokenError
+from stream.gateway.tokens import Keyring, TokenError
 
 NOW = 1_800_000_000.0
 RING = Keyring.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")

@@ -6,10 +6,10 @@ import json
 import urllib.error
 import urllib.request
 
+from stream.local.services import free_port
+from stream.local.supervisor import wait_until
 from stream.runtime import metrics
 from stream.runtime.health import WorkerHealth
-from stream.runtime.services import free_port
-from stream.runtime.supervisor import wait_until
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any, cast
 
-import msgspec
 import orjson
 import redis.asyncio as aioredis
 
-from schemas import Event, RouteMessage
+from schemas import RouteMessage
 from schemas.codec import to_plain
 from schemas.errors import InvalidRecord
-from schemas.event import known_timezone
-from schemas.geometry import DEFAULT_LIMITS, GeometryLimits
 from stream.core.partition import StampedEvent
-from stream.runtime import envelopes
+from stream.runtime import redis_keys
+from stream.runtime.stamped import decode_stamped, encode_stamped
 
 log = logging.getLogger("corridor.worker")
 
@@ -40,72 +38,6 @@ class PartitionSnapshot:
     bad: list[Quarantined]
 
 
-def encode_stamped(item: StampedEvent) -> bytes:
-    """The wire and storage form of a stamped event."""
-    return orjson.dumps({"seq": item.seq, "event": item.event}, option=orjson.OPT_NAIVE_UTC)
-
-
-def _stamped(data: Any, limits: GeometryLimits = DEFAULT_LIMITS) -> StampedEvent:
-    if not isinstance(data, dict):
-        raise InvalidRecord("(record): a stamped event is an object {seq, event}", "not_an_object")
-    seq = data.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise InvalidRecord("seq: must be a whole number of nanoseconds", "schema")
-    return StampedEvent(seq, Event.from_dict(data.get("event"), limits))
-
-
-def decode_stamped(raw: bytes | str, limits: GeometryLimits = DEFAULT_LIMITS) -> StampedEvent:
-    """Inverse of encode_stamped; InvalidRecord for anything else."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecord(f"(record): not JSON: {exc}", "undecodable") from None
-    return _stamped(data, limits)
-
-
-def pack_stamped(items: Sequence[StampedEvent], max_bytes: int = envelopes.MAX_BYTES) -> list[bytes]:
-    """Stamped events as size-bounded envelopes (one message each)."""
-    return envelopes.pack((encode_stamped(item) for item in items), max_bytes)
-
-
-def unpack_stamped(raw: bytes) -> tuple[list[StampedEvent], list[InvalidRecord]]:
-    """The stamped events of one fan-out envelope, and the records of it that could not be read.
-
-    The fan-out writes what the strict reader accepted, so its envelopes are decoded in one pass
-    by a typed decoder straight into ``Event`` (msgspec: every field's type, enumeration and time
-    checked, and the time zone; 2-6 µs an event against 12 for the strict reader, and every worker
-    decodes every event). An envelope it refuses is read record by record by the strict reader, so
-    that only the records at fault are refused, with its messages. (The geometry is not walked
-    again: the fan-out checked it, and the engine refuses alone an event it cannot file.)
-    """
-    try:
-        typed = _FAN_OUT.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        typed = None
-    if typed is not None and all(known_timezone(item.event.timezone) for item in typed):
-        return [StampedEvent(item.seq, item.event) for item in typed], []
-    try:
-        records = envelopes.unpack(raw)
-    except orjson.JSONDecodeError as exc:
-        return [], [InvalidRecord(f"(envelope): not JSON: {exc}", "undecodable")]
-    items: list[StampedEvent] = []
-    refused: list[InvalidRecord] = []
-    for record in records:
-        try:
-            items.append(_stamped(record))
-        except InvalidRecord as exc:
-            refused.append(exc)
-    return items, refused
-
-
-class _Stamped(msgspec.Struct):
-    seq: Annotated[int, msgspec.Meta(ge=0)]
-    event: Event
-
-
-_FAN_OUT = msgspec.json.Decoder(list[_Stamped])
-
-
 @dataclass(frozen=True)
 class Quarantined:
     """A stored record that cannot be used (or made the engine fail), moved out of the state."""
@@ -115,7 +47,7 @@ class Quarantined:
     raw: bytes | None = None
 
 
-# Append envelopes to the event broadcast (stream.runtime.broadcast) as entries n-0, n+1-0, …
+# Append envelopes to the event broadcast (stream.worker.broadcast) as entries n-0, n+1-0, …
 # numbered on from its counter. When the stream's last id is already past the counter (the
 # counter lost, or an entry another client added), numbering goes on after that id.
 _APPEND = """
@@ -144,19 +76,20 @@ class RedisState:
     def __init__(self, client: aioredis.Redis, prefix: str, broadcast_maxlen: int = BROADCAST_MAXLEN) -> None:
         self._client = client
         self._prefix = prefix
-        self._events = f"{prefix}:state:events"
-        self._expiry = f"{prefix}:state:expiry"
-        self._quarantine = f"{prefix}:state:quarantine"
-        self.broadcast_stream = f"{prefix}:state:broadcast:stream"
-        self.broadcast_counter = f"{prefix}:state:broadcast:last"
+        self._events = redis_keys.events_key(prefix)
+        self._expiry = redis_keys.expiry_key(prefix)
+        self._quarantine = redis_keys.quarantine_key(prefix)
+        self._partitions = redis_keys.partitions_key(prefix)
+        self.broadcast_stream = redis_keys.broadcast_stream_key(prefix)
+        self.broadcast_counter = redis_keys.broadcast_counter_key(prefix)
         self._broadcast_maxlen = max(1, broadcast_maxlen)
         self._append = client.register_script(_APPEND)  # EVALSHA, loaded when missing
 
     def _routes(self, partition: int) -> str:
-        return f"{self._prefix}:state:routes:{partition}"
+        return redis_keys.routes_key(self._prefix, partition)
 
     def _positions(self, partition: int) -> str:
-        return f"{self._prefix}:state:positions:{partition}"
+        return redis_keys.positions_key(self._prefix, partition)
 
     async def save_routes(self, partition: int, messages: Sequence[RouteMessage]) -> None:
         """Keep each route's latest registration (or its end) and its last position."""
@@ -210,7 +143,7 @@ class RedisState:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hset(self._events, mapping=fields)  # type: ignore[arg-type]
             if scheduled:
-                pipe.zadd(self._expiry, scheduled)  # type: ignore[arg-type]
+                pipe.zadd(self._expiry, scheduled)
             if open_ended:
                 pipe.zrem(self._expiry, *open_ended)
             if broadcast:
@@ -231,7 +164,7 @@ class RedisState:
             try:
                 events.append(decode_stamped(value))
             except InvalidRecord as exc:
-                bad.append(Quarantined(f"e:{_text(field_)}", exc.error, value))
+                bad.append(Quarantined(f"e:{_text(field_)}", exc.error, _bytes(value)))
         return events, bad
 
     async def load_partition(self, partition: int) -> PartitionSnapshot:
@@ -240,13 +173,13 @@ class RedisState:
         positions_raw = await self._client.hgetall(self._positions(partition))
         bad: list[Quarantined] = []
 
-        def read(items: dict[bytes, bytes], kind: str) -> list[RouteMessage]:
+        def read(items: Mapping[bytes | str, bytes | str], kind: str) -> list[RouteMessage]:
             out: list[RouteMessage] = []
             for field_, value in items.items():
                 try:
                     out.append(RouteMessage.from_dict(_json(value)))
                 except InvalidRecord as exc:
-                    bad.append(Quarantined(f"{kind}:{partition}:{_text(field_)}", exc.error, value))
+                    bad.append(Quarantined(f"{kind}:{partition}:{_text(field_)}", exc.error, _bytes(value)))
             return out
 
         routes = read(routes_raw, "r")
@@ -289,12 +222,18 @@ class RedisState:
             log.warning("the broadcast's counter %.40r is not a number: reading from the start", raw)
             return 0
 
+    async def note_partitions(self, count: int) -> None:
+        """Record how many partitions the routes topic has, for readers of the routes (the
+        dispatch map) that are not workers."""
+        await self._client.set(self._partitions, count)
+
     async def prune(self, now: float | None = None) -> int:
         """Forget tombstones and expired events past their retention; returns how many."""
-        due: Iterable[bytes] = await self._client.zrangebyscore(
-            self._expiry, "-inf", now or time.time(), start=0, num=10_000
+        due = cast(
+            "list[bytes | str]",
+            await self._client.zrangebyscore(self._expiry, "-inf", now or time.time(), start=0, num=10_000),
         )
-        members = [m.decode() for m in due]
+        members = [_text(m) for m in due]
         if not members:
             return 0
         async with self._client.pipeline(transaction=False) as pipe:
@@ -314,6 +253,10 @@ class RedisState:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _json(raw: bytes | str) -> Any:

@@ -42,7 +42,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from stream.runtime import metrics
-from stream.runtime.redis_outbox import driver_stream_key, wake_channel, wake_lines
+from stream.runtime.redis_keys import driver_stream_key, wake_channel
+from stream.runtime.wake import wake_lines
 
 log = logging.getLogger("corridor.gateway")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stream.feeds.ais import AisDecoder
 from stream.feeds.base import Item
-from stream.runtime.feed_sink import FeedSink
+from stream.ingest.sink import FeedSink
 
 log = logging.getLogger("corridor.feeds.ais")
 

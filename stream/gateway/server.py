@@ -37,11 +37,11 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from stream.core.tokens import Keyring, TokenError
+from stream.gateway.dispatch import ALERTS_PATH, Dispatch
+from stream.gateway.gc_policy import GcPolicy
+from stream.gateway.hub import CLOSE_POLICY, CLOSE_TOO_SLOW, DriverConnection, Hub, is_stream_id
+from stream.gateway.tokens import Keyring, TokenError
 from stream.runtime import metrics
-from stream.runtime.dispatch import ALERTS_PATH, Dispatch
-from stream.runtime.gateway_gc import GcPolicy
-from stream.runtime.gateway_hub import CLOSE_POLICY, CLOSE_TOO_SLOW, DriverConnection, Hub, is_stream_id
 from stream.runtime.settings import Settings
 
 log = logging.getLogger("corridor.gateway")

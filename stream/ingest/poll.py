@@ -26,7 +26,8 @@ from schemas.codec import to_plain
 from stream.feeds.base import CHUNK_BYTES, MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES, FeedFormatError, Item
 from stream.feeds.registry import iter_parse
 from stream.feeds.snapshot import Entry, diff
-from stream.runtime.feed_sink import FeedSink
+from stream.ingest.sink import FeedSink
+from stream.runtime.redis_keys import feed_snapshot_key
 
 log = logging.getLogger("corridor.feeds.poll")
 
@@ -52,7 +53,7 @@ class SnapshotStore:
 
     def __init__(self, client: aioredis.Redis, prefix: str, feed_name: str) -> None:
         self._client = client
-        self._key = f"{prefix}:feed:{feed_name}:snapshot"
+        self._key = feed_snapshot_key(prefix, feed_name)
 
     async def load(self) -> PollState:
         """The stored state, or an empty one."""

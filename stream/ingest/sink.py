@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from schemas import Event, Rejection
 from stream.feeds.base import Item
+from stream.ingest.producer import Publisher, RecordRefused
 from stream.runtime import metrics
-from stream.runtime.producer import Publisher, RecordRefused
 
 log = logging.getLogger("corridor.feeds")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from stream.runtime.services import free_port
+from stream.local.services import free_port
 
 WORKER_READY_LINE = "index rebuilt from redis"
 

@@ -21,6 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from schemas.event import EVENT_KINDS
+from stream.runtime.redis_keys import publisher_keys_key, publishers_key
 
 PREFIX = "cpk"
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -117,8 +118,8 @@ class PublisherStore:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._redis = client
-        self._by_name = f"{prefix}:publishers"
-        self._by_key = f"{prefix}:publisher-keys"
+        self._by_name = publishers_key(prefix)
+        self._by_key = publisher_keys_key(prefix)
 
     async def add(
         self, name: str, sources: tuple[str, ...], role: str = "city", kinds: tuple[str, ...] = ()

@@ -39,9 +39,10 @@ from stream.core.port.portcall import event_time, with_delay
 from stream.feeds.base import RecordError, snippet
 from stream.feeds.native import native_event
 from stream.feeds.portcall import portcall_event
+from stream.ingest.producer import Message, Publisher, RecordRefused, RecordTooLarge
+from stream.ingest.publishers import PublisherRecord, PublisherStore, TokenBucket, count_vertices
 from stream.runtime import metrics
-from stream.runtime.producer import Message, Publisher, RecordRefused, RecordTooLarge
-from stream.runtime.publishers import PublisherRecord, PublisherStore, TokenBucket, count_vertices
+from stream.runtime.redis_keys import port_estimate_prefix
 
 log = logging.getLogger("corridor.api")
 
@@ -123,7 +124,7 @@ class PublishApi:
         self.event_limits = event_limits
         self.redis = client
         self.store = PublisherStore(client, prefix)
-        self.estimates = f"{prefix}:port:estimate:"
+        self.estimates = port_estimate_prefix(prefix)
         self.terminals = infrastructure.terminals if infrastructure else {}
         self.limits = limits or Limits()
         self.buckets: dict[str, _Buckets] = {}

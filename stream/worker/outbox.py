@@ -43,6 +43,14 @@ from schemas.alert import mark_of
 from schemas.codec import to_plain
 from schemas.route import DRIVER_ID
 from stream.runtime import metrics
+from stream.runtime.redis_keys import (
+    DRIVER_CLOSE,
+    dispatch_stream_key,
+    driver_key_head,
+    driver_seen_key,
+    driver_stream_key,
+    wake_channel,
+)
 
 if TYPE_CHECKING:
     from stream.core.wire import WireAlerts
@@ -72,23 +80,24 @@ local function reader(data)
 end
 """
 
-# ARGV: maxlen, key prefix, wake channel, seen ttl, retention ms, stream ttl, the drivers: (driver id,
-# alert count) fields then (alert id, content mark, payload) fields per alert, and the dispatch
-# stream's maxlen ('0': the caller writes it). The script names each driver's keys itself (as
-# ``driver_seen_key`` and ``driver_stream_key`` do): on a single Redis the call passes no KEYS, which
-# spares the client packing and Redis reading two arguments per driver; on a Redis Cluster it passes
-# them all (one slot), as a cluster routes by them. Returns per alert its stream id (with the
-# payload as stored, {id, payload}, when the caller writes the dispatch stream), or false (nil) when
-# the driver already has it. What was appended is announced in one message (see ``wake_channel``).
+# ARGV: maxlen, what drivers' keys start with, wake channel, seen ttl, retention ms, stream ttl, the
+# drivers: (driver id, alert count) fields then (alert id, content mark, payload) fields per alert,
+# the dispatch stream's maxlen ('0': the caller writes it), the dispatch stream's key, and what
+# follows the driver's id in its keys. The script names each driver's keys itself from these parts
+# (``redis_keys.driver_key_head``, the id, ``DRIVER_CLOSE``, ``seen`` or ``alerts``): on a single
+# Redis the call passes no KEYS, which spares the client packing and Redis reading two arguments per
+# driver; on a Redis Cluster it passes them all (one slot), as a cluster routes by them. Returns per
+# alert its stream id (with the payload as stored, {id, payload}, when the caller writes the
+# dispatch stream), or false (nil) when the driver already has it. What was appended is announced in
+# one message (see ``wake_channel``).
 _APPEND = (
     _READ_FIELDS
     + f"local LIVE_MAX = {LIVE_MAX_BYTES}\n"
     + """
 local out = {}
 local field = reader(ARGV[7])
-local prefix = ARGV[2]
 local dispatch = nil
-if ARGV[8] ~= '0' then dispatch = prefix .. ':dispatch' end
+if ARGV[8] ~= '0' then dispatch = ARGV[9] end
 local oldest = nil
 if ARGV[5] ~= '0' then
   local now = redis.call('TIME')
@@ -100,7 +109,7 @@ while true do
   local driver = field()
   if not driver then break end
   local count = tonumber(field())
-  local base = prefix .. ':drv:{' .. driver .. '}:'
+  local base = ARGV[2] .. driver .. ARGV[10]
   local seen, stream = base .. 'seen', base .. 'alerts'
   local appended, bare = false, false
   for _ = 1, count do
@@ -179,44 +188,6 @@ return count
 def _fields(*values: bytes) -> bytes:
     """Values as length-prefixed fields, as the scripts read them."""
     return b"".join(b"%d:%b" % (len(value), value) for value in values)
-
-
-def driver_stream_key(prefix: str, driver_id: str) -> str:
-    """The Redis stream of a driver's alerts (hash-tagged by driver for Redis Cluster)."""
-    return f"{prefix}:drv:{{{driver_id}}}:alerts"
-
-
-def driver_seen_key(prefix: str, driver_id: str) -> str:
-    """What each alert id of a driver last delivered (a content mark)."""
-    return f"{prefix}:drv:{{{driver_id}}}:seen"
-
-
-def dispatch_stream_key(prefix: str) -> str:
-    """The bounded stream of every driver's delivered alerts, for dispatchers."""
-    return f"{prefix}:dispatch"
-
-
-def wake_channel(prefix: str) -> str:
-    """The pub/sub channel on which an append call announces what it appended, in one message of
-    lines separated by ``\n``: ``<driver id> <stream id> <payload>`` for each entry as stored, in
-    stream order, or a bare ``<driver id>`` for a driver with an entry too large to travel here
-    (over ``LIVE_MAX_BYTES``), whose stream must be read. A line of several space-separated driver
-    ids (the format of earlier versions) names drivers to read too. Driver ids hold no space and
-    payloads (JSON as orjson writes it) no line break."""
-    return f"{prefix}:wake"
-
-
-def wake_lines(message: bytes) -> list[tuple[str, bytes | None, bytes | None]]:
-    """A wake-up message as (driver id, stream id, payload) per line; ids and payload None for a
-    driver whose stream must be read."""
-    out: list[tuple[str, bytes | None, bytes | None]] = []
-    for line in message.split(b"\n"):
-        parts = line.split(b" ", 2)
-        if len(parts) == 3 and parts[2][:1] == b"{":
-            out.append((parts[0].decode(errors="replace"), parts[1], parts[2]))
-        else:
-            out.extend((part.decode(errors="replace"), None, None) for part in parts if part)
-    return out
 
 
 class InvalidAlert(ValueError):
@@ -356,7 +327,8 @@ class RedisOutbox:
         channel = wake_channel(self._prefix)
         retention_ms = max(0, self._retention_s * 1000)
         stream_ttl = min(SEEN_TTL_S, self._retention_s) if self._retention_s > 0 else SEEN_TTL_S
-        head = [self._maxlen, self._prefix, channel, SEEN_TTL_S, retention_ms, stream_ttl]
+        head = [self._maxlen, driver_key_head(self._prefix), channel, SEEN_TTL_S, retention_ms, stream_ttl]
+        tail = [dispatch_stream_key(self._prefix), DRIVER_CLOSE]
         # On a single Redis each call writes the dispatch stream too (the payloads need not come
         # back to be sent again) and names no keys; on a Cluster a call's keys must share a slot and
         # be declared, so the dispatch stream is written apart.
@@ -365,7 +337,7 @@ class RedisOutbox:
         dispatch_arg = self._dispatch_maxlen if inline else 0
 
         def call(chunk: list[int], keys: list[str], blob: list[bytes]) -> None:
-            args = [*keys, *head, b"".join(blob), dispatch_arg]
+            args = [*keys, *head, b"".join(blob), dispatch_arg, *tail]
             calls.append((chunk, args, len(keys)))
 
         calls: list[tuple[list[int], list[Any], int]] = []  # (alerts, arguments, number of keys)

@@ -39,10 +39,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from stream.core.tokens import Keyring, TokenError
-from stream.runtime import metrics
-from stream.runtime.gateway_hub import is_stream_id
-from stream.runtime.redis_outbox import dispatch_stream_key
+from stream.gateway.hub import is_stream_id
+from stream.gateway.tokens import Keyring, TokenError
+from stream.runtime import metrics, redis_keys
+from stream.runtime.redis_keys import dispatch_stream_key
 
 log = logging.getLogger("corridor.gateway.dispatch")
 
@@ -61,6 +61,7 @@ CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 BACKLOG = 500
+MAX_PARTITIONS = 4096  # a noted partition count above this is not believed
 READ_BLOCK_MS = 1000
 VESSEL_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_TTL_S = 1.0
@@ -68,11 +69,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY = 4429
 BAD_RECORDS_REMEMBERED = 10_000  # bad records logged once each; past this many, logged again
-
-
-def scene_key(prefix: str) -> str:
-    """An optional JSON document drawn under the data (waterways, terminals, a title): the demo's."""
-    return f"{prefix}:dispatch:scene"
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ class Asset:
 def load_assets() -> dict[str, Asset]:
     """Every file of the package's ``static`` folder, by name."""
     assets: dict[str, Asset] = {}
-    folder = resources.files("stream.runtime").joinpath("static")
+    folder = resources.files("stream.gateway").joinpath("static")
     for entry in folder.iterdir():
         suffix = entry.name.rsplit(".", 1)[-1]
         if entry.is_file() and suffix in CONTENT_TYPES:
@@ -163,7 +159,7 @@ def _event(raw: bytes, now: datetime) -> dict[str, Any] | None:
     """The map's form of a stored event, with ``vessel`` set for ships; None when not active now."""
     # Imported on a dispatcher's first request: it brings the matching engine (numba, shapely,
     # pyproj, ~100 MB) that a gateway serving only drivers never needs.
-    from stream.runtime.redis_state import decode_stamped  # noqa: PLC0415
+    from stream.runtime.stamped import decode_stamped  # noqa: PLC0415
 
     event = decode_stamped(raw).event
     if event.status != "active" or (event.valid_until is not None and event.valid_until <= now):
@@ -210,6 +206,15 @@ class Dispatch:
         self._snapshot: tuple[float, bytes] | None = None
         self._bad_records: set[tuple[str, bytes]] = set()
         self.connections = 0
+
+    async def _partition_count(self) -> int:
+        """How many route partitions the workers keep (as they noted it), else as configured."""
+        raw = await self._redis.get(redis_keys.partitions_key(self._prefix))
+        try:
+            count = int(raw) if raw is not None else self._partitions
+        except ValueError:
+            count = self._partitions
+        return count if 1 <= count <= MAX_PARTITIONS else self._partitions
 
     def owns(self, path: str) -> bool:
         """True for the paths this module answers."""
@@ -263,7 +268,7 @@ class Dispatch:
 
     async def positions(self) -> dict[str, Any]:
         """Every vehicle's last position: ``{"vehicles": {route_id: [lon, lat, at]}}``."""
-        keys = [f"{self._prefix}:state:positions:{partition}" for partition in range(self._partitions)]
+        keys = [redis_keys.positions_key(self._prefix, p) for p in range(await self._partition_count())]
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(key)
@@ -284,13 +289,13 @@ class Dispatch:
         cached = self._snapshot
         if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_TTL_S:
             return cached[1]
-        route_keys = [f"{self._prefix}:state:routes:{partition}" for partition in range(self._partitions)]
-        events_key = f"{self._prefix}:state:events"
+        route_keys = [redis_keys.routes_key(self._prefix, p) for p in range(await self._partition_count())]
+        events_key = redis_keys.events_key(self._prefix)
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in route_keys:
                 pipe.hgetall(key)
             pipe.hgetall(events_key)
-            pipe.get(scene_key(self._prefix))
+            pipe.get(redis_keys.scene_key(self._prefix))
             *route_replies, event_reply, scene = await pipe.execute()
         routes = []
         for key, reply in zip(route_keys, route_replies, strict=True):
@@ -316,7 +321,7 @@ class Dispatch:
         try:
             scene_data = orjson.loads(scene) if scene else None
         except orjson.JSONDecodeError as exc:
-            self._skip("scene", scene_key(self._prefix), b"", exc)
+            self._skip("scene", redis_keys.scene_key(self._prefix), b"", exc)
             scene_data = None
         body = orjson.dumps(
             {

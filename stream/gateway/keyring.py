@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 
-from stream.core.tokens import Keyring
+from stream.gateway.tokens import Keyring
 from stream.runtime.settings import Settings
 
 
