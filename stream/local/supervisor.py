@@ -42,6 +42,7 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    metrics_port: int | None = None  # where its /metrics answers, when it serves them
 
     def output(self) -> str:
         """Everything it printed so far."""
@@ -111,6 +112,7 @@ class Supervisor:
         """Start ``corridor worker`` and wait until it has its partitions and its index."""
         port = str(metrics_port or free_port())
         proc = self.start(name, "worker", extra_env={"CORRIDOR_METRICS_PORT": port})
+        proc.metrics_port = int(port)
 
         def ready() -> bool:
             proc.check_alive()
@@ -124,8 +126,11 @@ class Supervisor:
     ) -> tuple[Proc, int]:
         """Start ``corridor gateway`` (free port by default) and wait for its health check."""
         port = port or free_port()
-        extra = {"CORRIDOR_METRICS_PORT": str(metrics_port or free_port())}
-        proc = self.start(name, "gateway", "--port", str(port), extra_env=extra)
+        metrics_port = metrics_port or free_port()
+        proc = self.start(
+            name, "gateway", "--port", str(port), extra_env={"CORRIDOR_METRICS_PORT": str(metrics_port)}
+        )
+        proc.metrics_port = metrics_port
 
         def healthy() -> bool:
             proc.check_alive()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import math
@@ -12,7 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from stream.gateway.tokens import Keyring
 from stream.ingest.producer import Publisher
 from stream.local.services import free_port
 from stream.local.supervisor import wait_until
-from tests.support.drivers import DriverClient
+from tests.support.drivers import DriverClient, metric, until
 from tests.support.geometry import line, lonlat
 from tests.support.processes import Deployment
 
@@ -159,8 +158,11 @@ def _event(event_id: str, kind: str, geometry: dict[str, object], **extra: Any) 
     )
 
 
-async def _workload(dep: Deployment, port: int) -> None:
-    """Routes, drivers, events raised, updated and cleared, a rejection, a resume and a refusal."""
+async def _workload(
+    dep: Deployment, port: int, worker_metrics: int, scraped_connected: Callable[[], bool]
+) -> None:
+    """Routes, drivers, events raised, updated and cleared, a rejection, a resume and a refusal;
+    the drivers stay connected until ``scraped_connected`` says a scrape saw them."""
     settings = dep.settings
     keyring = Keyring.parse(dep.env["CORRIDOR_SIGNING_KEY"])
     coords = tuple((a, b) for a, b in lonlat([(0, 0), (800, 0), (1600, 200)]))
@@ -174,7 +176,9 @@ async def _workload(dep: Deployment, port: int) -> None:
             DriverClient(port, "driver-a", tokens["driver-a"]) as driver_a,
             DriverClient(port, "driver-b", tokens["driver-b"]) as driver_b,
         ):
-            await asyncio.sleep(1.0)
+            await until(
+                lambda: metric(worker_metrics, "corridor_active_routes") >= 2, 30, "the routes in the index"
+            )
             await publisher.events([closure, hazard])
             for driver in (driver_a, driver_b):
                 await driver.wait_for(lambda a: a["event_id"] == "dash:hazard", timeout=15)
@@ -192,12 +196,9 @@ async def _workload(dep: Deployment, port: int) -> None:
             async with DriverClient(port, "driver-a", tokens["driver-a"], last_id=first) as resumed:
                 await resumed.wait_for(lambda a: a["state"] == "cleared", timeout=15)
             async with DriverClient(port, "driver-b", tokens["driver-a"]) as refused:
-                for _ in range(200):
-                    if refused.closed is not None:
-                        break
-                    await asyncio.sleep(0.05)
+                await refused.wait_closed(10)
             assert refused.closed is not None and refused.closed.rcvd.code == 4403
-            await asyncio.sleep(3.0)  # connected drivers are scraped while still connected
+            await until(scraped_connected, 30, "a scrape of the gateway with both drivers connected")
 
 
 @pytest.fixture
@@ -224,7 +225,10 @@ async def test_every_dashboard_panel_shows_data(
         # Rates need a sample from before the workload: wait for two scrapes of both processes.
         scraped = f'count_over_time(up{{instance=~"{instances}"}}[1m]) >= 2'
         wait_until(lambda: len(prometheus.query(scraped)) == 2, 30, "two scrapes of the worker and gateway")
-        await _workload(deployment, port)
+        connected = (
+            f'max_over_time(corridor_connected_drivers{{instance="127.0.0.1:{gateway_metrics}"}}[1m]) >= 2'
+        )
+        await _workload(deployment, port, worker_metrics, lambda: bool(prometheus.query(connected)))
         queries = _panel_queries(instances)
         assert len(queries) >= 20
 

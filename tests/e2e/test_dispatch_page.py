@@ -278,8 +278,9 @@ async def test_map_loads_draws_routes_and_events_and_shows_a_live_alert(
                 "the late closure",
             )
             shots = {"dispatch.png": await page.call("Page.captureScreenshot", format="png")}
-            await page.js("document.querySelector('#views button[data-view=paris]').click()")
-            await asyncio.sleep(0.5)
+            paris = "document.querySelector('#views button[data-view=paris]')"
+            await page.js(f"{paris}.click()")
+            await page.wait_for(f"{paris}.getAttribute('aria-pressed') === 'true'", "the Paris view chosen")
             shots["dispatch-paris.png"] = await page.call("Page.captureScreenshot", format="png")
     finally:
         chromium.terminate()

@@ -14,6 +14,7 @@ from schemas import Event, Route, Vehicle
 from stream.ingest.producer import Publisher
 from stream.local.services import EmbeddedServices
 from stream.runtime.redis_keys import driver_stream_key
+from tests.support.facts import index_holds, taken
 from tests.support.geometry import line, lonlat, point
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
@@ -53,17 +54,22 @@ async def _wait_stream(
 
 
 async def test_both_join_directions(deployment: Deployment, redis_client: aioredis.Redis) -> None:
-    """An event on a registered route alerts; a route registered over an active event alerts too."""
-    deployment.start_worker()
+    """An event on a registered route alerts; a route registered over an active event alerts too.
+
+    Each direction is made certain: the events are published once the index holds route ``ra``
+    (the event side of the join finds it), and route ``rb`` once the index holds both events (the
+    route side finds ``on-b``)."""
+    worker = deployment.start_worker()
     prefix = deployment.settings.topic_prefix
     async with Publisher(deployment.settings) as pub:
         await pub.register_routes([_route("ra", "da", 0)])
-        await asyncio.sleep(0.5)
+        await index_holds(worker, routes=1)
         await pub.events([_closure("it:on-a", 500, 10), _closure("it:on-b", 500, 3010)])
         await _wait_stream(redis_client, prefix, "da", [("it:on-a", "raised")])
+        await index_holds(worker, routes=1, events=2)
         await pub.register_routes([_route("rb", "db", 3000)])
         await _wait_stream(redis_client, prefix, "db", [("it:on-b", "raised")])
-    await asyncio.sleep(0.5)
+    # rb's batch stored every alert it made in one call: nothing more for da came with it
     assert await _stream(redis_client, prefix, "da") == [("it:on-a", "raised")]
 
 
@@ -71,12 +77,12 @@ async def test_cancel_clears_and_replays_do_not_duplicate(
     deployment: Deployment, redis_client: aioredis.Redis
 ) -> None:
     """The same event published twice raises once; cancelling it clears the alert once."""
-    deployment.start_worker()
+    worker = deployment.start_worker()
     prefix = deployment.settings.topic_prefix
     closure = _closure("it:c", 300, 0)
     async with Publisher(deployment.settings) as pub:
         await pub.register_routes([_route("r1", "d1", 0)])
-        await asyncio.sleep(0.5)
+        await index_holds(worker, routes=1)
         await pub.events([closure])
         await pub.events([closure])
         await _wait_stream(redis_client, prefix, "d1", [("it:c", "raised")])
@@ -92,7 +98,7 @@ async def test_killed_worker_rebuilds_its_index_from_redis(
     prefix = deployment.settings.topic_prefix
     async with Publisher(deployment.settings) as pub:
         await pub.register_routes([_route("r1", "d1", 0)])
-        await asyncio.sleep(0.5)
+        await index_holds(worker, routes=1)
         await pub.events([_closure("it:before", 200, 0)])
         await _wait_stream(redis_client, prefix, "d1", [("it:before", "raised")])
         worker.stop(signal.SIGKILL)
@@ -109,12 +115,9 @@ async def test_killed_worker_rebuilds_its_index_from_redis(
                 ),
             ]
         )
+        # what the rebuild sent again would stand before it:after (alerts of the rebuild are
+        # stored before the new worker reads the broadcast): the stream holds exactly these two
         await _wait_stream(redis_client, prefix, "d1", [("it:before", "raised"), ("it:after", "raised")])
-    await asyncio.sleep(1.0)
-    assert await _stream(redis_client, prefix, "d1") == [
-        ("it:before", "raised"),
-        ("it:after", "raised"),
-    ]
 
 
 async def test_malformed_messages_go_to_the_dead_letter_topic(
@@ -123,7 +126,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
     """Garbage on the events and routes topics is dead-lettered with its reason; good records flow."""
     from aiokafka import AIOKafkaProducer
 
-    deployment.start_worker()
+    worker = deployment.start_worker()
     settings = deployment.settings
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers())
     await producer.start()
@@ -134,7 +137,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(
         await producer.stop()
     async with Publisher(settings) as pub:
         await pub.register_routes([_route("r1", "d1", 0)])
-        await asyncio.sleep(0.5)
+        await index_holds(worker, routes=1)
         await pub.events([_closure("it:good", 400, 0)])
     await _wait_stream(redis_client, settings.topic_prefix, "d1", [("it:good", "raised")])
     records = await read_topic(settings, "events.rejected", 2)
@@ -223,19 +226,21 @@ async def test_redis_restart_loses_nothing(
     deployment: Deployment, redis_client: aioredis.Redis, embedded_services: EmbeddedServices
 ) -> None:
     """Events published while Redis restarts are matched and delivered once Redis is back."""
-    deployment.start_worker()
-    prefix = deployment.settings.topic_prefix
-    async with Publisher(deployment.settings) as pub:
+    worker = deployment.start_worker()
+    settings = deployment.settings
+    prefix = settings.topic_prefix
+    async with Publisher(settings) as pub:
         await pub.register_routes([_route("r1", "d1", 0)])
-        await asyncio.sleep(0.5)
+        await index_holds(worker, routes=1)
         await pub.events([_closure("it:first", 100, 0)])
         await _wait_stream(redis_client, prefix, "d1", [("it:first", "raised")])
         await asyncio.to_thread(embedded_services.redis.stop)
         await pub.events([_closure("it:during", 500, 0)])
-        await asyncio.sleep(1.0)
+        await taken(worker, settings.topic("events"), 2)  # taken while Redis is down
         await asyncio.to_thread(embedded_services.restart_redis)
         await pub.events([_closure("it:after", 900, 0)])
         expected = [("it:first", "raised"), ("it:during", "raised"), ("it:after", "raised")]
         await _wait_stream(redis_client, prefix, "d1", expected, timeout=30)
-    await asyncio.sleep(1.0)
-    assert await _stream(redis_client, prefix, "d1") == expected
+        # a marker after them: anything stored twice on the way would stand before it
+        await pub.events([_closure("it:marker", 950, 0)])
+        await _wait_stream(redis_client, prefix, "d1", [*expected, ("it:marker", "raised")], timeout=30)

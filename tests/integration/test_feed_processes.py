@@ -20,6 +20,7 @@ from stream.ingest.producer import Publisher
 from stream.ingest.sink import FeedSink
 from stream.local.services import free_port
 from stream.runtime.retry import redis_client
+from tests.support.drivers import until
 from tests.support.kafka import read_topic
 from tests.support.processes import Deployment
 
@@ -112,14 +113,15 @@ async def test_ais_over_tcp_publishes_vessels_and_dead_letters(deployment: Deplo
     lines = DATA.joinpath("mixed.txt").read_bytes()
 
     writers: list[asyncio.StreamWriter] = []
+    finished = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
         for chunk in (lines[:700], lines[700:]):  # a sentence split across two reads
             writer.write(chunk)
             await writer.drain()
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(30)  # then stays silent, as a quiet feed does
+            await asyncio.sleep(0.05)  # pacing: the second half comes in a read of its own
+        await finished.wait()  # then stays silent, as a quiet feed does
 
     port = free_port()
     server = await asyncio.start_server(serve, "127.0.0.1", port)
@@ -129,6 +131,7 @@ async def test_ais_over_tcp_publishes_vessels_and_dead_letters(deployment: Deplo
         rejected = await read_topic(deployment.settings, "events.rejected", 9, timeout=10)
         assert proc.stop(signal.SIGTERM) == 0
     finally:
+        finished.set()
         for writer in writers:
             writer.close()
         server.close()
@@ -136,6 +139,16 @@ async def test_ais_over_tcp_publishes_vessels_and_dead_letters(deployment: Deplo
     assert len(events) == 10 and {e["kind"] for e in events} == {"vessel"}
     assert len(rejected) == 9 and {r["source"] for r in rejected} == {"ais"}
     assert all(r["error"] and r["where"] for r in rejected)
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether something listens on a loopback UDP port (it cannot be bound again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 async def test_ais_over_udp(deployment: Deployment) -> None:
@@ -147,11 +160,12 @@ async def test_ais_over_udp(deployment: Deployment) -> None:
         for line in DATA.joinpath("nmea_data_sample.txt").read_bytes().splitlines()
         if line.startswith(b"!AIVDM,1,1")
     ][:50]
-    await asyncio.sleep(1.5)  # the listener binds its port
+    await until(lambda: _udp_bound(port) or proc.popen.poll() is not None, 30, "the listener to bind")
+    proc.check_alive()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for sentence in sentences:
             sock.sendto(sentence + b"\n", ("127.0.0.1", port))
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # pacing: a burst of datagrams overflows a socket buffer
     events = await read_topic(deployment.settings, "events", 1, timeout=15)
     proc.stop(signal.SIGTERM)
     assert events and all(e["id"].startswith("ais:") and e["kind"] == "vessel" for e in events)

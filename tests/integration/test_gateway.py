@@ -61,7 +61,7 @@ async def test_driver_receives_live_alerts_and_only_its_own(
     """Alerts appended while connected arrive in order; another driver's never do."""
     outbox = RedisOutbox(redis_client, prefix)
     async with DriverClient(gateway, "alice", _token("alice")) as alice:
-        await asyncio.sleep(0.2)
+        await alice.wait_hello(5)
         await outbox.append([_alert("alice", "e1"), _alert("bob", "e2"), _alert("alice", "e3")])
         await alice.wait_for(lambda a: a["event_id"] == "e3", timeout=5)
     assert [m["alert"]["event_id"] for m in alice.alerts] == ["e1", "e3"]
@@ -79,8 +79,9 @@ async def test_resume_from_last_id_gets_exactly_the_missed_alerts(
     await outbox.append([_alert("carol", "e3"), _alert("carol", "e4")])
     async with DriverClient(gateway, "carol", _token("carol"), last_id=last_id) as second:
         await second.wait_for(lambda a: a["event_id"] == "e4", timeout=5)
-        await asyncio.sleep(0.3)
-    assert [m["alert"]["event_id"] for m in second.alerts] == ["e3", "e4"]
+        await outbox.append([_alert("carol", "e5")])  # a marker: anything sent twice comes first
+        await second.wait_for(lambda a: a["event_id"] == "e5", timeout=5)
+    assert [m["alert"]["event_id"] for m in second.alerts] == ["e3", "e4", "e5"]
 
 
 @pytest.mark.parametrize(

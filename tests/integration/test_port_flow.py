@@ -20,6 +20,7 @@ from stream.ingest.producer import Publisher
 from stream.runtime import envelopes
 from stream.runtime.redis_keys import driver_stream_key
 from stream.runtime.settings import Settings
+from tests.support.facts import index_holds
 from tests.support.processes import Deployment
 
 BRIDGE = "FRURO-GUSTAVE-FLAUBERT"
@@ -134,7 +135,7 @@ async def test_ais_ship_up_the_seine_lifts_the_bridge_for_drivers_in_the_window(
     infra = load()
     bridge = infra.structures[BRIDGE]
     downstream = next(a for a in bridge.approaches if a.id.endswith("downstream"))
-    deployment.start_worker()
+    worker = deployment.start_worker()
     settings = deployment.settings
     prefix = settings.topic_prefix
     now = datetime.now(UTC)
@@ -142,7 +143,7 @@ async def test_ais_ship_up_the_seine_lifts_the_bridge_for_drivers_in_the_window(
     after = _crossing_route("r-after", "d-after", now + timedelta(hours=2), bridge.road)
     async with Publisher(settings) as pub:
         await pub.register_routes([during, after])
-        await asyncio.sleep(0.5)
+        await index_holds(worker, routes=2)
         await pub.events(_vessel_events(_ais(downstream, [3000, 2900])))
         raised = await _wait_alerts(redis_client, prefix, "d-during", 1)
         assert raised == [(LIFT_ID, "raised")]

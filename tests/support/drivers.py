@@ -117,6 +117,18 @@ class DriverClient:
             await asyncio.sleep(0.02)
         raise AssertionError(f"no matching alert within {timeout} s; got {self.alerts}")
 
+    async def wait_hello(self, timeout: float) -> dict[str, Any]:
+        """The gateway's hello: the connection is accepted and its driver's stream followed."""
+        await until(
+            lambda: any(m.get("type") == "hello" for m in self.messages) or self.closed is not None,
+            timeout,
+            "the gateway's hello",
+        )
+        hello = next((m for m in self.messages if m.get("type") == "hello"), None)
+        if hello is None:
+            raise AssertionError(f"closed before the hello: {self.close_code} {self.close_reason}")
+        return hello
+
     async def wait_closed(self, timeout: float) -> None:
         """Wait until the gateway has closed the connection."""
         await until(lambda: self.closed is not None, timeout, "the connection to close")
