@@ -482,9 +482,9 @@ objects, which at Python's default (700) started several collections per request
 def settle_collector() -> None:
     """Keep the collector off the start-up heap (frozen) and off every request's allocations.
 
-    Without this, the collections that request bodies' allocations start walked the whole heap of
-    libraries and schemas again and again, in bursts that made the request latency's tail:
-    `corridor bench api` p99 75 -> 27.5 ms, CPU per event 29.9 -> 26.5 µs (one run each).
+    The collections that request bodies' allocations start would otherwise walk the whole heap of
+    libraries and schemas again and again, in bursts that make the tail of the request latency
+    (about a third of the p99 in `corridor bench api`).
     """
     gc.collect()
     gc.freeze()

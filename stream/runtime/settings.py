@@ -131,8 +131,8 @@ class Settings:
         (``CORRIDOR_FETCH_WAIT_MS``). Kafka answers a fetch as soon as data arrives, so the wait
         costs no latency there: 500. The embedded broker holds every fetch for its whole wait and
         answers with what was there when the fetch began, so each topic an event crosses adds 1.5
-        waits on average: 10 (5 measured no faster on 2 cores: the broker's CPU is the limit; see
-        ``faust_tuning`` and the README's event path)."""
+        waits on average: 10 (a shorter wait is no faster on 2 cores, where the broker's CPU is the
+        limit; see ``faust_tuning`` and the README's event path)."""
         if self.fetch_wait_ms:
             return self.fetch_wait_ms
         return EMBEDDED_FETCH_WAIT_MS if self.kafka_url is None else KAFKA_FETCH_WAIT_MS

@@ -18,8 +18,8 @@ loses its old entries too), and the whole stream expires ``retention_s`` after i
 Every stored transition is also appended, as the driver received it, to one global stream bounded
 by length (``<prefix>:dispatch``): the dispatchers' live feed of every driver's alerts. On a single
 Redis the append calls write it themselves, so that the payloads are not sent back to the client and
-out again (Redis CPU per stored alert 29.8 -> 23.5 µs, the client's 19.3 -> 9.8 µs, medians of five
-interleaved runs of 15,000 alerts to 10,000 drivers). On a Redis Cluster a script's keys must share
+out again (which costs Redis about a fifth more CPU per alert, and the client twice as much). On a
+Redis Cluster a script's keys must share
 a slot: the append calls touch only drivers' keys and one more call writes the dispatch stream. A
 lost dispatch entry never affects what drivers receive.
 
