@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -61,7 +62,13 @@ def _hint(write: int) -> Any:
     return hint
 
 
+def _no_hint(arr: Any, index: Any) -> None:
+    """What a hint does when the kernels run as plain Python (``NUMBA_DISABLE_JIT=1``): nothing."""
+
+
 # As compiled code calls them: prefetch(arr, index) before reading arr[index] (a 1-D array, or the
-# first element of row ``index`` of a 2-D one), prefetch_write(arr, index) before writing it.
-prefetch: Callable[[Any, Any], None] = _hint(0)
-prefetch_write: Callable[[Any, Any], None] = _hint(1)
+# first element of row ``index`` of a 2-D one), prefetch_write(arr, index) before writing it. With
+# the compiler disabled (to measure the kernels' coverage) they do nothing, as an intrinsic cannot
+# run in Python.
+prefetch: Callable[[Any, Any], None] = _no_hint if numba.config.DISABLE_JIT else _hint(0)
+prefetch_write: Callable[[Any, Any], None] = _no_hint if numba.config.DISABLE_JIT else _hint(1)
