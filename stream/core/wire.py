@@ -24,6 +24,10 @@ from stream.core.lifecycle import REASONS, STATES, Delta
 
 _OPTIONS = orjson.OPT_NAIVE_UTC
 _NO_RECEIPT = b'"event_received_at":null'
+_STATE_KEY = b'"state":"'
+# The bytes of the template before its state value, besides the alert id and the route's and
+# event's fields: ``{"alert_id":"`` + ``",`` + ``,`` + ``,"state":"``.
+_BEFORE_STATE = len(b'{"alert_id":"') + len(b'",') + len(b",") + len(b',"state":"')
 _TEMPLATE = (
     b'{"alert_id":"%s",%s,%s,"state":"%s","distance_ahead_m":%s,%s,'
     b'"expected_at":%s,"created_at":%s,"event_received_at":%s,"reason":%s}'
@@ -40,6 +44,7 @@ class WireAlerts:
     states: list[str] = field(default_factory=list)
     ids: list[bytes] = field(default_factory=list)  # each alert's id, encoded
     marks: list[bytes] = field(default_factory=list)  # each alert's content mark (``mark_of``)
+    state_at: list[int] = field(default_factory=list)  # where each payload's state value starts
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -56,6 +61,7 @@ class WireAlerts:
         self.states += other.states
         self.ids += other.ids
         self.marks += other.marks
+        self.state_at += other.state_at
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Transitions by (event kind, state)."""
@@ -69,12 +75,26 @@ class WireAlerts:
             at = received.get(alert.event_id) if received else None
             payload = encode_alert(alert, at)
             out.payloads.append(payload)
+            out.state_at.append(state_offset(payload))
             out.ids.append(alert.alert_id.encode())
             out.marks.append(mark_of(orjson.loads(payload)))
             out.drivers.append(alert.driver_id)
             out.kinds.append(alert.kind)
             out.states.append(alert.state)
         return out
+
+
+def state_offset(payload: bytes) -> int:
+    """Where the value of an encoded alert's ``state`` starts (after its opening quote).
+
+    The key ``"state":"`` cannot occur inside an encoded string value, whose quotes are escaped,
+    so the first occurrence is the key's. The outbox's script rewrites the state there (``raised``
+    to ``updated`` for a driver that already holds the alert) without reading the rest.
+    """
+    at = payload.find(_STATE_KEY)
+    if at < 0:
+        raise ValueError("an encoded alert without its state")
+    return at + len(_STATE_KEY)
 
 
 def encode_alert(alert: Alert, received_at: datetime | None = None) -> bytes:
@@ -141,6 +161,7 @@ def encode_delta(
             alert_id = alert_id_for(route[1], event[2]).encode()
             values = (alert_id, route[0], event[0], name, distance, event[1], at, created, receipt, why)
             out.payloads.append(_TEMPLATE % values)
+            out.state_at.append(_BEFORE_STATE + len(alert_id) + len(route[0]) + len(event[0]))
             out.drivers.append(route[2])
             out.kinds.append(event[3])
             out.ids.append(alert_id)

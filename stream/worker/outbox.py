@@ -42,6 +42,7 @@ from schemas import Alert
 from schemas.alert import mark_of
 from schemas.codec import to_plain
 from schemas.route import DRIVER_ID
+from stream.core.wire import state_offset
 from stream.runtime import metrics
 from stream.runtime.redis_keys import (
     DRIVER_CLOSE,
@@ -81,15 +82,15 @@ end
 """
 
 # ARGV: maxlen, what drivers' keys start with, wake channel, seen ttl, retention ms, stream ttl, the
-# drivers: (driver id, alert count) fields then (alert id, content mark, payload) fields per alert,
-# the dispatch stream's maxlen ('0': the caller writes it), the dispatch stream's key, and what
-# follows the driver's id in its keys. The script names each driver's keys itself from these parts
-# (``redis_keys.driver_key_head``, the id, ``DRIVER_CLOSE``, ``seen`` or ``alerts``): on a single
-# Redis the call passes no KEYS, which spares the client packing and Redis reading two arguments per
-# driver; on a Redis Cluster it passes them all (one slot), as a cluster routes by them. Returns per
-# alert its stream id (with the payload as stored, {id, payload}, when the caller writes the
-# dispatch stream), or false (nil) when the driver already has it. What was appended is announced in
-# one message (see ``wake_channel``).
+# drivers: (driver id, alert count) fields then (alert id, content mark, payload, state offset)
+# fields per alert, the dispatch stream's maxlen ('0': the caller writes it), the dispatch stream's
+# key, and what follows the driver's id in its keys. The script names each driver's keys itself from
+# these parts (``redis_keys.driver_key_head``, the id, ``DRIVER_CLOSE``, ``seen`` or ``alerts``): on
+# a single Redis the call passes no KEYS, which spares the client packing and Redis reading two
+# arguments per driver; on a Redis Cluster it passes them all (one slot), as a cluster routes by
+# them. Returns per alert its stream id (with the payload as stored, {id, payload}, when the caller
+# writes the dispatch stream), or false (nil) when the driver already has it. What was appended is
+# announced in one message (see ``wake_channel``).
 _APPEND = (
     _READ_FIELDS
     + f"local LIVE_MAX = {LIVE_MAX_BYTES}\n"
@@ -114,6 +115,7 @@ while true do
   local appended, bare = false, false
   for _ = 1, count do
     local alert_id, mark, payload = field(), field(), field()
+    local at = tonumber(field())  -- where the payload's state value starts (wire.state_offset)
     local prev = nil
     local marked = false  -- a first sight of the alert, marked by HSETNX (most alerts: one command)
     if mark ~= 'C' and redis.call('HSETNX', seen, alert_id, mark) == 1 then
@@ -133,8 +135,9 @@ while true do
       state = 'raised'
     end
     if keep then
-      if state and not string.find(payload, '"state":"' .. state .. '"', 1, true) then
-        payload = string.gsub(payload, '"state":"%a+"', '"state":"' .. state .. '"', 1)
+      if state and not (string.sub(payload, at + 1, at + #state + 1) == state .. '"') then
+        local close = string.find(payload, '"', at + 1, true)  -- the end of the state value
+        payload = string.sub(payload, 1, at) .. state .. string.sub(payload, close)
       end
       if not marked then redis.call('HSET', seen, alert_id, mark) end
       local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', 'a', payload)
@@ -232,9 +235,20 @@ def storable_alert(alert: Any) -> dict[str, Any]:
     return data
 
 
-def _record(alert_id: bytes, mark: bytes, payload: bytes) -> bytes:
-    """An alert as the append script reads it: its id, its content mark, its payload."""
-    return b"%d:%b%d:%b%d:%b" % (len(alert_id), alert_id, len(mark), mark, len(payload), payload)
+def _record(alert_id: bytes, mark: bytes, payload: bytes, state_at: int) -> bytes:
+    """An alert as the append script reads it: its id, its content mark, its payload, and where
+    the payload's state value starts."""
+    at = b"%d" % state_at
+    return b"%d:%b%d:%b%d:%b%d:%b" % (
+        len(alert_id),
+        alert_id,
+        len(mark),
+        mark,
+        len(payload),
+        payload,
+        len(at),
+        at,
+    )
 
 
 A = TypeVar("A", bound=Alert | Mapping[str, Any])
@@ -266,12 +280,12 @@ class RedisOutbox:
         checked before anything is written (``InvalidAlert`` for one that cannot be stored).
         """
         plains = [plain_alert(alert) for alert in alerts]
-        records = [
-            _record(
-                plain["alert_id"].encode(), mark_of(plain), orjson.dumps(plain, option=orjson.OPT_NAIVE_UTC)
+        records = []
+        for plain in plains:
+            payload = orjson.dumps(plain, option=orjson.OPT_NAIVE_UTC)
+            records.append(
+                _record(plain["alert_id"].encode(), mark_of(plain), payload, state_offset(payload))
             )
-            for plain in plains
-        ]
         ids = await self._append([plain["driver_id"] for plain in plains], records)
         return list(zip(alerts, ids, strict=True))
 
@@ -281,8 +295,10 @@ class RedisOutbox:
         alert's driver stream id, or None if the driver already had it."""
         with metrics.stage("store_alerts"):
             records = [
-                _record(alert_id, mark, payload)
-                for alert_id, mark, payload in zip(alerts.ids, alerts.marks, alerts.payloads, strict=True)
+                _record(alert_id, mark, payload, at)
+                for alert_id, mark, payload, at in zip(
+                    alerts.ids, alerts.marks, alerts.payloads, alerts.state_at, strict=True
+                )
             ]
         return await self._append(alerts.drivers, records)
 

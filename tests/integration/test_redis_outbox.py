@@ -62,6 +62,26 @@ async def test_lifecycle_is_rewritten_from_the_drivers_view(
     ]
 
 
+async def test_the_state_is_rewritten_where_it_is_and_nowhere_else(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """A title that quotes a state is left as written when the alert's own state is rewritten, by
+    the engine's encoding and by an outside producer's (another key order)."""
+    outbox = RedisOutbox(redis_client, prefix)
+    quoted = 'says "state":"raised" and "state":"updated"'
+    await outbox.append([_alert(title="first")])
+    await outbox.append([_alert(title=quoted)])  # raised again with news: updated
+    foreign = {"title": quoted + "!", **to_plain(_alert(event="e2", state="updated")), "state": "updated"}
+    foreign["title"] = quoted + "!"
+    await outbox.append([foreign])  # an update of an alert the driver never had: raised
+    entries = [orjson.loads(f[b"a"]) for _, f in await redis_client.xrange(driver_stream_key(prefix, "d1"))]
+    assert [(a["event_id"], a["state"], a["title"]) for a in entries] == [
+        ("e1", "raised", "first"),
+        ("e1", "updated", quoted),
+        ("e2", "raised", quoted + "!"),
+    ]
+
+
 async def test_clear_of_unseen_alert_is_dropped(redis_client: aioredis.Redis, prefix: str) -> None:
     """A driver never receives a 'cleared' for an alert it never had."""
     outbox = RedisOutbox(redis_client, prefix)

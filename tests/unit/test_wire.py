@@ -13,7 +13,7 @@ from schemas import Event, Route, Vehicle, VehicleConditions
 from schemas.alert import mark_of
 from stream.core.engine import Engine
 from stream.core.lifecycle import Delta
-from stream.core.wire import WireAlerts, encode_alert
+from stream.core.wire import WireAlerts, encode_alert, state_offset
 from tests.support.geometry import line, lonlat, point, square
 
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -67,6 +67,11 @@ def _check(engine: Engine, delta: Delta, received: dict[str, datetime] | None) -
     assert wire.marks == [mark_of(orjson.loads(payload)) for payload in wire.payloads]
     for alert, mark in zip(records, wire.marks, strict=True):
         assert (mark == b"C") == (alert.state == "cleared")
+    # where the state's value starts, computed from the pieces, is where it is (the outbox's script
+    # rewrites it there), and where the generic reader finds it (titles quote "state":"raised")
+    for payload, at, state in zip(wire.payloads, wire.state_at, wire.states, strict=True):
+        assert payload[at - len(b'"state":"') : at + len(state) + 1] == b'"state":"%b"' % state.encode()
+        assert state_offset(payload) == at
     stamped = [replace(a, event_received_at=received.get(a.event_id)) if received else a for a in records]
     assert list(wire) == stamped  # and they decode to the same records
     return len(records)
