@@ -41,6 +41,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from stream.core.wire import created_at_text, received_at_text
 from stream.runtime import metrics
 from stream.runtime.redis_keys import driver_stream_key, wake_channel
 from stream.runtime.wake import wake_lines
@@ -57,10 +58,8 @@ RESTART_MAX_S = 5.0
 U64_MAX = 2**64 - 1
 _STREAM_ID = re.compile(r"0|([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
 REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
-_CREATED = b'"created_at":"'
-
-# (stream id, frame, appended at [epoch s], created at [epoch s, 0 when unknown])
-Entry = tuple[str, bytes, float, float]
+# (stream id, frame, appended at, created at, event received at): epoch seconds, 0 when unknown
+Entry = tuple[str, bytes, float, float, float]
 
 
 def is_stream_id(text: str) -> bool:
@@ -471,7 +470,7 @@ class Hub:
         protocol = ws.protocol
         if ws.paused or protocol.state is not State.OPEN or ws.transport.is_closing():
             return False
-        for _, frame, _, _ in entries:
+        for _, frame, _, _, _ in entries:
             protocol.send_text(frame)
         # The frames are in the socket's buffer from here on: the last one is where a resume starts.
         conn.sent = entries[-1][0]
@@ -503,7 +502,8 @@ class Hub:
         ws = conn.ws
         while True:
             while backlog and not conn.done:
-                stream_id, frame, appended, created = backlog.popleft()
+                entry = backlog.popleft()
+                stream_id, frame = entry[0], entry[1]
                 # The frame is in the socket's buffer once send() starts (it only waits to drain),
                 # and a close frame would follow it: this is the id a resume starts after.
                 conn.sent = stream_id
@@ -512,7 +512,7 @@ class Hub:
                 except ConnectionClosed:
                     return
                 self.sent += 1
-                _observe_sent([(stream_id, frame, appended, created)], time.time())
+                _observe_sent([entry], time.time())
                 if conn.more and len(backlog) <= self._low_water:
                     conn.more = False
                     self.mark(conn.driver_id)
@@ -528,12 +528,13 @@ class Hub:
 def _observe_sent(entries: list[Entry], now: float) -> None:
     """Count alerts just written to a socket and observe their latencies."""
     metrics.alerts_sent.inc(len(entries))
-    for _, frame, appended, created in entries:
+    for _, _, appended, created, received in entries:
         if appended:
             metrics.delivery_seconds.observe(max(0.0, now - appended))
         if created:
             metrics.created_to_sent_seconds.observe(max(0.0, now - created))
-        metrics.observe_end_to_end(frame, now)
+        if received:
+            metrics.end_to_end_seconds.observe(max(0.0, now - received))
 
 
 def _xread_command(reads: list[tuple[str, str, str]]) -> tuple[Any, ...]:
@@ -571,7 +572,7 @@ def _framed(raw_id: bytes, stream_id: str, body: bytes) -> Entry:
     frame = b'{"type":"alert","id":"' + raw_id + b'","alert":' + body + b"}"
     appended = raw_id.partition(b"-")[0]  # a stream id's first part: when Redis appended it (ms)
     at = int(appended) / 1000 if appended.isdigit() and len(appended) < 16 else 0.0
-    return stream_id, frame, at, _created_at(body)
+    return stream_id, frame, at, _epoch(created_at_text(body)), _epoch(received_at_text(body))
 
 
 def _close_reason(text: str) -> str:
@@ -579,10 +580,6 @@ def _close_reason(text: str) -> str:
     return text.encode()[:123].decode(errors="ignore")
 
 
-def _created_at(body: bytes) -> float:
-    """The alert's ``created_at`` as epoch seconds, without parsing the whole alert (0: absent)."""
-    start = body.find(_CREATED)
-    if start < 0:
-        return 0.0
-    start += len(_CREATED)
-    return metrics.epoch_of(body[start : body.find(b'"', start)])
+def _epoch(text: bytes | None) -> float:
+    """A time of the alert as epoch seconds, read without parsing the whole alert (0: absent)."""
+    return metrics.epoch_of(text) if text else 0.0

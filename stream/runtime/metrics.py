@@ -9,7 +9,6 @@ aggregates its children's files.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -146,7 +145,6 @@ for _endpoint in PUBLISHER_ENDPOINTS:
     for _status in PUBLISHER_STATUSES:
         publisher_requests.labels(_endpoint, _status)
 
-_RECEIVED = re.compile(rb'"event_received_at":"([^"]+)"')
 _lag_labels: set[tuple[str, str]] = set()
 _top_events: set[str] = set()
 
@@ -154,16 +152,6 @@ _top_events: set[str] = set()
 def count_publisher_request(endpoint: str, status_code: int) -> None:
     """Count one publisher API request under its status class."""
     publisher_requests.labels(endpoint, f"{status_code // 100}xx").inc()
-
-
-def observe_end_to_end(alert_json: str | bytes, now: float | None = None) -> None:
-    """Observe receipt-to-socket latency of an alert whose JSON carries ``event_received_at``."""
-    found = _RECEIVED.search(alert_json.encode() if isinstance(alert_json, str) else alert_json)
-    if found is None:
-        return
-    received = epoch_of(found[1])
-    if received:
-        end_to_end_seconds.observe(max(0.0, (time.time() if now is None else now) - received))
 
 
 @lru_cache(maxsize=4096)

@@ -111,12 +111,19 @@ def test_consumer_lag_forgets_revoked_partitions() -> None:
 
 
 def test_end_to_end_latency_is_read_from_the_alert() -> None:
-    """An alert carrying event_received_at is observed; one without it is not."""
+    """An alert sent to a driver carrying event_received_at is observed; one without it is not;
+    a title quoting the key is not taken for it."""
+    from stream.gateway.hub import _framed, _observe_sent
+
     before = REGISTRY.get_sample_value("corridor_end_to_end_seconds_count") or 0
-    metrics.observe_end_to_end(
-        '{"alert_id":"a","event_received_at":"2026-01-01T00:00:00+00:00"}', now=1767225600.4
+    received = (
+        b'{"alert_id":"a","title":"\\"event_received_at\\":\\"x",'
+        b'"event_received_at":"2026-01-01T00:00:00+00:00"}'
     )
-    metrics.observe_end_to_end('{"alert_id":"b"}')
+    quoted = b'{"alert_id":"b","title":"\\"event_received_at\\":\\"2026-01-01T00:00:00+00:00"}'
+    sent = b"1767225600000-0"  # appended when the event was received
+    entries = [_framed(sent, sent.decode(), received), _framed(sent, sent.decode(), quoted)]
+    _observe_sent(entries, now=1767225600.4)
     assert REGISTRY.get_sample_value("corridor_end_to_end_seconds_count") == before + 1
     le = {"le": "0.5"}
     assert (REGISTRY.get_sample_value("corridor_end_to_end_seconds_bucket", le) or 0) >= 1
