@@ -237,7 +237,17 @@ def storable_alert(alert: Any) -> dict[str, Any]:
 
 def _record(alert_id: bytes, mark: bytes, payload: bytes, state_at: int) -> bytes:
     """An alert as the append script reads it: its id, its content mark, its payload, and where
-    the payload's state value starts."""
+    the payload's state value starts (five digits: one formatting for the whole record)."""
+    if state_at < 100_000:
+        return b"%d:%b%d:%b%d:%b5:%05d" % (
+            len(alert_id),
+            alert_id,
+            len(mark),
+            mark,
+            len(payload),
+            payload,
+            state_at,
+        )
     at = b"%d" % state_at
     return b"%d:%b%d:%b%d:%b%d:%b" % (
         len(alert_id),

@@ -131,3 +131,23 @@ def test_the_mark_ignores_only_what_is_not_news() -> None:
     for news in ({"distance_ahead_m": 12.5}, {"title": "another"}, {"valid_until": "2026-03-11T00:00:00Z"}):
         assert mark_of({**alert, **news}) != base, news
     assert mark_of({**alert, "state": "cleared"}) == b"C"
+
+
+def _fields_of(record: bytes) -> list[bytes]:
+    """Length-prefixed fields read as the outbox's script reads them."""
+    out, pos = [], 0
+    while pos < len(record):
+        colon = record.index(b":", pos)
+        stop = colon + 1 + int(record[pos:colon])
+        out.append(record[colon + 1 : stop])
+        pos = stop
+    return out
+
+
+@pytest.mark.parametrize("state_at", [0, 157, 99_999, 100_000, 123_456])
+def test_an_outbox_record_carries_the_state_offset_as_a_number(state_at: int) -> None:
+    from stream.worker.outbox import _record
+
+    fields = _fields_of(_record(b"id", b"mark", b'{"state":"raised"}', state_at))
+    assert fields[:3] == [b"id", b"mark", b'{"state":"raised"}']
+    assert int(fields[3]) == state_at and len(fields) == 4
