@@ -70,5 +70,6 @@ def _no_hint(arr: Any, index: Any) -> None:
 # first element of row ``index`` of a 2-D one), prefetch_write(arr, index) before writing it. With
 # the compiler disabled (to measure the kernels' coverage) they do nothing, as an intrinsic cannot
 # run in Python.
-prefetch: Callable[[Any, Any], None] = _no_hint if numba.config.DISABLE_JIT else _hint(0)
-prefetch_write: Callable[[Any, Any], None] = _no_hint if numba.config.DISABLE_JIT else _hint(1)
+_JIT_DISABLED = bool(getattr(numba.config, "DISABLE_JIT", False))  # NUMBA_DISABLE_JIT
+prefetch: Callable[[Any, Any], None] = _no_hint if _JIT_DISABLED else _hint(0)
+prefetch_write: Callable[[Any, Any], None] = _no_hint if _JIT_DISABLED else _hint(1)
