@@ -15,7 +15,7 @@ from redis.exceptions import ResponseError
 from stream.runtime import envelopes, metrics
 from stream.runtime.retry import until_done
 from stream.worker.app import Worker, take_events
-from stream.worker.outbox import InvalidAlert, storable_alert
+from stream.worker.outbox import InvalidAlert, Storable, storable_alert
 
 log = logging.getLogger("corridor.agents.notify")
 
@@ -27,12 +27,13 @@ def install(worker: Worker) -> None:
     async def notify_drivers(stream: StreamT[bytes]) -> None:
         """Append alerts to driver streams in batches; replays are absorbed by the outbox.
 
-        The alerts stay the plain dicts decoded from their envelopes; one that cannot be stored (or an
-        envelope that is not a JSON array of objects) is dead-lettered, and the rest of the batch goes on.
+        Each alert is decoded from its envelope, checked and written once in the stored layout
+        (``storable_alert``); one that cannot be stored (or an envelope that is not a JSON array of
+        objects) is dead-lettered, and the rest of the batch goes on.
         """
         async for batch in take_events(stream, 64, 0.02):  # envelopes of up to ~1,000 alerts
             metrics.messages_processed.labels(worker.alerts_in_topic.get_topic_name()).inc(len(batch))
-            alerts: list[tuple[dict[str, Any], str]] = []
+            alerts: list[tuple[Storable, str]] = []
             for message in batch:
                 where = f"{message.message.topic}/{message.message.partition}@{message.message.offset}"
                 try:
@@ -48,16 +49,14 @@ def install(worker: Worker) -> None:
                     except InvalidAlert as exc:
                         await worker.dead_letter("stream", "alert", where, str(exc), _raw(record))
             stored = await _store(worker, alerts)
-            states = Counter(alert["state"] for alert, stream_id in stored if stream_id is not None)
+            states = Counter(alert.plain["state"] for alert, stream_id in stored if stream_id is not None)
             for state, count in states.items():
                 metrics.alerts_stored.labels(state).inc(count)
             metrics.alerts_deduplicated.inc(len(stored) - states.total())
             worker.health.beat("notify_drivers")
 
 
-async def _store(
-    worker: Worker, alerts: list[tuple[dict[str, Any], str]]
-) -> list[tuple[dict[str, Any], str | None]]:
+async def _store(worker: Worker, alerts: list[tuple[Storable, str]]) -> list[tuple[Storable, str | None]]:
     """Append a batch; when Redis refuses it (an error about its content, not a lost connection),
     the halves are tried in turn so that only the alert at fault is dead-lettered (order kept)."""
     if not alerts:
@@ -70,7 +69,7 @@ async def _store(
         if len(alerts) == 1:
             alert, where = alerts[0]
             await worker.dead_letter(
-                "stream", "alert", where, f"redis refused it: {exc}", _raw(alert), "refused_by_redis"
+                "stream", "alert", where, f"redis refused it: {exc}", alert.payload, "refused_by_redis"
             )
             return []
         log.warning("redis refused a batch of %d alerts (%s): storing it in halves", len(alerts), exc)

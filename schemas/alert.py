@@ -90,3 +90,42 @@ class Alert:
             event_received_at=opt_datetime(data.get("event_received_at")),
             reason=data.get("reason"),
         )
+
+
+# Reading an encoded alert without decoding it. The key of a field, quotes included (``"state":"``),
+# cannot occur inside an encoded string value, whose quotes are escaped: the first occurrence is the
+# field's. The outbox's script rewrites the state at its offset; the gateways read the times.
+_STATE_KEY = b'"state":"'
+_CREATED_KEY = b'"created_at":"'
+_RECEIVED_KEY = b'"event_received_at":"'
+
+
+def state_offset(payload: bytes) -> int:
+    """Where the value of an encoded alert's ``state`` starts (after its opening quote): the
+    outbox's script rewrites it there (``raised`` to ``updated`` for a driver that already holds
+    the alert) without reading the rest."""
+    at = payload.find(_STATE_KEY)
+    if at < 0:
+        raise ValueError("an encoded alert without its state")
+    return at + len(_STATE_KEY)
+
+
+def _text_after(payload: bytes, key: bytes) -> bytes | None:
+    """The string value of the first ``key`` (``"name":"``) of an encoded alert, as written; None
+    when the alert has no such string (as ``state_offset``: no key occurs inside a string value)."""
+    start = payload.find(key)
+    if start < 0:
+        return None
+    start += len(key)
+    end = payload.find(b'"', start)
+    return payload[start:end] if end > start else None
+
+
+def created_at_text(payload: bytes) -> bytes | None:
+    """An encoded alert's ``created_at`` (ISO 8601) as written, or None."""
+    return _text_after(payload, _CREATED_KEY)
+
+
+def received_at_text(payload: bytes) -> bytes | None:
+    """An encoded alert's ``event_received_at`` (ISO 8601) as written, or None."""
+    return _text_after(payload, _RECEIVED_KEY)

@@ -19,14 +19,11 @@ from typing import Any
 import orjson
 
 from schemas import Alert, Event, Route, alert_id_for
-from schemas.alert import digest_mark, mark_of
+from schemas.alert import digest_mark, mark_of, state_offset
 from stream.core.lifecycle import REASONS, STATES, Delta
 
 _OPTIONS = orjson.OPT_NAIVE_UTC
 _NO_RECEIPT = b'"event_received_at":null'
-_STATE_KEY = b'"state":"'
-_CREATED_KEY = b'"created_at":"'
-_RECEIVED_KEY = b'"event_received_at":"'
 # The bytes of the template before its state value, besides the alert id and the route's and
 # event's fields: ``{"alert_id":"`` + ``",`` + ``,`` + ``,"state":"``.
 _BEFORE_STATE = len(b'{"alert_id":"') + len(b'",') + len(b",") + len(b',"state":"')
@@ -84,40 +81,6 @@ class WireAlerts:
             out.kinds.append(alert.kind)
             out.states.append(alert.state)
         return out
-
-
-def state_offset(payload: bytes) -> int:
-    """Where the value of an encoded alert's ``state`` starts (after its opening quote).
-
-    The key ``"state":"`` cannot occur inside an encoded string value, whose quotes are escaped,
-    so the first occurrence is the key's. The outbox's script rewrites the state there (``raised``
-    to ``updated`` for a driver that already holds the alert) without reading the rest.
-    """
-    at = payload.find(_STATE_KEY)
-    if at < 0:
-        raise ValueError("an encoded alert without its state")
-    return at + len(_STATE_KEY)
-
-
-def _text_after(payload: bytes, key: bytes) -> bytes | None:
-    """The string value of the first ``key`` (``"name":"``) of an encoded alert, as written; None
-    when the alert has no such string (as ``state_offset``: no key occurs inside a string value)."""
-    start = payload.find(key)
-    if start < 0:
-        return None
-    start += len(key)
-    end = payload.find(b'"', start)
-    return payload[start:end] if end > start else None
-
-
-def created_at_text(payload: bytes) -> bytes | None:
-    """An encoded alert's ``created_at`` (ISO 8601) as written, or None."""
-    return _text_after(payload, _CREATED_KEY)
-
-
-def received_at_text(payload: bytes) -> bytes | None:
-    """An encoded alert's ``event_received_at`` (ISO 8601) as written, or None."""
-    return _text_after(payload, _RECEIVED_KEY)
 
 
 def encode_alert(alert: Alert, received_at: datetime | None = None) -> bytes:

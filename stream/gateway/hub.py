@@ -41,7 +41,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from stream.core.wire import created_at_text, received_at_text
+from schemas.alert import created_at_text, received_at_text
 from stream.runtime import metrics
 from stream.runtime.redis_keys import driver_stream_key, wake_channel
 from stream.runtime.wake import wake_lines

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -39,10 +40,9 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from schemas import Alert
-from schemas.alert import mark_of
+from schemas.alert import mark_of, state_offset
 from schemas.codec import to_plain
 from schemas.route import DRIVER_ID
-from stream.core.wire import state_offset
 from stream.runtime import metrics
 from stream.runtime.redis_keys import (
     DRIVER_CLOSE,
@@ -115,7 +115,7 @@ while true do
   local appended, bare = false, false
   for _ = 1, count do
     local alert_id, mark, payload = field(), field(), field()
-    local at = tonumber(field())  -- where the payload's state value starts (wire.state_offset)
+    local at = tonumber(field())  -- where the payload's state value starts (schemas.alert.state_offset)
     local prev = nil
     local marked = false  -- a first sight of the alert, marked by HSETNX (most alerts: one command)
     if mark ~= 'C' and redis.call('HSETNX', seen, alert_id, mark) == 1 then
@@ -221,18 +221,28 @@ def plain_alert(alert: Alert | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def storable_alert(alert: Any) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Storable:
+    """An alert checked for storing, with the payload it is stored as (encoded once)."""
+
+    plain: dict[str, Any]
+    payload: bytes
+
+
+def storable_alert(alert: Any) -> Storable:
     """``plain_alert``, also refusing an alert whose JSON cannot be written or is over
     ``MAX_ALERT_BYTES`` (a driver's stream is no place for it): a reader of a topic checks each
-    record with this before a batch is appended, so that one record never fails the batch."""
+    record with this before a batch is appended, so that one record never fails the batch. The
+    alert is written once, in the layout the outbox's script and the gateways read (``schemas.alert``),
+    whatever layout its producer sent."""
     data = plain_alert(alert)
     try:
-        size = len(orjson.dumps(data))
+        payload = orjson.dumps(data, option=orjson.OPT_NAIVE_UTC)
     except orjson.JSONEncodeError as exc:
         raise InvalidAlert(f"alert cannot be written as JSON: {exc}") from None
-    if size > MAX_ALERT_BYTES:
-        raise InvalidAlert(f"alert is {size:,} bytes, over {MAX_ALERT_BYTES:,}")
-    return data
+    if len(payload) > MAX_ALERT_BYTES:
+        raise InvalidAlert(f"alert is {len(payload):,} bytes, over {MAX_ALERT_BYTES:,}")
+    return Storable(data, payload)
 
 
 def _record(alert_id: bytes, mark: bytes, payload: bytes, state_at: int) -> bytes:
@@ -261,7 +271,7 @@ def _record(alert_id: bytes, mark: bytes, payload: bytes, state_at: int) -> byte
     )
 
 
-A = TypeVar("A", bound=Alert | Mapping[str, Any])
+A = TypeVar("A", bound=Alert | Mapping[str, Any] | Storable)
 
 
 class RedisOutbox:
@@ -284,19 +294,23 @@ class RedisOutbox:
         self._dispatch_sha = _sha(_DISPATCH)
 
     async def append(self, alerts: Sequence[A]) -> list[tuple[A, str | None]]:
-        """Store a batch of records or wire-form dicts (see ``append_wire``).
+        """Store a batch of records, wire-form dicts or ``Storable`` alerts (see ``append_wire``).
 
         Each alert gets its driver stream id, or None if the driver already had it. Every alert is
         checked before anything is written (``InvalidAlert`` for one that cannot be stored).
         """
-        plains = [plain_alert(alert) for alert in alerts]
-        records = []
-        for plain in plains:
-            payload = orjson.dumps(plain, option=orjson.OPT_NAIVE_UTC)
+        drivers, records = [], []
+        for alert in alerts:
+            if isinstance(alert, Storable):  # checked and encoded already
+                plain, payload = alert.plain, alert.payload
+            else:
+                plain = plain_alert(alert)
+                payload = orjson.dumps(plain, option=orjson.OPT_NAIVE_UTC)
+            drivers.append(plain["driver_id"])
             records.append(
                 _record(plain["alert_id"].encode(), mark_of(plain), payload, state_offset(payload))
             )
-        ids = await self._append([plain["driver_id"] for plain in plains], records)
+        ids = await self._append(drivers, records)
         return list(zip(alerts, ids, strict=True))
 
     async def append_wire(self, alerts: WireAlerts) -> list[str | None]:

@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from schemas import Event, Route, Vehicle, VehicleConditions
-from schemas.alert import mark_of
+from schemas.alert import mark_of, state_offset
 from stream.core.engine import Engine
 from stream.core.lifecycle import Delta
-from stream.core.wire import WireAlerts, encode_alert, state_offset
+from stream.core.wire import WireAlerts, encode_alert
 from tests.support.geometry import line, lonlat, point, square
 
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
