@@ -36,7 +36,7 @@ from stream.local.services import EmbeddedServices, free_port
 from stream.local.supervisor import Supervisor
 from stream.worker.outbox import RedisOutbox
 
-KEY_SPEC = "bench:bench-signing-key-0123456789"
+KEY_SPEC = "bench:bench-signing-key-0123456789abcdefgh"
 PREFIX = "bench"
 TARGETS = {
     "p50_ms": 2.0,

@@ -8,7 +8,7 @@ import time
 import click
 
 from stream.gateway.keyring import load_keyring
-from stream.runtime.settings import Settings
+from stream.runtime.settings import ConfigError, Settings
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -35,7 +35,10 @@ def issue(driver_id: str | None, dispatcher: str | None, ttl: str) -> None:
     """Print a token for DRIVER (or DISPATCHER) valid for TTL."""
     if (driver_id is None) == (dispatcher is None):
         raise click.UsageError("give exactly one of --driver ID or --dispatcher NAME")
-    keyring = load_keyring(Settings.from_env())
+    try:
+        keyring = load_keyring(Settings.from_env())
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(f"{exc}: set CORRIDOR_SIGNING_KEY=kid:secret (see the README)") from exc
     if dispatcher is not None:
         click.echo(keyring.issue_dispatcher(dispatcher, time.time(), parse_duration(ttl)))
     else:

@@ -1,32 +1,33 @@
-"""Signed, expiring tokens: ``<role>.<subject b64>.<expiry>.<kid>.<hmac>``.
+"""Signed, expiring tokens: JSON Web Tokens (RFC 7519) signed with Corridor's keys.
 
-A token binds a subject to an expiry and is signed with HMAC-SHA256. Its role is the first field,
-inside the signature: ``v1`` tokens name a driver (they read that driver's alerts), ``d1`` tokens
-name a dispatcher (they read every driver's alerts and the dispatch map). A token of one role is
-refused where the other is expected. Several keys can be active at once (``kid`` names which one
-signed), so a key is rotated by adding the new one, issuing with it, and dropping the old one once
-its tokens have expired.
+A token's claims bind a subject (``sub``) to a role (``role``: ``driver`` tokens read that
+driver's alerts, ``dispatcher`` tokens read every driver's alerts and the dispatch map) and an
+expiry (``exp``), for Corridor (``aud``: ``corridor``). Its header names the key that signed it
+(``kid``), so a key is rotated by adding the new one, issuing with it, and dropping the old one
+once its tokens have expired. A token of one role is refused where the other is expected.
 
-Verification never raises anything but TokenError, whatever the bytes: a token longer than
-``MAX_TOKEN_CHARS``, with a non-ASCII character, the wrong number of fields, bad base64 or a
-subject that is not UTF-8 is ``malformed``; one whose signature does not match is
-``bad_signature``.
+Verification accepts only ``HS256`` with one of the keyring's keys: a token with ``alg: none``,
+another algorithm, or no ``kid`` is refused before any signature is checked. It never raises
+anything but TokenError, whatever the bytes: a token longer than ``MAX_TOKEN_CHARS``, with a
+non-ASCII character, not three base64url segments, or with claims missing or of the wrong type
+is ``malformed``; one whose signature does not match is ``bad_signature``; one signed with a key
+this server does not have is ``unknown_key``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import re
 from dataclasses import dataclass
+from typing import Any
 
-DRIVER = "v1"
-DISPATCHER = "d1"
-_ROLE_NAMES = {DRIVER: "driver", DISPATCHER: "dispatcher"}
-MAX_TOKEN_CHARS = 1024  # ours are ~100 characters; anything far longer is not one of them
-_EXPIRY = re.compile(r"[0-9]{1,12}", re.ASCII)
+import jwt
+
+DRIVER = "driver"
+DISPATCHER = "dispatcher"
+ROLES = (DRIVER, DISPATCHER)
+AUDIENCE = "corridor"
+ALGORITHM = "HS256"
+MAX_TOKEN_CHARS = 1024  # ours are ~200 characters; anything far longer is not one of them
+MAX_SUBJECT_CHARS = 256
 
 
 class TokenError(ValueError):
@@ -35,14 +36,6 @@ class TokenError(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -61,16 +54,14 @@ class Keyring:
             kid, sep, secret = part.partition(":")
             if not sep:
                 kid, secret = "k1", part
-            if len(secret) < 16:
-                raise ValueError(f"signing key {kid!r} is shorter than 16 characters")
+            if len(secret) < 32:
+                # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
+                raise ValueError(f"signing key {kid!r} is shorter than 32 characters")
             keys[kid] = secret.encode()
             order.append(kid)
         if not order:
             raise ValueError("no signing key given")
         return cls(keys, order[0])
-
-    def _sign(self, kid: str, payload: str) -> str:
-        return _b64(hmac.new(self.keys[kid], payload.encode(), hashlib.sha256).digest())
 
     def issue(self, driver_id: str, now: float, ttl_s: float) -> str:
         """A token for ``driver_id`` valid until ``now + ttl_s`` (epoch seconds)."""
@@ -89,34 +80,52 @@ class Keyring:
         return self._verify(DISPATCHER, token, now)
 
     def _issue(self, role: str, subject: str, now: float, ttl_s: float) -> str:
-        payload = f"{role}.{_b64(subject.encode())}.{int(now + ttl_s)}.{self.current}"
-        return f"{payload}.{self._sign(self.current, payload)}"
+        claims = {"sub": subject, "role": role, "aud": AUDIENCE, "iat": int(now), "exp": int(now + ttl_s)}
+        return jwt.encode(claims, self.keys[self.current], ALGORITHM, headers={"kid": self.current})
 
     def _verify(self, role: str, token: str, now: float) -> str:
-        # Shape first, on ASCII only: compare_digest raises TypeError on non-ASCII str, and int()
-        # reads non-ASCII digits and spaces, so nothing odd may reach them.
+        claims = self._claims(token, now)
+        if claims["role"] != role:
+            raise TokenError("wrong_role", f"a {claims['role']} token cannot be used here")
+        subject: str = claims["sub"]
+        return subject
+
+    def _claims(self, token: str, now: float) -> dict[str, Any]:
+        # Shape first, on ASCII only: nothing odd reaches the decoder.
         if len(token) > MAX_TOKEN_CHARS:
             text = f"token is longer than {MAX_TOKEN_CHARS} characters: send the token as issued"
             raise TokenError("malformed", text)
-        if not token.isascii():
-            raise TokenError("malformed", "token has non-ASCII characters: send the token as issued")
-        parts = token.split(".")
-        if len(parts) != 5 or parts[0] not in _ROLE_NAMES:
-            raise TokenError("malformed", f"token is not a Corridor {_ROLE_NAMES[role]} token")
-        _, subject_b64, expiry, kid, signature = parts
-        if kid not in self.keys:
-            raise TokenError("unknown_key", "token was signed with a key this server does not have")
-        expected = self._sign(kid, ".".join(parts[:4]))
-        if not hmac.compare_digest(expected, signature):
-            raise TokenError("bad_signature", "token signature does not match")
-        if parts[0] != role:
-            raise TokenError("wrong_role", f"a {_ROLE_NAMES[parts[0]]} token cannot be used here")
-        if not _EXPIRY.fullmatch(expiry):
-            raise TokenError("malformed", "token expiry is not a number of seconds")
+        if not token.isascii() or token.count(".") != 2:
+            raise TokenError("malformed", "token is not a Corridor token: send the token as issued")
         try:
-            subject = _unb64(subject_b64).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise TokenError("malformed", "token subject cannot be read") from None
-        if int(expiry) <= now:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenError("malformed", "token header cannot be read") from None
+        if header.get("alg") != ALGORITHM:
+            raise TokenError("malformed", f"token algorithm must be {ALGORITHM}")
+        kid = header.get("kid")
+        key = self.keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenError("unknown_key", "token was signed with a key this server does not have")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                options={"require": ["sub", "role", "exp", "aud"], "verify_exp": False, "verify_iat": False},
+            )
+        except jwt.InvalidSignatureError:
+            raise TokenError("bad_signature", "token signature does not match") from None
+        except jwt.PyJWTError as exc:
+            raise TokenError("malformed", f"token claims cannot be used: {exc}") from None
+        subject, role, expiry = claims["sub"], claims["role"], claims["exp"]
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_CHARS:
+            raise TokenError("malformed", "token subject must be a string of 1 to 256 characters")
+        if role not in ROLES:
+            raise TokenError("malformed", f"token role must be one of {', '.join(ROLES)}")
+        if isinstance(expiry, bool) or not isinstance(expiry, int | float):
+            raise TokenError("malformed", "token expiry is not a number of seconds")
+        if expiry <= now:
             raise TokenError("expired", "token has expired: ask for a new one")
-        return subject
+        return claims

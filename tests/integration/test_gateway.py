@@ -19,7 +19,7 @@ from stream.local.services import free_port
 from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import DriverClient
 
-KEYS = Keyring.parse("gw:gateway-test-secret-0123456789")
+KEYS = Keyring.parse("gw:gateway-test-secret-0123456789abcdef")
 
 
 def _alert(driver: str, event: str) -> Alert:

@@ -20,7 +20,7 @@ from stream.gateway.tokens import Keyring
 from stream.local.services import free_port
 from stream.runtime.stamped import encode_stamped
 
-KEYS = Keyring.parse("gw:gateway-records-secret-0123456789")
+KEYS = Keyring.parse("gw:gateway-records-secret-0123456789abcdef")
 
 
 def _sample(name: str, **labels: str) -> float:

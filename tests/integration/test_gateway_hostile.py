@@ -27,12 +27,12 @@ from stream.runtime.retry import redis_client as make_redis_client
 from stream.worker.outbox import RedisOutbox, driver_stream_key
 from tests.support.drivers import DriverClient, alert_for, until
 
-KEYS = Keyring.parse("gw:gateway-hostile-secret-0123456789")
+KEYS = Keyring.parse("gw:gateway-hostile-secret-0123456789abcdef")
 GOOD = KEYS.issue("ann", time.time(), 600)
 HOSTILE_TOKENS = [
     ("non-ASCII signature", GOOD[:-2] + "%C3%A9"),
     ("Arabic-Indic signature", GOOD[:-1] + "%D9%A1"),
-    ("non-ASCII subject", "v1.%C3%A9t%C3%A9." + GOOD.split(".", 2)[2]),
+    ("non-ASCII claims", GOOD.split(".", 1)[0] + ".%C3%A9t%C3%A9." + GOOD.rsplit(".", 1)[1]),
     ("bytes that are not UTF-8", GOOD[:-1] + "%FF"),
     ("oversized", GOOD + "A" * 3000),
 ]

@@ -20,7 +20,7 @@ from stream.local.services import free_port
 from stream.worker.outbox import RedisOutbox
 from tests.support.drivers import DriverClient, alert_for, until
 
-KEYS = Keyring.parse("gw:gateway-limits-secret-0123456789")
+KEYS = Keyring.parse("gw:gateway-limits-secret-0123456789abcdef")
 Start = Callable[..., Awaitable[int]]
 
 
