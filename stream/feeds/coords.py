@@ -117,7 +117,7 @@ def _plain_lines(lines: list[Any], minimum: int, box: _Box) -> list[list[list[fl
                 if type(lon) not in _NUMBERS or type(lat) not in _NUMBERS:
                     return None
                 floats = False
-            if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):  # also false for NaN
+            if lon != lon or lat != lat:  # NaN; the range is checked on the box, once
                 return None
             if lon < west:
                 west = lon
@@ -134,6 +134,8 @@ def _plain_lines(lines: list[Any], minimum: int, box: _Box) -> list[list[list[fl
             checked.append(list(value))
         else:  # [lon, lat] copies: the caller's positions are left as they are
             checked.append(list(map(_XY, value)))
+    if not (-180.0 <= west and east <= 180.0 and -90.0 <= south and north <= 90.0):  # noqa: PLR2004
+        return None  # a position outside WGS84 (or infinite) widened the box past it
     # (0, 0) is looked for only when the box holds it (a vertex there widens the box to it)
     if west <= 0.0 <= east and south <= 0.0 <= north and not box.null:
         box.null = any(p[0] == 0 and p[1] == 0 for line in checked for p in line)
