@@ -17,6 +17,16 @@ def pytest_configure(config: pytest.Config) -> None:
     use_kernel_cache()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """The engine's kernels compiled into the cache before any test starts a worker: on a cold
+    cache (a fresh clone) a worker compiles them for 40 s or more before it joins its group, and a
+    test's wait for the worker would count it."""
+    from stream.core.engine import warm_up  # noqa: PLC0415 - after the cache is chosen
+
+    warm_up()
+
+
 @pytest.fixture(scope="session")
 def embedded_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
     """The embedded broker (Tansu) and Redis on free ports, for the whole session."""
