@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from schemas import Event, Route, Vehicle
 from stream.ingest.producer import Publisher
 from stream.local.services import EmbeddedServices
-from stream.runtime.redis_keys import driver_stream_key
+from stream.runtime.redis_keys import driver_stream_key, partitions_key
 from tests.support.facts import index_holds, taken
 from tests.support.geometry import line, lonlat, point
 from tests.support.kafka import read_topic
@@ -71,6 +71,8 @@ async def test_both_join_directions(deployment: Deployment, redis_client: aiored
         await _wait_stream(redis_client, prefix, "db", [("it:on-b", "raised")])
     # rb's batch stored every alert it made in one call: nothing more for da came with it
     assert await _stream(redis_client, prefix, "da") == [("it:on-a", "raised")]
+    # the worker noted how many route partitions there are, for the dispatch map
+    assert await redis_client.get(partitions_key(prefix)) == str(deployment.settings.partitions).encode()
 
 
 async def test_cancel_clears_and_replays_do_not_duplicate(

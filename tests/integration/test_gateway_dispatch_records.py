@@ -113,3 +113,41 @@ async def test_snapshot_skips_bad_records_and_serves_the_rest(
 def _plain(event: Event) -> dict[str, Any]:
     stored: dict[str, Any] = orjson.loads(encode_stamped(StampedEvent(1, event)))["event"]
     return stored
+
+
+async def _vehicles(redis_client: aioredis.Redis, prefix: str, configured: int) -> dict[str, Any]:
+    token = KEYS.issue_dispatcher("ops", time.time(), 600)
+    port = free_port()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    options = GatewayOptions(partitions=configured)
+    task = asyncio.create_task(
+        run_gateway(redis_client, prefix, KEYS, "127.0.0.1", port, stop, ready, options)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        url = f"http://127.0.0.1:{port}/dispatch/positions"
+        status, body = await asyncio.to_thread(_get, url, {"Authorization": f"Bearer {token}"})
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert status == 200, body
+    vehicles: dict[str, Any] = orjson.loads(body)["vehicles"]
+    return vehicles
+
+
+async def test_the_map_reads_as_many_partitions_as_the_workers_noted(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """The workers note the routes' partition count in Redis: a gateway configured with fewer
+    still finds every route; a noted count that is not a sane number is not believed."""
+    for partition in range(6):
+        await redis_client.hset(
+            f"{prefix}:state:positions:{partition}",
+            f"r{partition}",
+            orjson.dumps({"route_id": f"r{partition}", "position": [2.3, 48.8], "at": "now"}),
+        )
+    await redis_client.set(f"{prefix}:state:partitions", 6)
+    assert sorted(await _vehicles(redis_client, prefix, configured=2)) == [f"r{p}" for p in range(6)]
+    for hostile in (b"junk", b"-3", b"0", b"99999999"):
+        await redis_client.set(f"{prefix}:state:partitions", hostile)
+        assert sorted(await _vehicles(redis_client, prefix, configured=2)) == ["r0", "r1"], hostile
