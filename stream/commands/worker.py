@@ -15,15 +15,20 @@ def worker(loglevel: str) -> None:
 
     from agents import install_all  # noqa: PLC0415
     from stream.core.engine import warm_up  # noqa: PLC0415
+    from stream.core.port.infrastructure import InfrastructureError  # noqa: PLC0415
     from stream.runtime import metrics  # noqa: PLC0415
     from stream.runtime.settings import Settings  # noqa: PLC0415
     from stream.worker.app import build  # noqa: PLC0415
 
     try:
         built = build(Settings.from_env())
-        install_all(built)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        install_all(built)
+    except InfrastructureError as exc:
+        where = built.settings.port_infrastructure or "the bundled port infrastructure"
+        raise click.ClickException(f"CORRIDOR_PORT_INFRASTRUCTURE={where}: {exc}") from exc
     warm_up()  # compiled kernels ready before the first batch is taken
     metrics.serve(built.settings.metrics_port, built.health.report)
     faust.Worker(built.app, loglevel=loglevel).execute_from_commandline()
